@@ -1,0 +1,71 @@
+"""Callbridge's settings: `CALLBRIDGE_*` environment variables and a `.env` file.
+
+Every default points at the embedded local stack that `make demo` starts, so the same
+code runs against a real org by configuration alone.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+UnknownCallerPolicy = Literal["skip", "create_contact", "unknown_account"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLBRIDGE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    var_dir: Path = Path("var")
+    log_level: str = "INFO"
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "callbridge"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+
+    # Salesforce (the emulator serves TLS from a local CA kept under var/)
+    salesforce_instance_url: str = "https://127.0.0.1:8443"
+    salesforce_login_url: str = "https://127.0.0.1:8443"
+    salesforce_api_version: str = "62.0"
+    salesforce_client_id: str = "callbridge-demo"
+    salesforce_client_secret: SecretStr = SecretStr("callbridge-demo-secret")
+    salesforce_ca_file: Path | None = Path("var/salesforce/ca.pem")
+    salesforce_timeout_seconds: float = 10.0
+
+    # Genesys Cloud
+    genesys_api_url: str = "http://127.0.0.1:8081"
+    genesys_login_url: str = "http://127.0.0.1:8081"
+    genesys_client_id: str = "callbridge-demo"
+    genesys_client_secret: SecretStr = SecretStr("callbridge-demo-secret")
+
+    # Webhook starter
+    starter_host: str = "127.0.0.1"
+    starter_port: int = 8000
+    webhook_secret: SecretStr = SecretStr("callbridge-demo-webhook-secret")
+    webhook_max_skew_seconds: int = 300
+    webhook_max_body_bytes: int = 64 * 1024
+
+    # Call logging
+    default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+    unknown_caller_policy: UnknownCallerPolicy = "skip"
+    unknown_caller_account_name: str = "Unknown callers"
+    recording_budget_seconds: float = 3.0
+
+    # Callbridge's own state store
+    database_url: str = "sqlite:///var/callbridge.db"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{self.starter_host}:{self.starter_port}/webhooks/genesys/conversation-ended"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
