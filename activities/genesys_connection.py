@@ -1,0 +1,49 @@
+"""A Genesys Cloud Platform API v2 client: OAuth client credentials over httpx."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from callbridge.settings import Settings
+
+
+class GenesysConnection:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._http = httpx.AsyncClient(base_url=settings.genesys_api_url.rstrip("/"), timeout=10.0)
+        self._token: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def _fetch_token(self) -> str:
+        s = self._settings
+        resp = await self._http.post(
+            f"{s.genesys_login_url.rstrip('/')}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(s.genesys_client_id, s.genesys_client_secret.get_secret_value()),
+        )
+        resp.raise_for_status()
+        return resp.json()["access_token"]
+
+    async def _bearer(self, stale: str | None = None) -> str:
+        async with self._lock:
+            if self._token is None or self._token == stale:
+                self._token = await self._fetch_token()
+            return self._token
+
+    async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:
+        """GET with a bearer token; a 401 means the token expired: fetch one and retry once."""
+        token = await self._bearer()
+        kwargs: dict[str, Any] = {"params": params or None}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        resp = await self._http.get(path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        if resp.status_code == 401:
+            token = await self._bearer(stale=token)
+            resp = await self._http.get(path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        return resp
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

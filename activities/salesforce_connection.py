@@ -1,0 +1,85 @@
+"""A Salesforce REST session for activities: OAuth client credentials + simple-salesforce.
+
+simple-salesforce builds its own login URLs on *.salesforce.com, so Callbridge fetches the
+token itself (from `salesforce_login_url`, which may be a My Domain or the emulator) and
+hands simple-salesforce the session id; an expired session is refreshed once and retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceExpiredSession
+
+from callbridge.settings import Settings
+
+T = TypeVar("T")
+
+
+class SalesforceAuthError(RuntimeError):
+    """The token endpoint refused our credentials: retrying won't help until config changes."""
+
+
+class SalesforceConnection:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        if settings.salesforce_ca_file:
+            self._session.verify = str(settings.salesforce_ca_file)
+        # A pool as large as the activity thread pool: activities share the session.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        self._session.mount("https://", adapter)
+        self._client: Salesforce | None = None
+        self.requests_made = 0
+
+    @property
+    def api_version(self) -> str:
+        return self._settings.salesforce_api_version
+
+    def _login(self) -> Salesforce:
+        s = self._settings
+        resp = self._session.post(
+            f"{s.salesforce_login_url.rstrip('/')}/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": s.salesforce_client_id,
+                "client_secret": s.salesforce_client_secret.get_secret_value(),
+            },
+            timeout=s.salesforce_timeout_seconds,
+        )
+        if resp.status_code in (400, 401):
+            # The body names the reason (invalid_client, ...) and holds no secret.
+            raise SalesforceAuthError(f"Salesforce token request refused: {resp.text[:300]}")
+        resp.raise_for_status()
+        body = resp.json()
+        return Salesforce(
+            instance_url=body.get("instance_url") or s.salesforce_instance_url,
+            session_id=body["access_token"],
+            session=self._session,
+            version=s.salesforce_api_version,
+        )
+
+    def client(self, stale: Salesforce | None = None) -> Salesforce:
+        with self._lock:
+            if self._client is None or self._client is stale:
+                self._client = self._login()
+            return self._client
+
+    def call(self, fn: Callable[[Salesforce], T]) -> T:
+        """Run fn with a live session; on INVALID_SESSION_ID log in again and retry once."""
+        sf = self.client()
+        try:
+            return fn(sf)
+        except SalesforceExpiredSession:
+            return fn(self.client(stale=sf))
+
+    def restful(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        timeout = self._settings.salesforce_timeout_seconds
+        return self.call(lambda sf: sf.restful(path, method=method, timeout=timeout, **kwargs))
+
+    def query(self, soql: str) -> dict[str, Any]:
+        return self.restful("query", params={"q": soql})

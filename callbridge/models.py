@@ -1,0 +1,132 @@
+"""The messages Callbridge passes around: webhook payloads, workflow inputs and results.
+
+Pydantic models, serialised by Temporal's pydantic data converter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from callbridge.settings import UnknownCallerPolicy
+
+# Conversation ids become workflow ids: a safe, PII-free alphabet only.
+ConversationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+SalesforceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")]
+ShortText = Annotated[str, Field(max_length=255)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class CallEndedEvent(_Wire):
+    """Genesys's conversation-ended webhook payload (the seed's shape)."""
+
+    conversation_id: ConversationId
+    participant_id: ShortText | None = None
+    conversation_type: ShortText
+    caller_id: Annotated[str, Field(max_length=64)]
+    callee_id: Annotated[str, Field(max_length=64)] | None = None
+    direction: Literal["INBOUND", "OUTBOUND"]
+    start_time: AwareDatetime
+    end_time: AwareDatetime
+    duration_seconds: Annotated[StrictInt, Field(ge=0, le=7 * 24 * 3600)]
+    recording_id: ShortText | None = None
+    agent_id: ShortText | None = None
+    agent_name: ShortText | None = None
+    queue_id: ShortText | None = None
+    queue_name: ShortText | None = None
+    interaction_id: ShortText | None = None
+    attributes: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=100
+    )
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _upper_direction(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> "CallEndedEvent":
+        if self.end_time < self.start_time:
+            raise ValueError("endTime is before startTime")
+        return self
+
+    @property
+    def customer_number(self) -> str | None:
+        """The customer's side of the call: the caller inbound, the callee outbound."""
+        return self.caller_id if self.direction == "INBOUND" else self.callee_id
+
+
+class CallLoggingInput(BaseModel):
+    """Everything the workflow needs, settings included, so a replay never reads config."""
+
+    event: CallEndedEvent
+    unknown_caller_policy: UnknownCallerPolicy = "skip"
+    default_region: str = "US"
+    unknown_caller_account_name: str = "Unknown callers"
+    recording_budget_seconds: float = 3.0
+
+
+class ContactMatch(BaseModel):
+    """A Salesforce contact that matched a caller, with what ranking needs."""
+
+    id: SalesforceId
+    name: str
+    account_id: str | None = None
+    account_name: str | None = None
+    last_call_date: datetime | None = None
+    last_modified_date: datetime | None = None
+    matched_field: str | None = None  # Phone, MobilePhone, HomePhone, OtherPhone, or None by id
+
+
+class PhoneLookup(BaseModel):
+    e164: str
+    default_region: str
+
+
+CallOutcome = Literal[
+    "logged",                      # Task on the matched contact
+    "logged_new_contact",          # unknown caller, contact created (policy create_contact)
+    "logged_unknown_account",      # unknown caller, Task on the "Unknown callers" account
+    "skipped_unknown_caller",      # unknown caller, nothing written (policy skip)
+]
+
+
+class LogCallRequest(BaseModel):
+    """One composite request: upsert the Task by conversation id, update the contact."""
+
+    conversation_id: ConversationId
+    task: dict[str, object]
+    contact_id: str | None = None
+    contact_update: dict[str, object] | None = None
+    new_contact: dict[str, object] | None = None  # create this contact and log on it
+
+
+class LogCallResult(BaseModel):
+    task_id: str
+    task_created: bool
+    contact_id: str | None = None
+    contact_updated: bool = False
+    contact_update_error: str | None = None
+
+
+class CallLoggingResult(BaseModel):
+    outcome: CallOutcome
+    conversation_id: str
+    task_id: str | None = None
+    contact_id: str | None = None
+    account_id: str | None = None
+    other_contact_ids: list[str] = Field(default_factory=list)
+    recording_link: str | None = None
+    contact_update_error: str | None = None
+
+
+class RecordingRequest(BaseModel):
+    conversation_id: ConversationId
+    recording_id: ShortText
+    timeout_seconds: float = 3.0

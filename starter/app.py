@@ -1,0 +1,40 @@
+"""The starter: Genesys's webhook target (and later the screen-pop lookup and admin API)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from callbridge.settings import Settings, get_settings
+from starter.temporal_link import TemporalLink
+from starter.webhooks import build_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    temporal = TemporalLink(settings)
+    app = FastAPI(title="Callbridge starter", version="0.1.0")
+    app.state.temporal = temporal
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(build_router(settings, temporal))
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    from callbridge.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.starter_host, port=settings.starter_port,
+        log_config=None, access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

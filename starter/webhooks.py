@@ -1,0 +1,156 @@
+"""POST /webhooks/genesys/conversation-ended: verify, validate, start CallLoggingWorkflow.
+
+Nothing is started unless the signature, the timestamp and every field check out; the
+signature is checked over the raw bytes before any parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from callbridge import signature
+from callbridge.models import CallEndedEvent, CallLoggingInput
+from callbridge.settings import Settings
+from starter.temporal_link import TemporalLink, TemporalUnavailable
+from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflow_id
+
+log = structlog.get_logger("callbridge.webhooks")
+
+_UNAVAILABLE_CODES = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
+
+
+class PayloadError(ValueError):
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        super().__init__("invalid payload")
+        self.fields = fields
+
+
+def _refuse(status: int, error: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, **extra}, status_code=status)
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise PayloadError([{"field": key, "message": "duplicate key"}])
+        seen[key] = value
+    return seen
+
+
+def parse_event(body: bytes, now: datetime, max_skew: timedelta) -> CallEndedEvent:
+    try:
+        data = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+    except PayloadError:
+        raise
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+        raise PayloadError([{"field": "body", "message": f"malformed JSON: {type(exc).__name__}"}]) from None
+    if not isinstance(data, dict):
+        raise PayloadError([{"field": "body", "message": "expected a JSON object"}])
+    try:
+        event = CallEndedEvent.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError([
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]) from None
+    if event.end_time > now + max_skew:
+        raise PayloadError([{"field": "endTime", "message": "is in the future"}])
+    return event
+
+
+def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
+    router = APIRouter()
+    secret = settings.webhook_secret.get_secret_value()
+
+    @router.post("/webhooks/genesys/conversation-ended", status_code=202)
+    async def conversation_ended(request: Request) -> JSONResponse:
+        body = await read_limited(request, settings.webhook_max_body_bytes)
+        if body is None:
+            log.info("webhook refused", reason="too_large")
+            return _refuse(413, "payload too large", limit=settings.webhook_max_body_bytes)
+        try:
+            signature.verify(
+                secret,
+                request.headers.get(signature.SIGNATURE_HEADER),
+                request.headers.get(signature.TIMESTAMP_HEADER),
+                body,
+                now=time.time(),
+                max_skew_seconds=settings.webhook_max_skew_seconds,
+            )
+        except signature.SignatureError as exc:
+            log.info("webhook refused", reason=str(exc))
+            return _refuse(401, "unauthorized", reason=str(exc))
+        try:
+            event = parse_event(
+                body, datetime.now(timezone.utc), timedelta(seconds=settings.webhook_max_skew_seconds)
+            )
+        except PayloadError as exc:
+            log.info("webhook refused", reason="invalid_payload", fields=[f["field"] for f in exc.fields])
+            return _refuse(422, "invalid payload", fields=exc.fields)
+
+        wid = workflow_id(event.conversation_id)
+        inp = CallLoggingInput(
+            event=event,
+            unknown_caller_policy=settings.unknown_caller_policy,
+            default_region=settings.default_region,
+            unknown_caller_account_name=settings.unknown_caller_account_name,
+            recording_budget_seconds=settings.recording_budget_seconds,
+        )
+        try:
+            client = await temporal.client()
+            await client.start_workflow(
+                CallLoggingWorkflow.run,
+                inp,
+                id=wid,
+                task_queue=settings.temporal_task_queue,
+                # A logged call is never logged again; a failed one may be retried by redelivery.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            log.info("webhook redelivered", workflow_id=wid)
+            return JSONResponse({"workflowId": wid, "duplicate": True}, status_code=200)
+        except TemporalUnavailable:
+            return _unavailable(wid)
+        except RPCError as exc:
+            if exc.status in _UNAVAILABLE_CODES:
+                return _unavailable(wid)
+            raise
+        log.info("call logging started", workflow_id=wid)
+        return JSONResponse({"workflowId": wid}, status_code=202)
+
+    return router
+
+
+def _unavailable(wid: str) -> JSONResponse:
+    # Genesys retries non-2xx deliveries: better refused now than accepted and dropped.
+    log.warning("temporal unavailable", workflow_id=wid)
+    return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})

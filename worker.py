@@ -1,0 +1,58 @@
+"""The Callbridge worker: every workflow and activity on one task queue.
+
+Blocking simple-salesforce calls run as sync activities in a thread pool, so they never
+block the event loop. SIGTERM/SIGINT drain: in-flight activities finish, then it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import structlog
+from temporalio.worker import Worker
+
+from activities import build_activities
+from callbridge.logs import configure_logging
+from callbridge.settings import Settings, get_settings
+from callbridge.temporal import connect
+from workflows import WORKFLOWS
+
+log = structlog.get_logger("callbridge.worker")
+MAX_CONCURRENT_ACTIVITIES = 64
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await connect(settings)
+    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
+        worker = Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            activities=build_activities(settings),
+            activity_executor=executor,
+            max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+            graceful_shutdown_timeout=timedelta(seconds=20),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker started", task_queue=settings.temporal_task_queue,
+                 workflows=[w.__name__ for w in WORKFLOWS])
+        async with worker:
+            await stop.wait()
+            log.info("worker draining")
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""CallLoggingWorkflow: one per call, id `call-log-{conversationId}`.
+
+Deterministic orchestration only; every Salesforce/Genesys call is an activity retried by
+Temporal. The Task is upserted by Genesys_Conversation_Id__c, so no retry, redelivery or
+worker crash can create a second Task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.genesys import GenesysActivities
+    from activities.salesforce import SalesforceActivities
+    from callbridge import mapping
+    from callbridge.models import (
+        CallLoggingInput,
+        CallLoggingResult,
+        ContactMatch,
+        LogCallRequest,
+        PhoneLookup,
+        RecordingRequest,
+    )
+    from callbridge.phone import to_e164
+
+CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
+CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
+OUTCOME = SearchAttributeKey.for_keyword("CallbridgeOutcome")
+
+# Salesforce outages are waited out: retry forever with capped backoff. Non-transient
+# rejections are raised as non-retryable ApplicationErrors by the activities.
+SALESFORCE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
+)
+SALESFORCE_TIMEOUT = timedelta(seconds=15)
+
+
+def workflow_id(conversation_id: str) -> str:
+    return f"call-log-{conversation_id}"
+
+
+@workflow.defn
+class CallLoggingWorkflow:
+    @workflow.run
+    async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
+        event = inp.event
+        # The recording link has its own budget and runs alongside the contact lookup.
+        recording = asyncio.ensure_future(self._recording_link(inp))
+        contacts = await self._find_contacts(inp)
+        recording_link = await recording
+
+        if contacts:
+            contact, others = contacts[0], contacts[1:]
+            request = LogCallRequest(
+                conversation_id=event.conversation_id,
+                task=mapping.task_fields(
+                    event, contact, who_id=contact.id, what_id=contact.account_id,
+                    other_contacts=others, recording_link=recording_link,
+                ),
+                contact_id=contact.id,
+                contact_update=mapping.contact_last_call_fields(event, contact),
+            )
+            logged = await self._log_call(request)
+            return self._finish(CallLoggingResult(
+                outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
+                contact_id=contact.id, account_id=contact.account_id,
+                other_contact_ids=[c.id for c in others], recording_link=recording_link,
+                contact_update_error=logged.contact_update_error,
+            ))
+        return self._finish(await self._unknown_caller(inp, recording_link))
+
+    async def _find_contacts(self, inp: CallLoggingInput) -> list[ContactMatch]:
+        contact_id = inp.event.attributes.get("contact_id")
+        if contact_id:
+            contact = await workflow.execute_activity_method(
+                SalesforceActivities.find_contact_by_id, contact_id,
+                start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+            )
+            if contact is not None:
+                return [contact]
+        e164 = to_e164(inp.event.customer_number, inp.default_region)
+        if e164 is None:
+            return []  # anonymous, withheld or unparseable: an unknown caller
+        return await workflow.execute_activity_method(
+            SalesforceActivities.find_contacts_by_phone,
+            PhoneLookup(e164=e164, default_region=inp.default_region),
+            start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+        )
+
+    async def _recording_link(self, inp: CallLoggingInput) -> str | None:
+        event = inp.event
+        if not event.recording_id:
+            return None
+        try:
+            return await workflow.execute_activity_method(
+                GenesysActivities.get_recording_link,
+                RecordingRequest(
+                    conversation_id=event.conversation_id, recording_id=event.recording_id,
+                    timeout_seconds=inp.recording_budget_seconds,
+                ),
+                # The whole budget, retries included: a slow Genesys never holds up the Task.
+                schedule_to_close_timeout=timedelta(seconds=inp.recording_budget_seconds),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3),
+            )
+        except ActivityError:
+            return None
+
+    async def _log_call(self, request: LogCallRequest):
+        return await workflow.execute_activity_method(
+            SalesforceActivities.log_call, request,
+            start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+        )
+
+    async def _unknown_caller(self, inp: CallLoggingInput, recording_link: str | None) -> CallLoggingResult:
+        event = inp.event
+        policy = inp.unknown_caller_policy
+        e164 = to_e164(event.customer_number, inp.default_region)
+        if policy == "create_contact" and e164 is not None:
+            request = LogCallRequest(
+                conversation_id=event.conversation_id,
+                task=mapping.task_fields(event, None, who_id=None, what_id=None, recording_link=recording_link),
+                new_contact=mapping.new_caller_contact(event, e164),
+            )
+            logged = await self._log_call(request)
+            return CallLoggingResult(
+                outcome="logged_new_contact", conversation_id=event.conversation_id,
+                task_id=logged.task_id, contact_id=logged.contact_id, recording_link=recording_link,
+            )
+        if policy == "unknown_account" or policy == "create_contact":
+            # create_contact without a usable number falls back to the unknown-callers account.
+            account_id = await workflow.execute_activity_method(
+                SalesforceActivities.find_unknown_callers_account, inp.unknown_caller_account_name,
+                start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+            )
+            request = LogCallRequest(
+                conversation_id=event.conversation_id,
+                task=mapping.task_fields(event, None, who_id=None, what_id=account_id, recording_link=recording_link),
+            )
+            logged = await self._log_call(request)
+            return CallLoggingResult(
+                outcome="logged_unknown_account", conversation_id=event.conversation_id,
+                task_id=logged.task_id, account_id=account_id, recording_link=recording_link,
+            )
+        return CallLoggingResult(outcome="skipped_unknown_caller", conversation_id=event.conversation_id)
+
+    def _finish(self, result: CallLoggingResult) -> CallLoggingResult:
+        updates = [OUTCOME.value_set(result.outcome)]
+        if result.contact_id:
+            updates.append(CONTACT_ID.value_set(result.contact_id))
+        workflow.upsert_search_attributes(updates)
+        return result
