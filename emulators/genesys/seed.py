@@ -56,6 +56,7 @@ def seed(store: Store) -> bool:
     division["selfUri"] = f"/api/v2/authorization/divisions/{division['id']}"
     store.put("division", division["id"], division)
     store.meta_set("home_division", division["id"])
+    store.meta_set("org_id", _uuid(rng))
 
     queues = []
     for name, site, language in QUEUES:

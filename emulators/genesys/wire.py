@@ -24,3 +24,29 @@ def parse_iso(text: str) -> datetime:
 def new_id() -> str:
     """Genesys entity ids are UUIDs."""
     return str(uuid.uuid4())
+
+
+def paged(entities: list, page_size: int, page_number: int, path: str) -> dict:
+    """A Genesys *EntityListing: entities plus pageSize/pageNumber/total/pageCount and the page URIs."""
+    from .errors import bad_request
+
+    if page_size < 1 or page_number < 1:
+        raise bad_request("pageSize and pageNumber must be positive", "invalid.value")
+    total = len(entities)
+    page_count = max(1, -(-total // page_size)) if total else 0
+    start = (page_number - 1) * page_size
+    listing: dict = {
+        "entities": entities[start:start + page_size],
+        "pageSize": page_size,
+        "pageNumber": page_number,
+        "total": total,
+        "firstUri": f"{path}?pageSize={page_size}&pageNumber=1",
+        "selfUri": f"{path}?pageSize={page_size}&pageNumber={page_number}",
+        "lastUri": f"{path}?pageSize={page_size}&pageNumber={max(page_count, 1)}",
+        "pageCount": page_count,
+    }
+    if page_number < page_count:
+        listing["nextUri"] = f"{path}?pageSize={page_size}&pageNumber={page_number + 1}"
+    if page_number > 1:
+        listing["previousUri"] = f"{path}?pageSize={page_size}&pageNumber={page_number - 1}"
+    return listing

@@ -1,0 +1,91 @@
+"""Small helpers the integration tests share: a Salesforce client, signed webhooks, events."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import requests
+from simple_salesforce import Salesforce
+
+from callbridge import signature
+
+_unique = itertools.count(1)
+
+
+def salesforce_client(sf_emulator) -> Salesforce:
+    """A plain simple-salesforce client (not Callbridge's connector) for setup and checks."""
+    session = requests.Session()
+    session.verify = str(sf_emulator.ca_file)
+    token = session.post(
+        f"{sf_emulator.instance_url}/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": sf_emulator.client_id,
+              "client_secret": sf_emulator.client_secret},
+    ).json()["access_token"]
+    return Salesforce(instance_url=sf_emulator.instance_url, session_id=token, session=session, version="62.0")
+
+
+def unique_us_number() -> tuple[str, str]:
+    """(E.164, 10 national digits) of a fresh Austin number no other test uses."""
+    rnd = random.Random(uuid.uuid4().int)
+    exchange = rnd.randint(200, 999)
+    line = rnd.randint(0, 9999)
+    digits = f"512{exchange:03d}{line:04d}"
+    return "+1" + digits, digits
+
+
+def conversation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def call_event(conversation: str, caller: str, **overrides: Any) -> dict[str, Any]:
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
+    start = end - timedelta(seconds=630)
+    event = {
+        "conversationId": conversation,
+        "participantId": "user-agent-1",
+        "conversationType": "phone",
+        "callerId": caller,
+        "calleeId": "+18005550100",
+        "direction": "INBOUND",
+        "startTime": start.isoformat().replace("+00:00", "Z"),
+        "endTime": end.isoformat().replace("+00:00", "Z"),
+        "durationSeconds": 630,
+        "recordingId": None,
+        "agentId": "user-agent-1",
+        "agentName": "Agent Smith",
+        "queueId": "queue-456",
+        "queueName": "Support Queue",
+        "interactionId": f"interaction-{next(_unique)}",
+        "attributes": {},
+    }
+    event.update(overrides)
+    return event
+
+
+def post_webhook(
+    starter_url: str, secret: str, body: bytes | dict, *, timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    ts = int(time.time()) if timestamp is None else timestamp
+    all_headers = signature.signed_headers(secret, ts, raw)
+    all_headers.update(headers or {})
+    return httpx.post(f"{starter_url}/webhooks/genesys/conversation-ended", content=raw,
+                      headers=all_headers, timeout=30)
+
+
+def tasks_for_conversation(sf: Salesforce, conversation: str) -> list[dict[str, Any]]:
+    from simple_salesforce.format import format_soql
+
+    return sf.query(format_soql(
+        "SELECT Id, WhoId, WhatId, Subject, Description, CallType, CallDurationInSeconds, CallObject, "
+        "Status, Type, TaskSubtype, ActivityDate FROM Task WHERE Genesys_Conversation_Id__c = {}",
+        conversation,
+    ))["records"]
