@@ -1,0 +1,97 @@
+"""`callbridge demo`: the whole product on the embedded default, in one terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+
+import httpx
+from rich.console import Console
+
+from callbridge.call_simulation import known_callers, mask_number, place_call, unknown_caller
+from callbridge.settings import Settings
+from callbridge.stack import LocalStack, write_env_file
+from callbridge.temporal import connect
+from workflows.call_logging import workflow_id
+
+console = Console(highlight=False)
+
+
+def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(settings)
+    try:
+        with console.status("Starting Temporal, the emulators, the worker and the starter…"):
+            stack.start_temporal()
+            stack.seed_salesforce(contacts)
+            stack.start_salesforce()
+            stack.start_genesys()
+            stack.start_worker()
+            stack.start_starter()
+        write_env_file(settings, settings.var_dir / "demo.env")
+        _print_where_to_look(settings)
+        asyncio.run(_place_calls(settings, interval, unknown_share))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("Stopping…"):
+            stack.stop()
+        console.print("Stopped. Data kept under var/; `make demo` again reuses it.")
+
+
+def _print_where_to_look(s: Settings) -> None:
+    console.print("[bold]Callbridge demo is running.[/bold] Where to look:")
+    console.print(f"  Temporal UI (each call's workflow):  {s.temporal_ui_url}/namespaces/{s.temporal_namespace}/workflows")
+    console.print(f"  Salesforce emulator, newest Tasks:   {s.salesforce_instance_url}/_emulator/  "
+                  f"(TLS from the local CA {s.salesforce_ca_file})")
+    console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
+    console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")
+    console.print(f"  Logs:                                {s.var_dir / 'logs'}/")
+    console.print("Placing a simulated call every few seconds. Ctrl-C stops everything.\n")
+
+
+async def _place_calls(settings: Settings, interval: float, unknown_share: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    client = await connect(settings)
+    callers = await asyncio.to_thread(known_callers, settings)
+    rng = random.Random()
+    pending: set[asyncio.Task] = set()
+    async with httpx.AsyncClient(timeout=30) as http:
+        while not stop.is_set():
+            caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
+            try:
+                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller)
+            except httpx.HTTPError as exc:
+                console.print(f"[red]call simulator unavailable: {exc}[/red]")
+            else:
+                task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass
+    for task in pending:
+        task.cancel()
+
+
+async def _report(settings: Settings, client, conversation: str, e164: str) -> None:
+    wid = workflow_id(conversation)
+    ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wid}"
+    console.print(f"☎  call from {mask_number(e164)} ended  → {ui}")
+    try:
+        result = await asyncio.wait_for(client.get_workflow_handle(wid).result(), timeout=120)
+    except Exception as exc:  # shown, never fatal for the demo
+        console.print(f"   [red]✗ {wid}: {type(exc).__name__}: {exc}[/red]")
+        return
+    if result.contact_id:
+        where = f"{settings.salesforce_instance_url}/lightning/r/Contact/{result.contact_id}/view"
+    elif result.account_id:
+        where = f"{settings.salesforce_instance_url}/lightning/r/Account/{result.account_id}/view"
+    else:
+        where = "(unknown caller, not logged: policy skip)"
+    console.print(f"   [green]✓ {result.outcome}[/green] Task {result.task_id or '-'} → {where}")

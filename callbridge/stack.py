@@ -1,0 +1,127 @@
+"""The local stack as processes: Temporal dev server, both emulators, worker, starter.
+
+Used by `callbridge demo` and the benchmarks, so they run exactly what the README describes.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from callbridge.processes import ManagedProcess, python_module
+from callbridge.settings import Settings
+from callbridge.temporal import SEARCH_ATTRIBUTES
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CALLBRIDGE_* variables of these settings (secrets included: for var/demo.env only)."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CALLBRIDGE_{name.upper()}"] = str(value)
+    return env
+
+
+def write_env_file(settings: Settings, path: Path) -> None:
+    lines = ["# Settings `callbridge demo` runs with; `set -a; . var/demo.env` to drive the stack by hand."]
+    lines += [f"{k}={v}" for k, v in sorted(settings_env(settings).items())]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def _port(url: str, default: int) -> int:
+    return urlparse(url).port or default
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def var(self) -> Path:
+        return self.settings.var_dir
+
+    def _log(self, name: str) -> Path:
+        (self.var / "logs").mkdir(parents=True, exist_ok=True)
+        return self.var / "logs" / f"{name}.log"
+
+    def _start(self, proc: ManagedProcess, timeout: float = 60.0) -> ManagedProcess:
+        proc.start(timeout)
+        self.processes.append(proc)
+        return proc
+
+    def start_temporal(self) -> ManagedProcess:
+        s = self.settings
+        (self.var / "temporal").mkdir(parents=True, exist_ok=True)
+        host, _, port = s.temporal_address.partition(":")
+        argv = [
+            str(VENV_BIN / "temporal"), "server", "start-dev",
+            "--ip", host, "--port", port or "7233", "--ui-port", str(_port(s.temporal_ui_url, 8233)),
+            "--db-filename", str(self.var / "temporal" / "temporal.db"),
+            "--namespace", s.temporal_namespace, "--log-level", "error",
+        ]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{name}={kind}"]
+        return self._start(ManagedProcess("temporal", argv, ready_url=s.temporal_ui_url,
+                                          log_path=self._log("temporal")))
+
+    def seed_salesforce(self, contacts: int) -> None:
+        ManagedProcess(
+            "salesforce-seed",
+            python_module("emulators.salesforce", "seed", "--data-dir", str(self.var / "salesforce"),
+                          "--contacts", str(contacts)),
+            log_path=self._log("salesforce-seed"), cwd=REPO,
+        ).start().proc.wait()
+
+    def start_salesforce(self) -> ManagedProcess:
+        s = self.settings
+        data = self.var / "salesforce"
+        return self._start(ManagedProcess(
+            "salesforce-emulator",
+            python_module("emulators.salesforce", "serve", "--host", "127.0.0.1",
+                          "--port", str(_port(s.salesforce_instance_url, 8443)), "--data-dir", str(data),
+                          "--client-id", s.salesforce_client_id,
+                          "--client-secret", s.salesforce_client_secret.get_secret_value()),
+            ready_url=f"{s.salesforce_instance_url}/services/data", ca_file=data / "ca.pem",
+            log_path=self._log("salesforce-emulator"), cwd=REPO,
+        ))
+
+    def start_genesys(self) -> ManagedProcess:
+        s = self.settings
+        return self._start(ManagedProcess(
+            "genesys-emulator",
+            python_module("emulators.genesys", "serve", "--host", "127.0.0.1",
+                          "--port", str(_port(s.genesys_api_url, 8081)), "--data-dir", str(self.var / "genesys"),
+                          "--client-id", s.genesys_client_id,
+                          "--client-secret", s.genesys_client_secret.get_secret_value(),
+                          "--webhook-url", s.webhook_url,
+                          "--webhook-secret", s.webhook_secret.get_secret_value()),
+            ready_url=f"{s.genesys_api_url}/_emulator/health", log_path=self._log("genesys-emulator"), cwd=REPO,
+        ))
+
+    def start_worker(self) -> ManagedProcess:
+        return self._start(ManagedProcess(
+            "worker", [sys.executable, str(REPO / "worker.py")], env=settings_env(self.settings),
+            log_path=self._log("worker"), cwd=REPO,
+        ))
+
+    def start_starter(self) -> ManagedProcess:
+        s = self.settings
+        return self._start(ManagedProcess(
+            "starter", python_module("starter.app"), env=settings_env(s),
+            ready_url=f"http://{s.starter_host}:{s.starter_port}/healthz", log_path=self._log("starter"), cwd=REPO,
+        ))
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()

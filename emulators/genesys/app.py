@@ -1,0 +1,169 @@
+"""The FastAPI application: routers, the request pipeline, and the /_emulator control API.
+
+Pipeline for every request: a fresh inin-correlation-id; for /api/v2 and /oauth the
+injected faults; for /api/v2 the bearer token and then the per-token budget. Errors are
+rendered as Genesys's ErrorBody on /api/v2 and /oauth-free control routes answer plain JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from . import conversations, recordings, simulator, users
+from .auth import RateLimiter, TokenService
+from .context import Context, Stats, ctx
+from .errors import CORRELATION_HEADER, GenesysError, error_response
+from .faults import Faults
+from .seed import seed
+from .settings import EmulatorSettings, RuntimeConfig
+from .store import Store
+from .wire import new_id
+
+log = logging.getLogger("emulators.genesys")
+
+
+def create_app(settings: EmulatorSettings) -> FastAPI:
+    store = Store(settings.data_dir)
+    if seed(store):
+        log.info("seeded a new org in %s", settings.data_dir)
+    context = Context(
+        settings=settings,
+        store=store,
+        runtime=RuntimeConfig(webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret),
+        tokens=TokenService(store, settings),
+        limiter=RateLimiter(settings.rate_limit),
+        faults=Faults(),
+        stats=Stats(),
+    )
+    app = FastAPI(title="Genesys Cloud emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = context
+
+    @app.middleware("http")
+    async def pipeline(request: Request, call_next):  # type: ignore[no-untyped-def]
+        cid = new_id()
+        request.state.correlation_id = cid
+        path, method = request.url.path, request.method
+        context.stats.hit(f"{method} {_route_template(app, request)}")
+        try:
+            if path.startswith(("/api/v2", "/oauth")):
+                delay, fault = context.faults.plan(method, path)
+                if delay:
+                    await asyncio.sleep(delay)
+                if fault:
+                    raise fault
+            if path.startswith("/api/v2"):
+                token = context.tokens.authenticate(request.headers.get("authorization"))
+                context.limiter.check(token)
+            response = await call_next(request)
+        except GenesysError as exc:
+            response = error_response(exc, cid)
+        response.headers[CORRELATION_HEADER] = cid
+        return response
+
+    @app.exception_handler(GenesysError)
+    async def genesys_error(request: Request, exc: GenesysError) -> Response:
+        return error_response(exc, getattr(request.state, "correlation_id", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors())
+        if request.url.path.startswith("/api/v2"):
+            return error_response(GenesysError(400, f"Invalid value for {fields}", "bad.request"),
+                                  getattr(request.state, "correlation_id", None))
+        return JSONResponse({"error": f"invalid {fields}"}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/v2"):
+            return error_response(GenesysError(exc.status_code), getattr(request.state, "correlation_id", None))
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.post("/oauth/token")
+    async def oauth_token(request: Request) -> Response:
+        return await context.tokens.token_endpoint(request)
+
+    app.include_router(users.router)
+    app.include_router(conversations.router)
+    app.include_router(recordings.router)
+    app.include_router(simulator.router)
+    _control_routes(app)
+    return app
+
+
+def _route_template(app: FastAPI, request: Request) -> str:
+    """The matched route's path template (so stats group /users/{userId}, not each id)."""
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return getattr(route, "path", request.url.path)
+    return request.url.path
+
+
+def _control_routes(app: FastAPI) -> None:
+    @app.get("/_emulator/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/_emulator/config")
+    def get_config(request: Request) -> dict[str, Any]:
+        return ctx(request).runtime.public()
+
+    @app.post("/_emulator/config")
+    async def post_config(request: Request) -> Response:
+        context = ctx(request)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            context.runtime.update(body)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(context.runtime.public())
+
+    @app.get("/_emulator/faults")
+    def get_faults(request: Request) -> dict[str, Any]:
+        return ctx(request).faults.public()
+
+    @app.post("/_emulator/faults")
+    async def post_faults(request: Request) -> Response:
+        context = ctx(request)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            context.faults.merge(body)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(context.faults.public())
+
+    @app.delete("/_emulator/faults")
+    def delete_faults(request: Request) -> dict[str, Any]:
+        ctx(request).faults.clear()
+        return ctx(request).faults.public()
+
+    @app.get("/_emulator/stats")
+    def get_stats(request: Request) -> dict[str, Any]:
+        return {"requests": ctx(request).stats.snapshot()}
+
+    @app.post("/_emulator/stats/reset")
+    def reset_stats(request: Request) -> dict[str, Any]:
+        ctx(request).stats.reset()
+        return {"requests": {}}
+
+    @app.post("/_emulator/tokens/expire")
+    def expire_tokens(request: Request) -> dict[str, Any]:
+        """Make every issued token invalid now (tests of the connector's token refresh)."""
+        return {"expired": ctx(request).tokens.expire_all()}
+
+    @app.post("/_emulator/ratelimit/reset")
+    def reset_rate_limit(request: Request) -> dict[str, Any]:
+        ctx(request).limiter.reset()
+        return {"ok": True}
