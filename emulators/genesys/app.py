@@ -65,6 +65,9 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
             response = await call_next(request)
         except GenesysError as exc:
             response = error_response(exc, cid)
+        except Exception:  # an emulator bug still answers like Genesys's 500, with a log line
+            log.exception("unhandled error on %s %s", method, path)
+            response = error_response(GenesysError(500), cid)
         response.headers[CORRELATION_HEADER] = cid
         return response
 

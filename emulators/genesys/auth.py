@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from urllib.parse import parse_qs
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -40,7 +41,8 @@ class TokenService:
         self._lock = threading.Lock()
 
     async def token_endpoint(self, request: Request) -> JSONResponse:
-        form = await request.form()
+        # Parsed by hand: form-urlencoded is all the login service takes (no multipart dependency).
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         client_id, client_secret = _basic_credentials(request.headers.get("authorization"))
         if client_id is None:
             # Genesys also accepts the credentials as form fields.
