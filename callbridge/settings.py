@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "callbridge"
     temporal_ui_url: str = "http://127.0.0.1:8233"
+    temporal_retention_days: int = 7
 
     # Salesforce (the emulator serves TLS from a local CA kept under var/)
     salesforce_instance_url: str = "https://127.0.0.1:8443"

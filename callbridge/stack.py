@@ -71,8 +71,14 @@ class LocalStack:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
-        return self._start(ManagedProcess("temporal", argv, ready_url=s.temporal_ui_url,
+        proc = self._start(ManagedProcess("temporal", argv, ready_url=s.temporal_ui_url,
                                           log_path=self._log("temporal")))
+        # Closed histories are kept this long, then deleted by Temporal (README: "Retention").
+        ManagedProcess("temporal-retention", [
+            str(VENV_BIN / "temporal"), "operator", "namespace", "update", "-n", s.temporal_namespace,
+            "--retention", f"{s.temporal_retention_days * 24}h", "--address", s.temporal_address,
+        ], log_path=self._log("temporal")).start().proc.wait()
+        return proc
 
     def seed_salesforce(self, contacts: int) -> None:
         ManagedProcess(

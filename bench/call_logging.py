@@ -1,0 +1,172 @@
+"""bench/call_logging.py: N simulated calls through the webhook at a chosen rate.
+
+Starts its own stack (Temporal dev server file-backed, both emulators, worker, starter) under
+var/bench on free ports, seeds the org, then prints: webhook ack latency p50/p99, call end ->
+Task logged p50/p99, calls/s sustained, Salesforce API requests per call, and a bare
+one-activity workflow loop on the same dev server for comparison.
+
+    .venv/bin/python bench/call_logging.py --calls 1000 --rate 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from temporalio.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bare_workflow import BareWorkflow, bare_activity  # noqa: E402
+from callbridge import signature  # noqa: E402
+from callbridge.call_simulation import known_callers  # noqa: E402
+from callbridge.processes import free_port  # noqa: E402
+from callbridge.settings import Settings  # noqa: E402
+from callbridge.stack import LocalStack  # noqa: E402
+from callbridge.temporal import connect  # noqa: E402
+from workflows.call_logging import workflow_id  # noqa: E402
+
+console = Console()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def bench_settings(var: Path) -> Settings:
+    sf_port, gc_port, t_port, ui_port, st_port = (free_port() for _ in range(5))
+    return Settings(
+        var_dir=var, temporal_address=f"127.0.0.1:{t_port}", temporal_ui_url=f"http://127.0.0.1:{ui_port}",
+        temporal_task_queue="callbridge-bench",
+        salesforce_instance_url=f"https://127.0.0.1:{sf_port}", salesforce_login_url=f"https://127.0.0.1:{sf_port}",
+        salesforce_ca_file=var / "salesforce" / "ca.pem", genesys_api_url=f"http://127.0.0.1:{gc_port}",
+        genesys_login_url=f"http://127.0.0.1:{gc_port}", starter_port=st_port, webhook_secret="bench-webhook-secret",
+        database_url=f"sqlite:///{var / 'callbridge.db'}", log_level="WARNING",
+    )
+
+
+def event(caller: str) -> dict:
+    end = datetime.now(timezone.utc) - timedelta(seconds=1)
+    return {
+        "conversationId": str(uuid.uuid4()), "participantId": "bench", "conversationType": "phone",
+        "callerId": caller, "calleeId": "+18005550100", "direction": "INBOUND",
+        "startTime": (end - timedelta(seconds=300)).isoformat(), "endTime": end.isoformat(),
+        "durationSeconds": 300, "recordingId": None, "agentId": "agent-1", "agentName": "Bench Agent",
+        "queueId": "q-1", "queueName": "Support Queue", "interactionId": str(uuid.uuid4()), "attributes": {},
+    }
+
+
+async def bare_rate(client, count: int, concurrency: int) -> float:
+    async with Worker(client, task_queue="bench-bare", workflows=[BareWorkflow], activities=[bare_activity]):
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await client.execute_workflow(BareWorkflow.run, i, id=f"bare-{uuid.uuid4()}", task_queue="bench-bare")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - start)
+
+
+async def run_calls(settings: Settings, client, callers: list[str], count: int, rate: float):
+    url = f"http://127.0.0.1:{settings.starter_port}/webhooks/genesys/conversation-ended"
+    secret = settings.webhook_secret.get_secret_value()
+    acks: list[float] = []
+    logged: list[float] = []
+    failures: list[str] = []
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+
+        async def one(i: int, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            body = json.dumps(event(rng.choice(callers))).encode()
+            sent = time.perf_counter()
+            resp = await http.post(url, content=body, headers=signature.signed_headers(secret, int(time.time()), body))
+            acks.append(time.perf_counter() - sent)
+            if resp.status_code != 202:
+                failures.append(f"{resp.status_code} {resp.text[:100]}")
+                return
+            try:
+                result = await client.get_workflow_handle(resp.json()["workflowId"]).result()
+            except Exception as exc:
+                failures.append(type(exc).__name__)
+                return
+            logged.append(time.perf_counter() - sent)
+            if result.outcome != "logged":
+                failures.append(result.outcome)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i, t0 + i / rate) for i in range(count)))
+        elapsed = time.perf_counter() - t0
+    return acks, logged, failures, elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0, help="webhooks per second offered")
+    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--keep", action="store_true", help="keep var/bench for inspection")
+    args = parser.parse_args()
+
+    var = Path("var/bench").resolve()
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    settings = bench_settings(var)
+    stack = LocalStack(settings)
+    try:
+        with console.status("Starting the stack…"):
+            stack.start_temporal()
+            stack.seed_salesforce(args.contacts)
+            stack.start_salesforce()
+            stack.start_genesys()
+            stack.start_worker()
+            stack.start_starter()
+        client = await connect(settings)
+        callers = [c.e164 for c in known_callers(settings)]
+        verify = str(settings.salesforce_ca_file)
+        stats_url = f"{settings.salesforce_instance_url}/_emulator/stats"
+        with console.status(f"Bare one-activity workflows ×{args.calls}…"):
+            bare = await bare_rate(client, args.calls, concurrency=100)
+        httpx.post(f"{stats_url}/reset", verify=verify).raise_for_status()
+        with console.status(f"{args.calls} calls at {args.rate}/s…"):
+            acks, logged, failures, elapsed = await run_calls(settings, client, callers, args.calls, args.rate)
+        sf_requests = httpx.get(stats_url, verify=verify).json()["apiRequests"]
+    finally:
+        stack.stop()
+        if not args.keep:
+            shutil.rmtree(var, ignore_errors=True)
+
+    rate = len(logged) / elapsed
+    table = Table(title=f"Call logging: {args.calls} calls offered at {args.rate:g}/s")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("webhook ack latency p50 / p99", f"{pct(acks, .5)*1000:.0f} ms / {pct(acks, .99)*1000:.0f} ms")
+    table.add_row("call end → Task logged p50 / p99", f"{pct(logged, .5)*1000:.0f} ms / {pct(logged, .99)*1000:.0f} ms")
+    table.add_row("calls/s sustained", f"{rate:.1f}")
+    table.add_row("bare one-activity workflows/s", f"{bare:.1f}")
+    table.add_row("ratio (calls/s ÷ bare)", f"{rate / bare:.2f}")
+    table.add_row("Salesforce API requests per call", f"{sf_requests / max(1, args.calls):.2f}")
+    table.add_row("failed / not logged", str(len(failures)))
+    console.print(table)
+    if failures:
+        console.print("failures (first 5):", failures[:5])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
