@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from . import conversations, recordings, simulator, users
 from .auth import RateLimiter, TokenService
@@ -51,7 +50,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         cid = new_id()
         request.state.correlation_id = cid
         path, method = request.url.path, request.method
-        context.stats.hit(f"{method} {_route_template(app, request)}")
+        context.stats.hit(f"{method} {_route_template(templates, method, path)}")
         try:
             if path.startswith(("/api/v2", "/oauth")):
                 delay, fault = context.faults.plan(method, path)
@@ -93,21 +92,21 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     async def oauth_token(request: Request) -> Response:
         return await context.tokens.token_endpoint(request)
 
-    app.include_router(users.router)
-    app.include_router(conversations.router)
-    app.include_router(recordings.router)
-    app.include_router(simulator.router)
+    routers = [users.router, conversations.router, recordings.router, simulator.router]
+    for router in routers:
+        app.include_router(router)
     _control_routes(app)
+    templates = [(r.methods, r.path_regex, r.path) for router in [*routers, app.router]
+                 for r in router.routes if hasattr(r, "path_regex") and getattr(r, "methods", None)]
     return app
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
+def _route_template(templates: list, method: str, path: str) -> str:
     """The matched route's path template (so stats group /users/{userId}, not each id)."""
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", request.url.path)
-    return request.url.path
+    for methods, regex, template in templates:
+        if method in methods and regex.match(path):
+            return template
+    return path
 
 
 def _control_routes(app: FastAPI) -> None:
