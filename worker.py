@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from callbridge.logs import configure_logging
+from callbridge.schedules import ensure_schedules
 from callbridge.settings import Settings, get_settings
 from callbridge.temporal import connect
 from workflows import WORKFLOWS
@@ -26,6 +27,7 @@ MAX_CONCURRENT_ACTIVITIES = 64
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    await ensure_schedules(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
         worker = Worker(
             client,

@@ -8,12 +8,15 @@ from callbridge.settings import Settings
 
 
 def build_activities(settings: Settings) -> list[Callable]:
+    from activities.caller_index import CallerIndexActivities
     from activities.genesys import GenesysActivities
     from activities.genesys_connection import GenesysConnection
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
 
-    salesforce = SalesforceActivities(SalesforceConnection(settings))
+    connection = SalesforceConnection(settings)
+    salesforce = SalesforceActivities(connection)
+    caller_index = CallerIndexActivities(connection, settings)
     genesys = GenesysActivities(GenesysConnection(settings))
     return [
         salesforce.find_contact_by_id,
@@ -21,4 +24,5 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.find_unknown_callers_account,
         salesforce.log_call,
         genesys.get_recording_link,
+        caller_index.refresh_caller_index,
     ]

@@ -130,3 +130,15 @@ class RecordingRequest(BaseModel):
     conversation_id: ConversationId
     recording_id: ShortText
     timeout_seconds: float = 3.0
+
+
+class IndexRefreshRequest(BaseModel):
+    full: bool = False
+    lookback_seconds: int = 120
+
+
+class IndexRefreshResult(BaseModel):
+    applied: int
+    removed: int
+    full: bool
+    watermark: str

@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
 
+    # Screen pop: the caller-ID index and the data action's lookup service
+    index_refresh_seconds: int = 60
+    index_lookback_seconds: int = 120
+    screenpop_username: str = "genesys-data-action"
+    screenpop_password: SecretStr = SecretStr("callbridge-demo-lookup")
+    screenpop_bearer_token: SecretStr | None = None
+    screenpop_live_budget_seconds: float = 1.5
+    salesforce_record_url: str = "https://127.0.0.1:8443/lightning/r/Contact/{id}/view"
+
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
+from starter import screenpop
 from starter.webhooks import build_router
 
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(build_router(settings, temporal))
+    app.include_router(screenpop.build_router(settings))
     return app
 
 

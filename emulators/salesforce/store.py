@@ -220,7 +220,7 @@ class Store:
 
     def update(self, obj: SObject, record_id: str, body: object, *,
                unmodified_since: datetime | None = None) -> str:
-        rid = normalize_id(record_id, obj, for_path=True)
+        rid = normalize_id(record_id, obj)
         values = self._coerce_body(obj, body, creating=False)
         with self.write():
             old = self.fetch_row(obj, rid)
@@ -250,7 +250,7 @@ class Store:
         return rid
 
     def delete(self, obj: SObject, record_id: str) -> str:
-        rid = normalize_id(record_id, obj, for_path=True)
+        rid = normalize_id(record_id, obj)
         with self.write():
             old = self.fetch_row(obj, rid)
             if old is None:
@@ -467,18 +467,21 @@ def _java_type(t: str) -> str:
             "datetime": "datetime"}.get(t, "String")
 
 
-def normalize_id(value: str, obj: SObject | None = None, *, for_path: bool = False) -> str:
-    """Canonical 18-char id, or the error Salesforce gives for a malformed one."""
+def normalize_id(value: str, obj: SObject, *, for_path: bool = False) -> str:
+    """Canonical 18-char id of a record of `obj`, or the error Salesforce gives otherwise.
+
+    A GET of something that is not an id of this object is read as a missing record
+    (404); a write to one is refused as MALFORMED_ID.
+    """
     try:
         out = ids.to18(value)
     except ValueError:
+        out = None
+    if out is None or out[:3] != obj.key_prefix:
         if for_path:
-            raise not_found() from None
-        raise ApiError(400, "MALFORMED_ID", f"malformed id {value}", []) from None
-    if obj is not None and out[:3] != obj.key_prefix:
-        if for_path:
-            raise not_found()
-        raise ApiError(400, "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {value}", [])
+            raise ApiError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: "
+                           f"{value}")
+        raise ApiError(400, "MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {value}", ["Id"])
     return out
 
 

@@ -1,0 +1,91 @@
+"""Caller-ID index activities: pull Salesforce contact changes into the state store.
+
+Records go straight from Salesforce to the store inside the activity, never through workflow
+history: history stays small and free of phone numbers and names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.format import format_soql
+from temporalio import activity
+
+from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_errors import from_exception
+from callbridge.caller_id import INDEX_SOQL_FIELDS
+from callbridge.models import IndexRefreshRequest, IndexRefreshResult
+from callbridge.settings import Settings
+from callbridge.store import caller_index
+from callbridge.store.db import get_engine
+
+WATERMARK = "caller_index_watermark"
+APPLY_BATCH = 2000
+
+
+class CallerIndexActivities:
+    def __init__(self, connection: SalesforceConnection, settings: Settings) -> None:
+        self._sf = connection
+        self._settings = settings
+
+    @property
+    def _engine(self):
+        return get_engine(self._settings.database_url)
+
+    def _pages(self, soql: str):
+        """Every record of a query, page by page (nextRecordsUrl), heartbeating as it goes."""
+        try:
+            page = self._sf.restful("query", params={"q": soql})
+            while True:
+                yield page["records"]
+                activity.heartbeat(len(page["records"]))
+                if page.get("done", True):
+                    return
+                next_url = page["nextRecordsUrl"].split(f"/v{self._sf.api_version}/", 1)[1]
+                page = self._sf.restful(next_url)
+        except SalesforceError as exc:
+            raise from_exception(exc, "contact read") from None
+
+    @activity.defn
+    def refresh_caller_index(self, request: IndexRefreshRequest) -> IndexRefreshResult:
+        """Apply contacts changed since the watermark (minus a lookback) and drop deleted ones.
+
+        The watermark only moves to the start of this read once everything up to it is applied,
+        so a crash re-reads rather than skips.
+        """
+        engine = self._engine
+        until = datetime.now(timezone.utc).replace(microsecond=0)
+        saved = None if request.full else caller_index.get_text(engine, WATERMARK)
+        since = datetime.fromisoformat(saved) - timedelta(seconds=request.lookback_seconds) if saved else None
+        if since is None:
+            soql = f"SELECT {INDEX_SOQL_FIELDS} FROM Contact ORDER BY Id"
+        else:
+            soql = format_soql(
+                f"SELECT {INDEX_SOQL_FIELDS} FROM Contact WHERE SystemModstamp >= {{}} ORDER BY SystemModstamp",
+                since,
+            )
+        applied = 0
+        for records in self._pages(soql):
+            applied += caller_index.apply_contacts(engine, records, self._settings.default_region)
+        removed = 0
+        if since is not None:
+            removed = self._remove_deleted(engine, since, until)
+        caller_index.set_text(engine, WATERMARK, until.isoformat())
+        return IndexRefreshResult(applied=applied, removed=removed, full=since is None, watermark=until.isoformat())
+
+    def _remove_deleted(self, engine, since: datetime, until: datetime) -> int:
+        # getDeleted wants a window of at least a minute and not older than 30 days.
+        start = min(since, until - timedelta(minutes=1))
+        try:
+            deleted = self._sf.call(lambda sf: sf.Contact.deleted(start, until))
+        except SalesforceError as exc:
+            raise from_exception(exc, "getDeleted") from None
+        ids = [d["id"] for d in deleted.get("deletedRecords", [])]
+        caller_index.remove_contacts(engine, ids)
+        return len(ids)
+
+    def index_records(self, records: list[dict[str, Any]]) -> int:
+        """For callers outside a workflow (contact sync feeds the index through this)."""
+        return caller_index.apply_contacts(self._engine, records, self._settings.default_region)

@@ -1,0 +1,97 @@
+"""The caller-ID index in the state store: apply changes, remove contacts, look up a number."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from callbridge.caller_id import account_row, index_rows, rank_index_hits
+from callbridge.store.db import accounts, caller_index, state
+
+VERSION = "caller_index_version"
+
+
+def _upsert(engine: Engine, table, rows: list[dict[str, Any]], keys: list[str]):
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    )
+
+
+def _bump_version(conn) -> None:
+    updated = conn.execute(update(state).where(state.c.name == VERSION).values(int_value=state.c.int_value + 1))
+    if updated.rowcount == 0:
+        conn.execute(insert(state).values(name=VERSION, int_value=1))
+
+
+def apply_contacts(engine: Engine, records: Iterable[dict[str, Any]], default_region: str) -> int:
+    """Replace the index rows of these contacts (a changed or removed number disappears)."""
+    records = list(records)
+    if not records:
+        return 0
+    rows = [row for r in records for row in index_rows(r, default_region)]
+    account_rows = {a["account_id"]: a for r in records if (a := account_row(r))}
+    with engine.begin() as conn:
+        conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_([r["Id"] for r in records])))
+        if rows:
+            conn.execute(insert(caller_index), rows)
+        if account_rows:
+            conn.execute(_upsert(engine, accounts, list(account_rows.values()), ["account_id"]))
+        _bump_version(conn)
+    return len(records)
+
+
+def remove_contacts(engine: Engine, contact_ids: Iterable[str]) -> int:
+    ids = list(contact_ids)
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        removed = conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_(ids))).rowcount
+        _bump_version(conn)
+    return removed
+
+
+def clear(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(caller_index))
+        conn.execute(delete(accounts))
+        _bump_version(conn)
+
+
+def lookup(engine: Engine, e164: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(caller_index).where(caller_index.c.e164 == e164)).mappings().all()
+    return rank_index_hits(dict(r) for r in rows)
+
+
+def lookup_account(engine: Engine, account_number: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    with engine.connect() as conn:
+        account = conn.execute(
+            select(accounts).where(accounts.c.account_number == account_number).limit(1)
+        ).mappings().first()
+        if account is None:
+            return None, []
+        rows = conn.execute(
+            select(caller_index).where(caller_index.c.account_id == account["account_id"])
+        ).mappings().all()
+    contacts = {r["contact_id"]: dict(r) for r in rows}
+    ranked = sorted(contacts.values(), key=lambda r: (-(r["last_activity"].timestamp()) if r["last_activity"] else 0))
+    return dict(account), ranked
+
+
+def version(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(state.c.int_value).where(state.c.name == VERSION)).scalar() or 0
+
+
+def get_text(engine: Engine, name: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(state.c.text_value).where(state.c.name == name)).scalar()
+
+
+def set_text(engine: Engine, name: str, value: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(_upsert(engine, state, [{"name": name, "text_value": value}], ["name"]))

@@ -1,0 +1,78 @@
+"""Engine and schema of Callbridge's state store (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+# One row per (contact, phone field): the caller-ID index of the screen pop.
+caller_index = Table(
+    "caller_index",
+    metadata,
+    Column("contact_id", String(18), primary_key=True),
+    Column("phone_field", String(16), primary_key=True),
+    Column("e164", String(20), nullable=False),
+    Column("first_name", String(80)),
+    Column("last_name", String(80)),
+    Column("account_id", String(18)),
+    Column("account_name", String(255)),
+    Column("tier", String(40)),
+    Column("last_activity", DateTime(timezone=True)),
+    Column("modstamp", DateTime(timezone=True)),
+    Index("ix_caller_index_e164", "e164"),
+    Index("ix_caller_index_account", "account_id"),
+)
+
+accounts = Table(
+    "account_index",
+    metadata,
+    Column("account_id", String(18), primary_key=True),
+    Column("name", String(255)),
+    Column("account_number", String(40)),
+    Column("tier", String(40)),
+    Index("ix_account_index_number", "account_number"),
+)
+
+# Named cursors and counters: index watermarks, the index version (for caches).
+state = Table(
+    "state",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("text_value", String(255)),
+    Column("int_value", BigInteger),
+)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (the lookup) never wait for the refresher
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine

@@ -1,0 +1,195 @@
+"""The screen-pop lookup service: the Genesys data action's target.
+
+Answers from the caller-ID index in milliseconds; on a miss it may ask Salesforce live
+(SOSL IN PHONE FIELDS) within a budget, and says `timeout` rather than ever holding up the
+call past the data action's 3 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from callbridge.phone import national_digits, to_e164
+from callbridge.settings import Settings
+from callbridge.store import caller_index
+from callbridge.store.db import get_engine
+from starter.auth import require_data_action_auth
+
+log = structlog.get_logger("callbridge.screenpop")
+
+
+class PhoneLookupRequest(BaseModel):
+    phoneNumber: str = Field(max_length=64)
+
+
+class AccountLookupRequest(BaseModel):
+    accountNumber: str = Field(min_length=1, max_length=40)
+
+
+class Match(BaseModel):
+    contactId: str
+    firstName: str | None = None
+    lastName: str | None = None
+    accountId: str | None = None
+    accountName: str | None = None
+    tier: str | None = None
+    phoneField: str | None = None
+    ownLine: bool = True
+    lastActivity: str | None = None
+
+
+class LookupResponse(BaseModel):
+    """The seed's output contract, every key always present (data actions map them all)."""
+
+    success: bool
+    contactId: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    accountId: str | None = None
+    accountName: str | None = None
+    tier: str | None = None
+    matchCount: int = 0
+    matches: list[Match] = []
+    reason: str | None = None
+    source: str | None = None
+
+
+def _match(row: dict[str, Any]) -> Match:
+    activity = row.get("last_activity")
+    return Match(
+        contactId=row["contact_id"], firstName=row.get("first_name"), lastName=row.get("last_name"),
+        accountId=row.get("account_id"), accountName=row.get("account_name"), tier=row.get("tier"),
+        phoneField=row.get("phone_field"), ownLine=row.get("own_line", True),
+        lastActivity=activity.isoformat() if activity else None,
+    )
+
+
+def found(matches: list[Match], source: str) -> LookupResponse:
+    best = matches[0]
+    return LookupResponse(
+        success=True, contactId=best.contactId, firstName=best.firstName, lastName=best.lastName,
+        accountId=best.accountId, accountName=best.accountName, tier=best.tier,
+        matchCount=len(matches), matches=matches, source=source,
+    )
+
+
+class LookupCache:
+    """Answers by E.164, dropped whenever the index version moves (checked at most every 250 ms)."""
+
+    def __init__(self, engine, size: int = 50_000, check_every: float = 0.25) -> None:
+        self._engine = engine
+        self._entries: OrderedDict[str, LookupResponse] = OrderedDict()
+        self._size = size
+        self._version = -1
+        self._checked = 0.0
+        self._every = check_every
+
+    def _sync(self) -> None:
+        now = time.monotonic()
+        if now - self._checked >= self._every:
+            self._checked = now
+            current = caller_index.version(self._engine)
+            if current != self._version:
+                self._entries.clear()
+                self._version = current
+
+    def get(self, key: str) -> LookupResponse | None:
+        self._sync()
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+        return hit
+
+    def put(self, key: str, value: LookupResponse) -> None:
+        self._entries[key] = value
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+class LiveSalesforce:
+    """SOSL phone search for numbers the index doesn't know yet (a contact created seconds ago)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._connection = None
+
+    def search(self, e164: str) -> list[Match]:
+        from activities.salesforce_connection import SalesforceConnection
+        from callbridge.matching import rank_contacts
+
+        if self._connection is None:
+            self._connection = SalesforceConnection(self._settings)
+        # Digits only: nothing in the search term can be a SOSL operator or an escape.
+        digits = national_digits(e164)
+        sosl = (
+            f"FIND {{{digits}}} IN PHONE FIELDS RETURNING Contact(Id, Name, FirstName, LastName, AccountId, "
+            "Account.Name, Account.BillingCountry, Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, "
+            "Custom_Tier__c, Last_Call_Date__c, LastModifiedDate)"
+        )
+        body = self._connection.restful("search", params={"q": sosl})
+        records = body.get("searchRecords", []) if isinstance(body, dict) else body or []
+        ranked = rank_contacts(records, e164, self._settings.default_region)
+        by_id = {r["Id"]: r for r in records}
+        return [
+            Match(contactId=m.id, firstName=by_id[m.id].get("FirstName"), lastName=by_id[m.id].get("LastName"),
+                  accountId=m.account_id, accountName=m.account_name, tier=by_id[m.id].get("Custom_Tier__c"),
+                  phoneField=m.matched_field, ownLine=m.matched_field != "Phone")
+            for m in ranked
+        ]
+
+
+def build_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/screenpop", tags=["screen pop"])
+    engine = get_engine(settings.database_url)
+    cache = LookupCache(engine)
+    live = LiveSalesforce(settings)
+    auth = Depends(require_data_action_auth(settings))
+
+    @router.post("/lookup", response_model=LookupResponse, dependencies=[auth])
+    async def lookup(request: PhoneLookupRequest) -> LookupResponse:
+        e164 = to_e164(request.phoneNumber, settings.default_region)
+        if e164 is None:
+            reason = "anonymous" if request.phoneNumber.strip().lower() in ("", "anonymous", "private",
+                                                                              "withheld", "restricted", "unknown") \
+                else "unparseable"
+            return LookupResponse(success=False, reason=reason)
+        cached = cache.get(e164)
+        if cached is not None:
+            return cached
+        rows = await asyncio.to_thread(caller_index.lookup, engine, e164)
+        if rows:
+            answer = found([_match(r) for r in rows], "index")
+            cache.put(e164, answer)
+            return answer
+        budget = settings.screenpop_live_budget_seconds
+        if budget <= 0:
+            return LookupResponse(success=False, reason="not_found")
+        try:
+            matches = await asyncio.wait_for(asyncio.to_thread(live.search, e164), timeout=budget)
+        except asyncio.TimeoutError:
+            return LookupResponse(success=False, reason="timeout")
+        except Exception as exc:  # Salesforce unreachable: the call goes on without attributes
+            log.warning("live lookup failed", error=type(exc).__name__)
+            return LookupResponse(success=False, reason="unavailable")
+        return found(matches, "salesforce") if matches else LookupResponse(success=False, reason="not_found")
+
+    @router.post("/lookup-by-account", response_model=LookupResponse, dependencies=[auth])
+    async def lookup_by_account(request: AccountLookupRequest) -> LookupResponse:
+        account, contacts = await asyncio.to_thread(caller_index.lookup_account, engine, request.accountNumber.strip())
+        if account is None:
+            return LookupResponse(success=False, reason="not_found")
+        if not contacts:
+            return LookupResponse(success=True, accountId=account["account_id"], accountName=account["name"],
+                                  source="index")
+        answer = found([_match(r) for r in contacts], "index")
+        answer.accountName = answer.accountName or account["name"]
+        return answer
+
+    return router
