@@ -1,0 +1,49 @@
+"""Caller-ID index rows and ranking (pure), and the store round trip on SQLite."""
+
+from __future__ import annotations
+
+from callbridge.caller_id import index_rows, rank_index_hits
+from callbridge.store import caller_index
+from callbridge.store.db import get_engine
+
+
+def contact(id_, **fields):
+    return {"Id": id_, "FirstName": "Ana", "LastName": id_, "AccountId": "001000000000001AAA",
+            "Account": {"Name": "Acme", "AccountNumber": "ACME-1", "BillingCountry": "Brazil"},
+            "Custom_Tier__c": "Premium", "SystemModstamp": "2026-03-14T10:00:00.000+0000", **fields}
+
+
+def test_rows_use_the_accounts_country_when_the_contact_has_none():
+    rows = index_rows(contact("003A", MobilePhone="(11) 91234-5678", Phone=None), "US")
+    assert [(r["phone_field"], r["e164"]) for r in rows] == [("MobilePhone", "+5511912345678")]
+
+
+def test_contacts_without_a_usable_number_have_no_rows():
+    assert index_rows(contact("003A", Phone="n/a"), "US") == []
+
+
+def test_shared_switchboard_ranks_below_an_own_line():
+    rows = (
+        index_rows(contact("003A", Phone="+55 11 3333-4444", Last_Call_Date__c="2026-03-10T00:00:00.000+0000"), "US")
+        + index_rows(contact("003B", Phone="+55 11 3333-4444", Last_Call_Date__c="2026-03-12T00:00:00.000+0000"), "US")
+        + index_rows(contact("003C", MobilePhone="+55 11 3333-4444"), "US")
+    )
+    ranked = rank_index_hits(rows)
+    assert [r["contact_id"] for r in ranked] == ["003C", "003B", "003A"]
+    assert [r["own_line"] for r in ranked] == [True, False, False]
+
+
+def test_store_apply_replace_remove_and_version(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    v0 = caller_index.version(engine)
+    caller_index.apply_contacts(engine, [contact("003000000000001AAA", Phone="512-555-0101", MailingCountry="USA")], "US")
+    assert [r["contact_id"] for r in caller_index.lookup(engine, "+15125550101")] == ["003000000000001AAA"]
+    # The number changed in Salesforce: the old one no longer finds the contact.
+    caller_index.apply_contacts(engine, [contact("003000000000001AAA", Phone="512-555-0202", MailingCountry="USA")], "US")
+    assert caller_index.lookup(engine, "+15125550101") == []
+    assert len(caller_index.lookup(engine, "+15125550202")) == 1
+    account, contacts = caller_index.lookup_account(engine, "ACME-1")
+    assert account["name"] == "Acme" and [c["contact_id"] for c in contacts] == ["003000000000001AAA"]
+    caller_index.remove_contacts(engine, ["003000000000001AAA"])
+    assert caller_index.lookup(engine, "+15125550202") == []
+    assert caller_index.version(engine) == v0 + 3
