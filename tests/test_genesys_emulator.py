@@ -583,3 +583,112 @@ def test_seed_is_deterministic(small, http):
     theirs = httpx.get(f"{small['url']}/api/v2/users", params={"pageSize": 100}, headers=headers).json()
     ours = http.get("/api/v2/users", params={"pageSize": 100}).json()
     assert [u["id"] for u in theirs["entities"]] == [u["id"] for u in ours["entities"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# External contacts and organizations
+
+
+def test_external_contact_crud_through_the_sdk(api_client, http):
+    api = gc.ExternalContactsApi(api_client)
+    org = sdk_models.ExternalOrganization()
+    org.name = "Acme Brasil Ltda"
+    org.industry = "Manufacturing"
+    org = api.post_externalcontacts_organizations(org)
+    assert org.id and org.create_date
+    body = sdk_models.ExternalContact()
+    body.first_name, body.last_name = "Joana", "Araújo"
+    body.work_email = "joana.araujo@acme.example"
+    phone = sdk_models.PhoneNumber()
+    phone.display, phone.country_code = "(11) 98765-4321", "BR"
+    body.cell_phone = phone
+    ref = sdk_models.ExternalOrganization()
+    ref.id = org.id
+    body.external_organization = ref
+    created = api.post_externalcontacts_contacts(body)
+    assert created.id and created.create_date and created.modify_date
+    assert created.cell_phone.e164 == "+5511987654321" and created.cell_phone.display == "(11) 98765-4321"
+    assert created.external_organization.id == org.id
+    raw = http.get(f"/api/v2/externalcontacts/contacts/{created.id}").json()
+    assert_model(raw, "ExternalContact")
+    assert_model(http.get(f"/api/v2/externalcontacts/organizations/{org.id}").json(), "ExternalOrganization")
+
+    created.title = "Buyer"
+    updated = api.put_externalcontacts_contact(created.id, created)
+    assert updated.title == "Buyer" and updated.create_date == created.create_date
+    assert updated.modify_date >= created.modify_date
+
+    change = sdk_models.ContactsPatchChange()
+    change.field, change.value, change.action = "middleName", "Maria", "UpdateIfEmpty"
+    patch = sdk_models.ExternalContactsPatchRequest()
+    patch.changes = [change]
+    patched = api.patch_externalcontacts_contact(created.id, patch)
+    assert patched.middle_name == "Maria" and patched.title == "Buyer"
+
+    found = api.get_externalcontacts_reversewhitepageslookup("+5511987654321")
+    assert [c.id for c in found.contacts] == [created.id]
+    by_mail = http.get("/api/v2/externalcontacts/reversewhitepageslookup",
+                       params={"lookupVal": "JOANA.araujo@acme.example"}).json()
+    assert_model(by_mail, "ReverseWhitepagesLookupResult")
+    assert [c["id"] for c in by_mail["contacts"]] == [created.id]
+
+    api.delete_externalcontacts_contact(created.id)
+    assert_error_body(http.get(f"/api/v2/externalcontacts/contacts/{created.id}"), 404, "not.found")
+    refused = http.post("/api/v2/externalcontacts/contacts", json={"firstName": "X", "favouriteColour": "red"})
+    assert_error_body(refused, 400, "invalid.property")
+
+
+def test_external_contact_search_scan_and_bulk(api_client, http):
+    api = gc.ExternalContactsApi(api_client)
+    tag = f"Zed{int(time.time() * 1000) % 10_000_000}"
+    entities = [{"firstName": f"{tag}{i:02d}", "lastName": "Bulk",
+                 "workPhone": {"display": f"512-555-{i:04d}"}} for i in range(25)]
+    entities.append({"firstName": "", "lastName": ""})  # invalid: no name
+    added = http.post("/api/v2/externalcontacts/bulk/contacts/add", json={"entities": entities})
+    assert added.status_code == 200
+    assert_model(added.json(), "BulkContactsResponse")
+    assert added.json()["errorCount"] == 1 and added.json()["errorIndexes"] == [25]
+    ids = [r["id"] for r in added.json()["results"] if r["success"]]
+    assert len(ids) == 25
+
+    page = api.get_externalcontacts_contacts(q=tag, page_size=10, page_number=3, sort_order="firstName:asc")
+    assert page.total == 25 and page.page_count == 3 and [c.first_name for c in page.entities][0] == f"{tag}20"
+    assert_model(http.get("/api/v2/externalcontacts/contacts", params={"q": tag}).json(), "ContactListing")
+    over = http.get("/api/v2/externalcontacts/contacts", params={"q": tag, "pageSize": 100, "pageNumber": 11})
+    assert_error_body(over, 400, "invalid.value")  # beyond the first 1,000 results
+
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+        listing = http.get("/api/v2/externalcontacts/scan/contacts", params=params).json()
+        assert_model(listing, "CursorContactListing")
+        seen += [c["id"] for c in listing["entities"]]
+        cursor = (listing.get("cursors") or {}).get("after")
+        if not cursor:
+            break
+    assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+    assert_error_body(http.get("/api/v2/externalcontacts/scan/contacts", params={"limit": 5}), 400, "invalid.value")
+
+    fetched = http.post("/api/v2/externalcontacts/bulk/contacts", json={"entities": [{"id": ids[0]}, {"id": "nope"}]})
+    assert_model(fetched.json(), "BulkFetchContactsResponse")
+    assert fetched.json()["errorIndexes"] == [1] and fetched.json()["results"][1]["status"] == 404
+    update = [{**http.get(f"/api/v2/externalcontacts/contacts/{ids[0]}").json(), "title": "Updated"}]
+    updated = http.post("/api/v2/externalcontacts/bulk/contacts/update", json={"entities": update}).json()
+    assert updated["errorCount"] == 0 and updated["results"][0]["entity"]["title"] == "Updated"
+    removed = http.post("/api/v2/externalcontacts/bulk/contacts/remove",
+                        json={"entities": [{"id": i} for i in ids]})
+    assert_model(removed.json(), "BulkDeleteResponse")
+    assert removed.json()["errorCount"] == 0
+    assert api.get_externalcontacts_contacts(q=tag).total == 0
+
+
+def test_external_organizations_search_and_scan(api_client, http):
+    api = gc.ExternalContactsApi(api_client)
+    added = http.post("/api/v2/externalcontacts/bulk/organizations/add",
+                      json={"entities": [{"name": "Maple Widgets Toronto"}, {"industry": "no name"}]}).json()
+    assert_model(added, "BulkOrganizationsResponse")
+    assert added["errorIndexes"] == [1]
+    listing = api.get_externalcontacts_organizations(q="maple widgets")
+    assert [o.name for o in listing.entities] == ["Maple Widgets Toronto"]
+    assert_model(http.get("/api/v2/externalcontacts/scan/organizations", params={"limit": 10}).json(),
+                 "CursorOrganizationListing")
