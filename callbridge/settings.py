@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "callbridge"
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_retention_days: int = 7
+    # AES-GCM keys for Temporal payloads, "key_id:base64(32 bytes)", newest first. The demo key
+    # is public: set your own (`callbridge keys new`) anywhere real data flows.
+    payload_keys: SecretStr = SecretStr("demo-1:Y2FsbGJyaWRnZS1kZW1vLWtleS1ub3Qtc2VjcmV0ISE=")
+    codec_token: SecretStr = SecretStr("callbridge-demo-codec")
 
     # Salesforce (the emulator serves TLS from a local CA kept under var/)
     salesforce_instance_url: str = "https://127.0.0.1:8443"

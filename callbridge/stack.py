@@ -68,6 +68,8 @@ class LocalStack:
             "--ip", host, "--port", port or "7233", "--ui-port", str(_port(s.temporal_ui_url, 8233)),
             "--db-filename", str(self.var / "temporal" / "temporal.db"),
             "--namespace", s.temporal_namespace, "--log-level", "error",
+            # The UI decrypts payloads through the starter's codec endpoint.
+            "--ui-codec-endpoint", f"http://{s.starter_host}:{s.starter_port}/codec",
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
-from starter import screenpop
+from starter import codec, screenpop
 from starter.webhooks import build_router
 
 
@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(build_router(settings, temporal))
     app.include_router(screenpop.build_router(settings))
+    app.include_router(codec.build_router(settings))
     return app
 
 

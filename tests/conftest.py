@@ -90,10 +90,14 @@ import sys  # noqa: E402
 import uuid  # noqa: E402
 
 import pytest_asyncio  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from callbridge.temporal import search_attribute_keys  # noqa: E402
+from callbridge.codec import new_key_spec  # noqa: E402
+from callbridge.settings import Settings  # noqa: E402
+from callbridge.temporal import data_converter, search_attribute_keys  # noqa: E402
+
+# Two keys: the current one encrypts, the older one still decrypts (rotation).
+PAYLOAD_KEYS = f"{new_key_spec('test-2')},{new_key_spec('test-1')}"
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +109,7 @@ async def temporal_env():
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(VENV_BIN / "temporal"),
         search_attributes=search_attribute_keys(),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings(payload_keys=PAYLOAD_KEYS)),
         ui=False,
         dev_server_log_level="error",
     )
@@ -160,6 +164,8 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         "CALLBRIDGE_STARTER_PORT": str(starter_port),
         "CALLBRIDGE_DATABASE_URL": f"sqlite:///{test_var_dir / 'callbridge.db'}",
         "CALLBRIDGE_LOG_LEVEL": "INFO",
+        "CALLBRIDGE_PAYLOAD_KEYS": PAYLOAD_KEYS,
+        "CALLBRIDGE_INDEX_REFRESH_SECONDS": "5",
     }
     starter = ManagedProcess(
         name="starter", argv=python_module("starter.app"), env=env,

@@ -1,0 +1,680 @@
+"""The HTTPS application: OAuth, the REST API under /services/data, admin and record pages.
+
+API requests (and composite subrequests) all go through `Emulator.dispatch`, so faults,
+validation rules and error mapping apply to them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime as http_date, parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from . import ids, pages, schema, soql
+from .errors import ApiError, json_parser_error, not_found
+from .faults import Faults
+from .store import Store, ValidationRule, now_iso, parse_datetime
+
+API_VERSION = "62.0"
+
+
+def _release(version: int) -> str:
+    k = 62 - version
+    season = ("Winter", "Summer", "Spring")[k % 3]
+    year = 25 - k // 3 if k % 3 == 0 else 24 - k // 3
+    return f"{season} '{year:02d}"
+
+
+# Oldest first, as /services/data lists them.
+VERSIONS = [f"{v}.0" for v in range(31, 63)]
+_VERSION_LIST = [{"label": _release(int(float(v))), "url": f"/services/data/v{v}", "version": v} for v in VERSIONS]
+_API_PATH = re.compile(r"^/services/data/v(\d+\.\d)(?:/(.*))?$")
+_REF = re.compile(r"@\{([A-Za-z0-9_]+)\.([^}]+)\}")
+_SESSION_INVALID = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+_HALTED = "The transaction was rolled back since another operation in the same transaction failed."
+_ORG_ID = ids.make_id("00D", 1)
+_USER_ID = ids.make_id("005", 1)
+
+
+@dataclass
+class Config:
+    data_dir: Path
+    client_id: str
+    client_secret: str
+    token_ttl: int = 7200
+    daily_api_limit: int = 100_000
+    sosl_lag_seconds: float = 0.0
+
+
+@dataclass
+class Resp:
+    status: int
+    body: object = None
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    store: Store
+    version: str
+    holds_lock: bool = False
+    in_composite: bool = False
+
+
+@dataclass
+class Cursor:
+    compiled: soql.Compiled
+    total: int
+    batch: int
+    created: float
+
+
+class Emulator:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.data_dir / "org.db")
+        self.faults = Faults()
+        self.write_lock = asyncio.Lock()
+        self.usage_day = ""
+        self.usage_count = 0
+        self.stats_total = 0
+        self.stats_routes: Counter[str] = Counter()
+        self.cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self.cursor_seq = 0
+
+    # -- usage and stats ------------------------------------------------------------------------
+
+    def _today_usage(self) -> int:
+        day = datetime.now(timezone.utc).date().isoformat()
+        if day != self.usage_day:
+            self.usage_day, self.usage_count = day, 0
+        return self.usage_count
+
+    def limit_header(self) -> dict:
+        return {"Sforce-Limit-Info": f"api-usage={self._today_usage()}/{self.config.daily_api_limit}"}
+
+    # -- OAuth ----------------------------------------------------------------------------------
+
+    def issue_token(self, instance_url: str) -> dict:
+        token = f"{_ORG_ID[:15]}!{secrets.token_urlsafe(72)}"
+        self.store.add_token(token, time.time() + self.config.token_ttl)
+        issued_at = str(int(time.time() * 1000))
+        identity = f"{instance_url}/id/{_ORG_ID}/{_USER_ID}"
+        # Salesforce signs id + issued_at with the consumer secret (HMAC-SHA256, base64).
+        signature = base64.b64encode(hmac.new(self.config.client_secret.encode(), (identity + issued_at).encode(),
+                                              hashlib.sha256).digest()).decode()
+        return {"access_token": token, "instance_url": instance_url, "id": identity, "token_type": "Bearer",
+                "issued_at": issued_at, "signature": signature, "scope": "api"}
+
+    def token_valid(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "oauth") or not token:
+            return False
+        expires = self.store.token_expiry(token.strip())
+        return expires is not None and expires > time.time()
+
+    # -- the API --------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?")[0] or request.url.path
+        m = _API_PATH.match(raw_path)
+        if not m or m.group(1) not in VERSIONS:
+            return self.json(Resp(404, not_found().body()))
+        if not self.token_valid(request.headers.get("authorization")):
+            return self.json(Resp(401, _SESSION_INVALID, {"WWW-Authenticate": "Token"}))
+        method = request.method.upper()
+        if self.faults.request_limit_exceeded or self._today_usage() >= self.config.daily_api_limit:
+            return self.json(Resp(403, [{"message": "TotalRequests Limit exceeded.",
+                                         "errorCode": "REQUEST_LIMIT_EXCEEDED"}]))
+        self.usage_count += 1
+        self.stats_total += 1
+        version, rest = m.group(1), m.group(2) or ""
+        self.stats_routes[f"{method} /services/data/v{version}/{_route_template(rest)}".rstrip("/")] += 1
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        raw = await request.body()
+        body = None
+        if raw and method in ("POST", "PATCH", "PUT"):
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                return self.json(Resp(400, json_parser_error(f"Unexpected character: {exc}").body()))
+        params = dict(request.query_params)
+        ctx = Ctx(self.store, version)
+        resp = await self.dispatch(ctx, method, rest, params, dict(request.headers), body)
+        return self.json(resp)
+
+    def json(self, resp: Resp) -> Response:
+        headers = {**resp.headers, **self.limit_header()}
+        if resp.status == 204 or resp.body is None and resp.status < 300:
+            return Response(status_code=resp.status, headers=headers)
+        return JSONResponse(resp.body, status_code=resp.status, headers=headers)
+
+    async def dispatch(self, ctx: Ctx, method: str, rest: str, params: dict, headers: dict, body: object) -> Resp:
+        """One API call (top-level or composite subrequest) after authentication."""
+        full = f"/services/data/v{ctx.version}/{rest}"
+        delay = self.faults.take_delay(method, full)
+        if delay:
+            await asyncio.sleep(delay)
+        segments = [unquote(s) for s in rest.strip("/").split("/")] if rest.strip("/") else []
+        record_id = segments[2] if len(segments) == 3 and segments[0] == "sobjects" else None
+        failure = self.faults.take_failure(method, full, record_id)
+        if failure:
+            return Resp(failure.status, failure.body())
+        try:
+            if segments[:1] == ["composite"] and segments[1:] == []:
+                if ctx.in_composite:
+                    raise ApiError(400, "INVALID_INPUT", "A composite request can't contain a composite request")
+                if method != "POST":
+                    raise _method_not_allowed(method, "POST")
+                return await self.composite(ctx, body)
+            if method == "GET" or ctx.holds_lock:
+                return self.route(ctx, method, segments, params, headers, body)
+            async with self.write_lock:
+                return self.route(ctx, method, segments, params, headers, body)
+        except ApiError as exc:
+            return Resp(exc.status, exc.body())
+
+    def route(self, ctx: Ctx, method: str, seg: list[str], params: dict, headers: dict, body: object) -> Resp:
+        v = ctx.version
+        if not seg:
+            _only(method, "GET")
+            return Resp(200, {name: f"/services/data/v{v}/{name}" for name in
+                              ("limits", "query", "queryAll", "sobjects", "composite", "search")})
+        head = seg[0]
+        if head == "limits" and len(seg) == 1:
+            _only(method, "GET")
+            used = self._today_usage()
+            return Resp(200, {"DailyApiRequests": {"Max": self.config.daily_api_limit,
+                                                   "Remaining": max(0, self.config.daily_api_limit - used)}})
+        if head in ("query", "queryAll"):
+            _only(method, "GET")
+            if len(seg) == 1:
+                return self.query(ctx, params, headers, include_deleted=head == "queryAll")
+            if len(seg) == 2:
+                return self.query_more(ctx, seg[1])
+            raise not_found()
+        if head == "sobjects":
+            return self.sobjects(ctx, method, seg[1:], params, headers, body)
+        if head == "composite" and seg[1:] == ["sobjects"]:
+            return self.collections(ctx, method, params, body)
+        raise not_found()
+
+    # -- query ----------------------------------------------------------------------------------
+
+    def query(self, ctx: Ctx, params: dict, headers: dict, *, include_deleted: bool) -> Resp:
+        text = params.get("q")
+        if not text:
+            raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+        compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
+        conn = ctx.store.conn
+        total = soql.total_size(conn, compiled)
+        batch = _batch_size(headers)
+        records = soql.fetch(conn, compiled, 0, batch)
+        body: dict = {"totalSize": total, "done": True}
+        if not compiled.count_only and total > len(records):
+            locator = self._new_cursor(Cursor(compiled, total, batch, time.time()))
+            body["done"] = False
+            body["nextRecordsUrl"] = f"/services/data/v{ctx.version}/query/{locator}-{len(records)}"
+        body["records"] = records
+        return Resp(200, body)
+
+    def _new_cursor(self, cursor: Cursor) -> str:
+        self.cursor_seq += 1
+        locator = ids.make_id("01g", self.cursor_seq)
+        self.cursors[locator] = cursor
+        while len(self.cursors) > 1000:  # Salesforce also caps open cursors per user
+            self.cursors.popitem(last=False)
+        return locator
+
+    def query_more(self, ctx: Ctx, token: str) -> Resp:
+        locator, _, start = token.partition("-")
+        cursor = self.cursors.get(locator)
+        if cursor is None or not start.isdigit() or time.time() - cursor.created > 15 * 60:
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        offset = int(start)
+        records = soql.fetch(self.store.conn, cursor.compiled, offset, cursor.batch)
+        end = offset + len(records)
+        body: dict = {"totalSize": cursor.total, "done": end >= cursor.total}
+        if end < cursor.total:
+            body["nextRecordsUrl"] = f"/services/data/v{ctx.version}/query/{locator}-{end}"
+        body["records"] = records
+        return Resp(200, body)
+
+    # -- sObjects -------------------------------------------------------------------------------
+
+    def sobjects(self, ctx: Ctx, method: str, seg: list[str], params: dict, headers: dict, body: object) -> Resp:
+        v = ctx.version
+        store = ctx.store
+        if not seg:
+            _only(method, "GET")
+            return Resp(200, {"encoding": "UTF-8", "maxBatchSize": 200,
+                              "sobjects": [o.summary(v) for o in schema.SOBJECTS.values()]})
+        obj = schema.sobject(seg[0])
+        if obj is None:
+            raise not_found()
+        if len(seg) == 1:
+            if method == "GET":
+                recent = []
+                return Resp(200, {"objectDescribe": obj.summary(v), "recentItems": recent})
+            _only(method, "POST")
+            record_id = store.create(obj, body)
+            return Resp(201, {"id": record_id, "success": True, "errors": []},
+                        {"Location": f"/services/data/v{v}/sobjects/{obj.name}/{record_id}"})
+        if len(seg) == 2 and seg[1] == "describe":
+            _only(method, "GET")
+            return Resp(200, obj.describe(v, schema.child_relationships_of(obj.name)))
+        if len(seg) == 2:
+            record_id = seg[1]
+            if method == "GET":
+                fields = [f for f in params.get("fields", "").split(",") if f.strip()] or None
+                rec = store.get_record(obj, record_id, fields, v)
+                row = store.fetch_row(obj, rec["attributes"]["url"].rsplit("/", 1)[1])
+                return Resp(200, rec, {"Last-Modified": _http_date(row["LastModifiedDate"])})
+            if method == "PATCH":
+                store.update(obj, record_id, body, unmodified_since=_unmodified_since(headers))
+                return Resp(204)
+            if method == "DELETE":
+                store.delete(obj, record_id)
+                return Resp(204)
+            raise _method_not_allowed(method, "GET, PATCH, DELETE")
+        if len(seg) == 3:
+            f = obj.field(seg[1])
+            if f is None or not (f.external_id or f.id_lookup):
+                raise not_found()
+            value = seg[2]
+            if method == "GET":
+                matches = store.find_by_field(obj, f, value)
+                if len(matches) > 1:
+                    raise ApiError(300, "MULTIPLE_CHOICES", "",
+                                   body=[f"/services/data/v{v}/sobjects/{obj.name}/{m}" for m in matches])
+                if not matches:
+                    raise not_found()
+                return Resp(200, store.get_record(obj, matches[0], None, v))
+            if method == "PATCH":
+                update_only = params.get("updateOnly", "").lower() == "true"
+                record_id, created = store.upsert(obj, f.name, value, body, update_only=update_only, version=v)
+                out = {"id": record_id, "success": True, "errors": [], "created": created}
+                if created:
+                    return Resp(201, out, {"Location": f"/services/data/v{v}/sobjects/{obj.name}/{record_id}"})
+                return Resp(200, out)
+            if method == "DELETE":
+                matches = store.find_by_field(obj, f, value)
+                if len(matches) > 1:
+                    raise ApiError(300, "MULTIPLE_CHOICES", "",
+                                   body=[f"/services/data/v{v}/sobjects/{obj.name}/{m}" for m in matches])
+                if not matches:
+                    raise not_found()
+                store.delete(obj, matches[0])
+                return Resp(204)
+            raise _method_not_allowed(method, "GET, PATCH, DELETE")
+        raise not_found()
+
+    # -- sObject Collections --------------------------------------------------------------------
+
+    def collections(self, ctx: Ctx, method: str, params: dict, body: object) -> Resp:
+        store = ctx.store
+        if method == "DELETE":
+            id_list = [i for i in params.get("ids", "").split(",") if i]
+            all_or_none = params.get("allOrNone", "false").lower() == "true"
+            return self._collection(store, all_or_none, id_list, lambda rid: self._delete_any(store, rid))
+        if method not in ("POST", "PATCH"):
+            raise _method_not_allowed(method, "POST, PATCH, DELETE")
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise json_parser_error("Cannot deserialize instance of collection: 'records' is required")
+        records = body["records"]
+        all_or_none = bool(body.get("allOrNone", False))
+
+        def one(rec: dict) -> str:
+            if not isinstance(rec, dict):
+                raise json_parser_error("each record must be a JSON object")
+            type_name = (rec.get("attributes") or {}).get("type")
+            obj = schema.sobject(type_name or "")
+            if obj is None:
+                raise ApiError(400, "INVALID_TYPE", "sObject type is missing or not supported", [])
+            data = {k: val for k, val in rec.items() if k not in ("attributes",)}
+            if method == "POST":
+                if "Id" in data:
+                    raise ApiError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+                return store.create(obj, data)
+            record_id = data.pop("Id", None)
+            if not record_id:
+                raise ApiError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
+            return store.update(obj, record_id, data)
+
+        return self._collection(store, all_or_none, records, one)
+
+    def _delete_any(self, store: Store, record_id: str) -> str:
+        obj = schema.sobject_for_id(record_id) if ids.is_valid(record_id) else None
+        if obj is None:
+            raise ApiError(400, "MALFORMED_ID", f"malformed id {record_id}", [])
+        return store.delete(obj, record_id)
+
+    def _collection(self, store: Store, all_or_none: bool, items: list, op) -> Resp:
+        if len(items) > 200:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
+                           "into this call")
+        results: list[dict] = []
+        outer = not store.in_transaction and all_or_none
+        if outer:
+            store.begin()
+        failed = False
+        for item in items:
+            try:
+                # Each record commits alone unless the whole call is all-or-none.
+                results.append({"id": op(item), "success": True, "errors": []})
+            except ApiError as exc:
+                failed = True
+                results.append({"success": False, "errors": [
+                    {"statusCode": exc.error_code, "message": exc.message, "fields": exc.fields or []}]})
+                if all_or_none:
+                    break
+        if all_or_none and failed:
+            if outer:
+                store.rollback()
+            for i, res in enumerate(results):
+                if res["success"]:
+                    results[i] = {"success": False, "errors": [
+                        {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                         "message": "Record rolled back because not all records were valid and the request "
+                                    "was using AllOrNone header", "fields": []}]}
+            results += [{"success": False, "errors": [
+                {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                 "message": "Record rolled back because not all records were valid and the request was using "
+                            "AllOrNone header", "fields": []}]}] * (len(items) - len(results))
+            if not outer:
+                # Inside a composite allOrNone transaction: the whole composite fails.
+                return Resp(200, results)
+        elif outer:
+            store.commit()
+        for res in results:
+            if res["success"]:
+                res.pop("success")
+                res["success"] = True
+        return Resp(200, results)
+
+    # -- composite ------------------------------------------------------------------------------
+
+    async def composite(self, ctx: Ctx, body: object) -> Resp:
+        if not isinstance(body, dict) or not isinstance(body.get("compositeRequest"), list):
+            raise json_parser_error("Cannot deserialize instance of composite request: 'compositeRequest' is "
+                                    "required")
+        subs = body["compositeRequest"]
+        if not subs or len(subs) > 25:
+            raise ApiError(400, "INVALID_INPUT", "A composite request must contain between 1 and 25 subrequests")
+        for sub in subs:
+            if not isinstance(sub, dict) or not all(isinstance(sub.get(k), str) for k in ("method", "url",
+                                                                                            "referenceId")):
+                raise json_parser_error("Each subrequest needs method, url and referenceId")
+            if not re.fullmatch(r"[A-Za-z0-9_]+", sub["referenceId"]):
+                raise ApiError(400, "INVALID_INPUT", f"Invalid reference id: {sub['referenceId']}. Reference "
+                               "ids can only contain alphanumeric characters and underscores.")
+        all_or_none = bool(body.get("allOrNone", False))
+        if all_or_none:
+            if ctx.holds_lock:
+                raise ApiError(400, "INVALID_INPUT", "nested all-or-none transactions are not supported")
+            async with self.write_lock:
+                tx = Store(self.store.path, create=False)
+                tx.validation_rules = self.store.validation_rules
+                try:
+                    tx.begin()
+                    sub_ctx = Ctx(tx, ctx.version, holds_lock=True, in_composite=True)
+                    results = await self._run_subrequests(sub_ctx, subs, stop_on_error=True)
+                    failed = any(r["httpStatusCode"] >= 400 for r in results)
+                    if failed:
+                        tx.rollback()
+                        halted = {"body": [{"errorCode": "PROCESSING_HALTED", "message": _HALTED}],
+                                  "httpHeaders": {}, "httpStatusCode": 400}
+                        out = []
+                        for sub, res in zip(subs, results + [None] * (len(subs) - len(results))):
+                            if res is None or res["httpStatusCode"] < 400:
+                                res = {**halted, "referenceId": sub["referenceId"]}
+                            out.append(res)
+                        results = out
+                    else:
+                        tx.commit()
+                finally:
+                    if tx.in_transaction:
+                        tx.rollback()
+                    tx.close()
+        else:
+            results = await self._run_subrequests(Ctx(ctx.store, ctx.version, in_composite=True), subs,
+                                                  stop_on_error=False)
+        return Resp(200, {"compositeResponse": results})
+
+    async def _run_subrequests(self, ctx: Ctx, subs: list[dict], *, stop_on_error: bool) -> list[dict]:
+        done: dict[str, Resp] = {}
+        results: list[dict] = []
+        for sub in subs:
+            ref = sub["referenceId"]
+            try:
+                url = _resolve_refs(sub["url"], done, in_url=True)
+                body = _resolve_refs(sub.get("body"), done)
+                parts = urlsplit(url)
+                m = _API_PATH.match(parts.path)
+                if not m or m.group(1) not in VERSIONS:
+                    raise not_found()
+                params = dict(parse_qsl(parts.query, keep_blank_values=True))
+                headers = {k.lower(): val for k, val in (sub.get("httpHeaders") or {}).items()}
+                resp = await self.dispatch(Ctx(ctx.store, m.group(1), ctx.holds_lock, True), sub["method"].upper(),
+                                           m.group(2) or "", params, headers, body)
+            except ApiError as exc:
+                resp = Resp(exc.status, exc.body())
+            done[ref] = resp
+            results.append({"body": resp.body if resp.status != 204 else None, "httpHeaders": resp.headers,
+                            "httpStatusCode": resp.status, "referenceId": ref})
+            if stop_on_error and resp.status >= 400:
+                break
+        return results
+
+
+def _resolve_refs(value: object, done: dict[str, Resp], *, in_url: bool = False) -> object:
+    """Replace @{refId.path} with values from earlier subrequests' response bodies."""
+    if isinstance(value, dict):
+        return {k: _resolve_refs(v, done) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, done) for v in value]
+    if not isinstance(value, str) or "@{" not in value:
+        return value
+
+    def lookup(ref: str, path: str) -> object:
+        resp = done.get(ref)
+        missing = ApiError(400, "PROCESSING_HALTED",
+                           f"Invalid reference specified. No value for {ref}.{path} found in {ref}. Provided "
+                           f"referenceId ('{ref}') and path ('{path}') doesn't exist in the response body")
+        if resp is None or resp.status >= 400:
+            raise missing
+        cur: object = resp.body
+        for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+            if part.startswith("["):
+                idx = int(part[1:-1])
+                if not isinstance(cur, list) or idx >= len(cur):
+                    raise missing
+                cur = cur[idx]
+            else:
+                if not isinstance(cur, dict) or part not in cur:
+                    raise missing
+                cur = cur[part]
+        return cur
+
+    whole = _REF.fullmatch(value)
+    if whole and not in_url:
+        return lookup(whole.group(1), whole.group(2))
+    return _REF.sub(lambda m: str(lookup(m.group(1), m.group(2))), value)
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _method_not_allowed(method, allowed)
+
+
+def _method_not_allowed(method: str, allowed: str) -> ApiError:
+    return ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
+
+
+def _batch_size(headers: dict) -> int:
+    options = headers.get("sforce-query-options", "")
+    m = re.search(r"batchSize\s*=\s*(\d+)", options)
+    if not m:
+        return 2000
+    # Salesforce honours 200..2000; other values are clamped into that range.
+    return max(200, min(2000, int(m.group(1))))
+
+
+def _unmodified_since(headers: dict) -> datetime | None:
+    value = headers.get("if-unmodified-since")
+    if not value:
+        return None
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "INVALID_HEADER_VALUE", f"Invalid If-Unmodified-Since header: {value}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _http_date(sf_datetime: str) -> str:
+    return http_date(parse_datetime(sf_datetime), usegmt=True)
+
+
+def _route_template(rest: str) -> str:
+    seg = [s for s in rest.strip("/").split("/") if s]
+    if len(seg) >= 2 and seg[0] in ("query", "queryAll"):
+        return f"{seg[0]}/{{locator}}"
+    if len(seg) == 3 and seg[0] == "sobjects" and seg[2] not in ("describe", "updated", "deleted"):
+        return f"sobjects/{seg[1]}/{{id}}"
+    if len(seg) == 4 and seg[0] == "sobjects":
+        return f"sobjects/{seg[1]}/{seg[2]}/{{value}}"
+    return "/".join(seg)
+
+
+# ------------------------------------------------------------------------------------------------
+# FastAPI wiring
+# ------------------------------------------------------------------------------------------------
+
+
+def create_app(config: Config) -> FastAPI:
+    emu = Emulator(config)
+    app = FastAPI(title="Salesforce emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.emulator = emu
+
+    @app.get("/_emulator/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/_emulator/faults")
+    async def get_faults() -> dict:
+        return emu.faults.snapshot()
+
+    @app.post("/_emulator/faults")
+    async def post_faults(request: Request) -> Response:
+        try:
+            emu.faults.merge(json.loads(await request.body() or b"{}"))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(emu.faults.snapshot())
+
+    @app.delete("/_emulator/faults")
+    async def clear_faults() -> dict:
+        emu.faults = Faults()
+        return emu.faults.snapshot()
+
+    @app.post("/_emulator/sessions/expire")
+    async def expire_sessions() -> dict:
+        emu.store.expire_tokens()
+        return {"expired": True}
+
+    @app.get("/_emulator/validation-rules")
+    async def get_rules() -> list:
+        return [r.__dict__ for r in emu.store.validation_rules]
+
+    @app.post("/_emulator/validation-rules")
+    async def add_rule(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body())
+            rule = ValidationRule(str(data["sobject"]), str(data["field"]), str(data["contains"]),
+                                  str(data["message"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad rule: {exc}"}, status_code=400)
+        obj = schema.sobject(rule.sobject)
+        if obj is None or obj.field(rule.field) is None:
+            return JSONResponse({"error": "unknown sobject or field"}, status_code=400)
+        emu.store.validation_rules.append(rule)
+        return JSONResponse([r.__dict__ for r in emu.store.validation_rules])
+
+    @app.delete("/_emulator/validation-rules")
+    async def clear_rules() -> list:
+        emu.store.validation_rules.clear()
+        return []
+
+    @app.get("/_emulator/stats")
+    async def stats() -> dict:
+        return {"apiRequests": emu.stats_total, "byRoute": dict(emu.stats_routes)}
+
+    @app.post("/_emulator/stats/reset")
+    async def reset_stats() -> dict:
+        emu.stats_total = 0
+        emu.stats_routes.clear()
+        return {"apiRequests": 0, "byRoute": {}}
+
+    @app.get("/_emulator/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(pages.index_page(emu.store))
+
+    @app.get("/services/data")
+    @app.get("/services/data/")
+    async def versions() -> JSONResponse:
+        return JSONResponse(_VERSION_LIST)
+
+    @app.post("/services/oauth2/token")
+    async def token(request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+        grant = form.get("grant_type", "")
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                pass
+        if grant != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type", "error_description": "grant type not supported"},
+                                status_code=400)
+        if not (hmac.compare_digest(client_id or "", config.client_id)
+                and hmac.compare_digest(client_secret or "", config.client_secret)):
+            return JSONResponse({"error": "invalid_client", "error_description": "invalid client credentials"},
+                                status_code=400)
+        instance_url = str(request.base_url).rstrip("/")
+        return JSONResponse(emu.issue_token(instance_url))
+
+    @app.api_route("/services/data/{rest:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"])
+    async def api(request: Request, rest: str) -> Response:
+        return await emu.handle(request)
+
+    @app.get("/lightning/r/{type_name}/{record_id}/view", response_class=HTMLResponse)
+    async def lightning(type_name: str, record_id: str) -> HTMLResponse:
+        status, html = pages.record_page(emu.store, record_id, type_name)
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/{record_id}", response_class=HTMLResponse)
+    async def classic(record_id: str) -> HTMLResponse:
+        status, html = pages.record_page(emu.store, record_id, None)
+        return HTMLResponse(html, status_code=status)
+
+    return app
