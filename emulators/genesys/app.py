@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import conversations, externalcontacts, recordings, simulator, users
+from . import conversations, externalcontacts, notifications, recordings, simulator, users
 from .auth import RateLimiter, TokenService
 from .context import Context, Stats, ctx
 from .errors import CORRELATION_HEADER, GenesysError, error_response
@@ -44,6 +44,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     )
     app = FastAPI(title="Genesys Cloud emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = context
+    app.state.hub = notifications.Hub()
 
     @app.middleware("http")
     async def pipeline(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -92,7 +93,8 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     async def oauth_token(request: Request) -> Response:
         return await context.tokens.token_endpoint(request)
 
-    routers = [users.router, conversations.router, recordings.router, externalcontacts.router, simulator.router]
+    routers = [users.router, conversations.router, recordings.router, externalcontacts.router,
+               notifications.router, simulator.router]
     for router in routers:
         app.include_router(router)
     _control_routes(app)

@@ -16,9 +16,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
-
 import logging
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
@@ -28,7 +27,7 @@ from callbridge.signature import signed_headers
 
 from .context import Context, ctx
 from .conversations import validate_attributes
-from .errors import bad_request, not_found
+from .notifications import publish_call
 from .wire import iso, new_id, now
 
 router = APIRouter()
@@ -291,6 +290,7 @@ async def post_call(request: Request) -> JSONResponse:
         req["attributes"] = {**data_action["attributes"], **req["attributes"]}
     payload = await asyncio.to_thread(create_call, context, req)
     conversation_id = payload["conversationId"]
+    publish_call(request.app, context.store.get("conversation", conversation_id))
     context.store.put(DELIVERY_KIND, conversation_id, _new_status(conversation_id, payload))
     answer: dict[str, Any] = {
         "conversationId": conversation_id,

@@ -372,6 +372,8 @@ class Emulator:
             raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records "
                            "into this call")
         results: list[dict] = []
+        # Inside a composite allOrNone=true, the outer flag overrides the collection's own.
+        all_or_none = all_or_none or store.in_transaction
         outer = not store.in_transaction and all_or_none
         if outer:
             store.begin()
@@ -404,10 +406,6 @@ class Emulator:
                 return Resp(200, results)
         elif outer:
             store.commit()
-        for res in results:
-            if res["success"]:
-                res.pop("success")
-                res["success"] = True
         return Resp(200, results)
 
     # -- composite ------------------------------------------------------------------------------
@@ -437,14 +435,14 @@ class Emulator:
                     tx.begin()
                     sub_ctx = Ctx(tx, ctx.version, holds_lock=True, in_composite=True)
                     results = await self._run_subrequests(sub_ctx, subs, stop_on_error=True)
-                    failed = any(r["httpStatusCode"] >= 400 for r in results)
+                    failed = any(_failed(done) for done in results)
                     if failed:
                         tx.rollback()
                         halted = {"body": [{"errorCode": "PROCESSING_HALTED", "message": _HALTED}],
                                   "httpHeaders": {}, "httpStatusCode": 400}
                         out = []
                         for sub, res in zip(subs, results + [None] * (len(subs) - len(results))):
-                            if res is None or res["httpStatusCode"] < 400:
+                            if res is None or not _failed(res):
                                 res = {**halted, "referenceId": sub["referenceId"]}
                             out.append(res)
                         results = out
@@ -480,7 +478,7 @@ class Emulator:
             done[ref] = resp
             results.append({"body": resp.body if resp.status != 204 else None, "httpHeaders": resp.headers,
                             "httpStatusCode": resp.status, "referenceId": ref})
-            if stop_on_error and resp.status >= 400:
+            if stop_on_error and _failed(resp):
                 break
         return results
 
@@ -518,6 +516,15 @@ def _resolve_refs(value: object, done: dict[str, Resp], *, in_url: bool = False)
     if whole and not in_url:
         return lookup(whole.group(1), whole.group(2))
     return _REF.sub(lambda m: str(lookup(m.group(1), m.group(2))), value)
+
+
+def _failed(result: Resp | dict) -> bool:
+    """A failed subrequest: an error status, or a collection with a failed record."""
+    status = result.status if isinstance(result, Resp) else result["httpStatusCode"]
+    body = result.body if isinstance(result, Resp) else result["body"]
+    if status >= 400:
+        return True
+    return isinstance(body, list) and any(isinstance(i, dict) and i.get("success") is False for i in body)
 
 
 def _only(method: str, allowed: str) -> None:

@@ -1,0 +1,213 @@
+"""Notifications: channels, topic subscriptions, and the WebSocket that streams events.
+
+Envelope on the socket: {"topicName", "version", "eventBody", "metadata"}. Heartbeats come
+as topic "channel.metadata" with eventBody {"message": "WebSocket Heartbeat"} every 30 s,
+and a client's {"message": "ping"} is answered with {"message": "pong"}.
+Topics emitted: v2.routing.queues.{queueId}.conversations.calls and
+v2.users.{userId}.conversations.calls, when a simulated call is created. Other topic names
+are refused rather than accepted and never fired. Channels live in memory (as on Genesys,
+they expire; here also when the emulator restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+
+from .context import ctx
+from .errors import bad_request, not_found
+from .wire import iso, new_id, now
+
+router = APIRouter()
+
+HEARTBEAT_SECONDS = 30.0
+CHANNEL_TTL = timedelta(hours=24)
+MAX_TOPICS = 1000
+TOPIC_PATTERNS = [
+    re.compile(r"^v2\.routing\.queues\.[0-9a-f-]{36}\.conversations\.calls$"),
+    re.compile(r"^v2\.users\.[0-9a-f-]{36}\.conversations\.calls$"),
+]
+PARTICIPANT_EVENT_KEYS = {
+    "id", "name", "address", "startTime", "connectedTime", "endTime", "purpose", "state", "direction",
+    "disconnectType", "held", "wrapupRequired", "attributes", "provider", "muted", "confined", "recording",
+    "recordingState", "ani", "dnis", "mediaRoles", "user", "queue", "securePause",
+}
+
+
+@dataclass
+class Channel:
+    id: str
+    expires: str
+    topics: list[str] = field(default_factory=list)
+    sockets: set[asyncio.Queue] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+
+    def publish(self, topic: str, body: dict[str, Any]) -> int:
+        message = json.dumps({"topicName": topic, "version": "2", "eventBody": body,
+                              "metadata": {"CorrelationId": new_id()}})
+        sent = 0
+        for channel in self.channels.values():
+            if topic in channel.topics:
+                for queue in channel.sockets:
+                    queue.put_nowait(message)
+                    sent += 1
+        return sent
+
+
+def hub(request_or_socket) -> Hub:  # type: ignore[no-untyped-def]
+    return request_or_socket.app.state.hub
+
+
+def _channel(request: Request, channel_id: str) -> Channel:
+    channel = hub(request).channels.get(channel_id)
+    if channel is None:
+        raise not_found(f"Channel {channel_id} not found")
+    return channel
+
+
+def _public(request: Request, channel: Channel) -> dict[str, Any]:
+    ws = ctx(request).settings.base_url.replace("http://", "ws://", 1)
+    return {"connectUri": f"{ws}/channels/{channel.id}", "id": channel.id, "expires": channel.expires}
+
+
+def _topics_listing(channel: Channel) -> dict[str, Any]:
+    return {"entities": [{"id": t, "state": "Permitted", "selfUri": f"/api/v2/notifications/channels/{channel.id}"
+                          f"/subscriptions"} for t in channel.topics]}
+
+
+@router.post("/api/v2/notifications/channels")
+def create_channel(request: Request) -> dict[str, Any]:
+    channel = Channel(id=new_id(), expires=iso(now() + CHANNEL_TTL))
+    hub(request).channels[channel.id] = channel
+    return _public(request, channel)
+
+
+@router.get("/api/v2/notifications/channels")
+def list_channels(request: Request) -> dict[str, Any]:
+    return {"entities": [_public(request, c) for c in hub(request).channels.values()]}
+
+
+@router.get("/api/v2/notifications/channels/{channelId}/subscriptions")
+def get_subscriptions(request: Request, channelId: str) -> dict[str, Any]:
+    return _topics_listing(_channel(request, channelId))
+
+
+async def _topics_from(request: Request) -> list[str]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("The request could not be understood by the server due to malformed syntax.")
+    if not isinstance(body, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in body):
+        raise bad_request("body must be a list of {\"id\": topic}", "invalid.value")
+    topics = [t["id"] for t in body]
+    for topic in topics:
+        if not any(p.match(topic) for p in TOPIC_PATTERNS):
+            raise bad_request(f"Invalid or unsupported topic: {topic}", "invalid.value")
+    return topics
+
+
+@router.post("/api/v2/notifications/channels/{channelId}/subscriptions")
+async def add_subscriptions(request: Request, channelId: str) -> dict[str, Any]:
+    channel = _channel(request, channelId)
+    topics = await _topics_from(request)
+    merged = channel.topics + [t for t in topics if t not in channel.topics]
+    if len(merged) > MAX_TOPICS:
+        raise bad_request(f"A channel may hold at most {MAX_TOPICS} topics", "invalid.value")
+    channel.topics = merged
+    return _topics_listing(channel)
+
+
+@router.put("/api/v2/notifications/channels/{channelId}/subscriptions")
+async def replace_subscriptions(request: Request, channelId: str) -> dict[str, Any]:
+    channel = _channel(request, channelId)
+    topics = await _topics_from(request)
+    if len(topics) > MAX_TOPICS:
+        raise bad_request(f"A channel may hold at most {MAX_TOPICS} topics", "invalid.value")
+    channel.topics = list(dict.fromkeys(topics))
+    return _topics_listing(channel)
+
+
+@router.delete("/api/v2/notifications/channels/{channelId}/subscriptions")
+def delete_subscriptions(request: Request, channelId: str) -> dict[str, Any]:
+    _channel(request, channelId).topics = []
+    return {}
+
+
+@router.websocket("/channels/{channelId}")
+async def channel_socket(websocket: WebSocket, channelId: str) -> None:
+    channel = hub(websocket).channels.get(channelId)
+    if channel is None:
+        await websocket.close(code=4004)
+        return
+    await websocket.accept()
+    queue: asyncio.Queue = asyncio.Queue()
+    channel.sockets.add(queue)
+
+    async def reader() -> None:
+        while True:
+            text = await websocket.receive_text()
+            try:
+                message = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(message, dict) and message.get("message") == "ping":
+                queue.put_nowait(json.dumps({"topicName": "channel.metadata", "eventBody": {"message": "pong"}}))
+
+    read_task = asyncio.create_task(reader())
+    try:
+        while not read_task.done():
+            try:
+                message = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+            except asyncio.TimeoutError:
+                message = json.dumps({"topicName": "channel.metadata",
+                                      "eventBody": {"message": "WebSocket Heartbeat"}})
+            await websocket.send_text(message)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        read_task.cancel()
+        channel.sockets.discard(queue)
+
+
+def call_event_body(call_conversation: dict[str, Any]) -> dict[str, Any]:
+    """A CallConversation rendered as the conversations.calls topic's event body."""
+    participants = []
+    for p in call_conversation["participants"]:
+        item = {k: v for k, v in p.items() if k in PARTICIPANT_EVENT_KEYS}
+        for ref in ("user", "queue"):
+            if ref in item:
+                item[ref] = {"id": item[ref]["id"]}
+        participants.append(item)
+    return {
+        "id": call_conversation["id"],
+        "participants": participants,
+        "otherMediaUris": [],
+        "divisions": [{"division": {"id": d["division"]["id"]}, "entities": [{"id": e["id"]} for e in d["entities"]]}
+                      for d in call_conversation["divisions"]],
+        "recordingState": "none",
+        "securePause": False,
+        "maxParticipants": call_conversation["maxParticipants"],
+    }
+
+
+def publish_call(app, conv: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """Fire the topics a new (ended) call touches."""
+    from .conversations import render_call_conversation
+
+    body = call_event_body(render_call_conversation(conv))
+    topics = []
+    if conv.get("queueId"):
+        topics.append(f"v2.routing.queues.{conv['queueId']}.conversations.calls")
+    topics += [f"v2.users.{p['userId']}.conversations.calls" for p in conv["participants"] if p.get("userId")]
+    for topic in topics:
+        app.state.hub.publish(topic, body)
