@@ -7,7 +7,7 @@ history: history stays small and free of phone numbers and names.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
@@ -25,6 +25,32 @@ WATERMARK = "caller_index_watermark"
 APPLY_BATCH = 2000
 
 
+def query_pages(sf: SalesforceConnection, soql: str) -> Iterator[list[dict[str, Any]]]:
+    """Every record of a query, a page (up to 2,000) at a time, following nextRecordsUrl."""
+    try:
+        page = sf.restful("query", params={"q": soql})
+        while True:
+            yield page["records"]
+            if page.get("done", True):
+                return
+            page = sf.restful(page["nextRecordsUrl"].split(f"/v{sf.api_version}/", 1)[1])
+    except SalesforceError as exc:
+        raise from_exception(exc, "contact read") from None
+
+
+def rebuild_index(sf: SalesforceConnection, settings: Settings, on_page=lambda n: None) -> int:
+    """Rebuild the whole index from Salesforce (`callbridge index rebuild`)."""
+    engine = get_engine(settings.database_url)
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    caller_index.clear(engine)
+    total = 0
+    for records in query_pages(sf, f"SELECT {INDEX_SOQL_FIELDS} FROM Contact ORDER BY Id"):
+        total += caller_index.apply_contacts(engine, records, settings.default_region)
+        on_page(len(records))
+    caller_index.set_text(engine, WATERMARK, started.isoformat())
+    return total
+
+
 class CallerIndexActivities:
     def __init__(self, connection: SalesforceConnection, settings: Settings) -> None:
         self._sf = connection
@@ -35,18 +61,9 @@ class CallerIndexActivities:
         return get_engine(self._settings.database_url)
 
     def _pages(self, soql: str):
-        """Every record of a query, page by page (nextRecordsUrl), heartbeating as it goes."""
-        try:
-            page = self._sf.restful("query", params={"q": soql})
-            while True:
-                yield page["records"]
-                activity.heartbeat(len(page["records"]))
-                if page.get("done", True):
-                    return
-                next_url = page["nextRecordsUrl"].split(f"/v{self._sf.api_version}/", 1)[1]
-                page = self._sf.restful(next_url)
-        except SalesforceError as exc:
-            raise from_exception(exc, "contact read") from None
+        for records in query_pages(self._sf, soql):
+            yield records
+            activity.heartbeat(len(records))
 
     @activity.defn
     def refresh_caller_index(self, request: IndexRefreshRequest) -> IndexRefreshResult:

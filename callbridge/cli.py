@@ -15,7 +15,9 @@ app = typer.Typer(help="Callbridge: Genesys Cloud <-> Salesforce on Temporal.", 
 emulate = typer.Typer(help="Run an embedded emulator (the demo's and the tests' default).", no_args_is_help=True)
 calls = typer.Typer(help="Simulated calls through the Genesys emulator.", no_args_is_help=True)
 app.add_typer(emulate, name="emulate")
+index = typer.Typer(help="The screen pop's caller-ID index.", no_args_is_help=True)
 app.add_typer(calls, name="calls")
+app.add_typer(index, name="index")
 console = Console(highlight=False)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -82,6 +84,40 @@ def simulate(
         call = place_call(settings.genesys_api_url, caller)
         console.print(f"call-log-{call['conversationId']}")
         time.sleep(1.0 / rate)
+
+
+@index.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild the caller-ID index from every Salesforce contact, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from activities.caller_index import rebuild_index
+    from activities.salesforce_connection import SalesforceConnection
+
+    settings = get_settings()
+    sf = SalesforceConnection(settings)
+    total = sf.query("SELECT COUNT() FROM Contact")["totalSize"]
+    started = time.perf_counter()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("Indexing contacts", total=total)
+        done = rebuild_index(sf, settings, on_page=lambda n: progress.advance(task, n))
+    console.print(f"Indexed {done} contacts in {time.perf_counter() - started:.1f} s.")
+
+
+@index.command("lookup")
+def index_lookup(number: str) -> None:
+    """Look a number up in the index (prints contact ids only)."""
+    from callbridge.phone import to_e164
+    from callbridge.store import caller_index
+    from callbridge.store.db import get_engine
+
+    settings = get_settings()
+    e164 = to_e164(number, settings.default_region)
+    if e164 is None:
+        raise typer.BadParameter("not a phone number", param_hint="NUMBER")
+    for hit in caller_index.lookup(get_engine(settings.database_url), e164):
+        console.print(f"{hit['contact_id']}  {hit['phone_field']}  own line: {hit['own_line']}")
 
 
 if __name__ == "__main__":

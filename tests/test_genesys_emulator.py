@@ -692,3 +692,35 @@ def test_external_organizations_search_and_scan(api_client, http):
     assert [o.name for o in listing.entities] == ["Maple Widgets Toronto"]
     assert_model(http.get("/api/v2/externalcontacts/scan/organizations", params={"limit": 10}).json(),
                  "CursorOrganizationListing")
+
+
+# ---------------------------------------------------------------------------------------------
+# Notifications
+
+
+def test_notification_channel_streams_call_events(api_client, http, genesys):
+    from websockets.sync.client import connect
+
+    api = gc.NotificationsApi(api_client)
+    channel = api.post_notifications_channels()
+    assert channel.connect_uri.startswith("ws://") and channel.id
+    assert_model(http.get("/api/v2/notifications/channels").json(), "ChannelEntityListing")
+    queue = next(q for q in gc.RoutingApi(api_client).get_routing_queues(page_size=25).entities
+                 if q.name == "Support Queue")
+    topic = sdk_models.ChannelTopic()
+    topic.id = f"v2.routing.queues.{queue.id}.conversations.calls"
+    listing = api.put_notifications_channel_subscriptions(channel.id, [topic])
+    assert [t.id for t in listing.entities] == [topic.id]
+    bad = http.post(f"/api/v2/notifications/channels/{channel.id}/subscriptions", json=[{"id": "v2.nonsense"}])
+    assert_error_body(bad, 400, "invalid.value")
+
+    with connect(channel.connect_uri, open_timeout=5) as ws:
+        ws.send(json.dumps({"message": "ping"}))
+        assert json.loads(ws.recv(timeout=5)) == {"topicName": "channel.metadata", "eventBody": {"message": "pong"}}
+        c = simulate(genesys, queueName="Support Queue")
+        simulate(genesys, queueName="Toronto Support")  # another queue: not subscribed
+        event = json.loads(ws.recv(timeout=5))
+    assert event["topicName"] == topic.id and event["version"] == "2"
+    assert event["eventBody"]["id"] == c["conversationId"]
+    assert_model(event["eventBody"], "QueueConversationCallEventTopicCallConversation")
+    assert_error_body(http.get("/api/v2/notifications/channels/nope/subscriptions"), 404, "not.found")

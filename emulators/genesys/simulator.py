@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-import logging
 from typing import Any
 
 import httpx
