@@ -166,12 +166,17 @@ async def channel_socket(websocket: WebSocket, channelId: str) -> None:
     read_task = asyncio.create_task(reader())
     try:
         while not read_task.done():
-            try:
-                message = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
-            except asyncio.TimeoutError:
-                message = json.dumps({"topicName": "channel.metadata",
-                                      "eventBody": {"message": "WebSocket Heartbeat"}})
-            await websocket.send_text(message)
+            # Wake on an event, on the client going away, or when a heartbeat is due.
+            get_task = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({get_task, read_task}, timeout=HEARTBEAT_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if get_task in done:
+                await websocket.send_text(get_task.result())
+                continue
+            get_task.cancel()
+            if not done:
+                await websocket.send_text(json.dumps({"topicName": "channel.metadata",
+                                                      "eventBody": {"message": "WebSocket Heartbeat"}}))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
