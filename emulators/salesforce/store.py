@@ -514,3 +514,30 @@ def to_json(f: Field, value: object) -> object:
     if f.type == "int":
         return int(value)
     return value
+
+
+def bulk_insert(store: Store, obj: SObject, rows: list[dict]) -> list[str]:
+    """Insert trusted rows in one statement batch (seeding): system fields and ids assigned here.
+
+    The caller owns the transaction; no per-record validation runs.
+    """
+    conn = store.conn
+    start = conn.execute(f"SELECT COALESCE(MAX(rid), 0) + 1 FROM {q(obj.name)}").fetchone()[0]
+    now = now_iso()
+    defaults = {f.name: (f.default if f.type != "boolean" else bool(f.default)) for f in obj.fields}
+    names = ["rid"] + [f.name for f in obj.fields]
+    out_ids: list[str] = []
+    values = []
+    for offset, data in enumerate(rows):
+        seq = start + offset
+        row = dict(defaults)
+        row.update(data)
+        record_id = ids.make_id(obj.key_prefix, seq)
+        row.update(Id=record_id, IsDeleted=False, CreatedDate=data.get("CreatedDate", now),
+                   LastModifiedDate=data.get("LastModifiedDate", now), SystemModstamp=now)
+        _compute(obj, row, seq)
+        out_ids.append(record_id)
+        values.append([seq] + [to_sql(f, row[f.name]) for f in obj.fields])
+    conn.executemany(f"INSERT INTO {q(obj.name)} ({', '.join(q(n) for n in names)}) "
+                     f"VALUES ({', '.join('?' for _ in names)})", values)
+    return out_ids
