@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(Config(args.data_dir, args.client_id, args.client_secret, args.token_ttl,
                             args.daily_api_limit, args.sosl_lag_seconds))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
-                log_level="warning")
+                log_level="warning", timeout_graceful_shutdown=1)
     return 0
 
 
