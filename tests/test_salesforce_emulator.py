@@ -559,3 +559,95 @@ def test_record_page_shows_contact_timeline(sf, salesforce):
         assert c.get(f"/{acc}").status_code == 200
         assert c.get("/lightning/r/Contact/0038dZZZZZZZZZZ/view").status_code == 404
         assert "Newest call" in c.get("/_emulator/").text
+
+
+# -- seed and persistence -------------------------------------------------------------------------
+
+
+def _contacts(data_dir) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "org.db") as conn:
+        return conn.execute("SELECT Id, Name, Email, Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, "
+                            "AccountId, Custom_Tier__c FROM Contact ORDER BY rid").fetchall()
+
+
+def test_seed_is_deterministic_and_messy_on_purpose(tmp_path):
+    import re
+    import sqlite3
+
+    from emulators.salesforce.seed import build_techsupport_org
+
+    started = time.monotonic()
+    counts = build_techsupport_org(tmp_path / "a", contacts=3000)
+    assert time.monotonic() - started < 2.0
+    assert counts["reused"] is False and counts["contacts"] == 3000 and counts["accounts"] >= 4
+    assert build_techsupport_org(tmp_path / "a", contacts=3000)["reused"] is True
+    build_techsupport_org(tmp_path / "b", contacts=3000)
+    rows = _contacts(tmp_path / "a")
+    assert rows == _contacts(tmp_path / "b")  # same seed, same org (ids included)
+    with sqlite3.connect(tmp_path / "a" / "org.db") as conn:
+        accounts = dict(conn.execute("SELECT Id, Phone FROM Account").fetchall())
+        names = {n for (n,) in conn.execute("SELECT Name FROM Account")}
+        assert "Unknown callers" in names
+        assert any("Austin" in n for n in names) and any("Toronto" in n for n in names)
+        assert any("São Paulo" in n for n in names)
+        assert conn.execute("SELECT COUNT(*) FROM Account WHERE BillingCountry IS NULL OR BillingCity IS NULL "
+                            "OR AccountNumber IS NULL").fetchone()[0] == 0
+    phones = [p for r in rows for p in r[3:7] if p]
+    patterns = {
+        r"^\(\d{3}\) \d{3}-\d{4}$", r"^\d{3}\.\d{3}\.\d{4}$", r"^\+1 \d{3}-\d{3}-\d{4}$", r"^\d{10}$",
+        r"^\d{3}-\d{3}-\d{4} x\d+$", r"^\+55 \d{2} 9\d{4}-\d{4}$", r"^\(\d{2}\) 9\d{4}-\d{4}$", r"^011 55 \d{2} ",
+    }
+    for pattern in patterns:
+        assert any(re.search(pattern, p) for p in phones), pattern
+    assert sum(1 for r in rows if not any(r[3:7])) > 30  # some contacts have no phone at all
+    assert sum(1 for r in rows if r[8] and r[3] == accounts.get(r[8])) > 30  # company main line
+    emails = [r[2] for r in rows if r[2]]
+    assert len({e.lower() for e in emails}) < len(set(emails))  # duplicates differing only by case
+    assert sum(1 for r in rows if r[7]) > 0.8 * len(rows)
+    assert {r[9] for r in rows} == {"Standard", "Premium", "Enterprise"}
+
+
+def test_seed_cli_and_restart_keep_the_org(tmp_path):
+    import subprocess
+    import sys
+
+    from callbridge.processes import ManagedProcess, free_port, python_module
+
+    data_dir = tmp_path / "sf"
+    out = subprocess.run(python_module("emulators.salesforce", "seed", "--data-dir", str(data_dir), "--contacts",
+                                       "200", "--random-seed", "7"), capture_output=True, text=True, check=True)
+    assert "built" in out.stdout
+    again = subprocess.run(python_module("emulators.salesforce", "seed", "--data-dir", str(data_dir)),
+                           capture_output=True, text=True, check=True)
+    assert "reused" in again.stdout
+    port = free_port()
+    argv = python_module("emulators.salesforce", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                         str(data_dir), "--client-id", "c", "--client-secret", "s", "--daily-api-limit", "5")
+    proc = ManagedProcess("sf-restart", argv, ready_url=f"https://127.0.0.1:{port}/_emulator/health",
+                          ca_file=data_dir / "ca.pem", log_path=tmp_path / "sf.log")
+    proc.start()
+    base = f"https://127.0.0.1:{port}"
+    ctx = ssl.create_default_context(cafile=str(data_dir / "ca.pem"))
+    try:
+        with httpx.Client(base_url=base, verify=ctx) as c:
+            token = c.post("/services/oauth2/token", data={"grant_type": "client_credentials", "client_id": "c",
+                                                           "client_secret": "s"}).json()["access_token"]
+            c.headers["Authorization"] = f"Bearer {token}"
+            r = c.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Contact"})
+            assert r.json()["totalSize"] == 200 and r.headers["Sforce-Limit-Info"] == "api-usage=1/5"
+            cid = c.post(f"{V}/sobjects/Contact", json={"LastName": "Survivor"}).json()["id"]
+        ca_before = (data_dir / "ca.pem").read_bytes()
+        proc.stop()
+        proc.start()
+        assert (data_dir / "ca.pem").read_bytes() == ca_before  # certificates are reused
+        ctx = ssl.create_default_context(cafile=str(data_dir / "ca.pem"))
+        with httpx.Client(base_url=base, verify=ctx, headers={"Authorization": f"Bearer {token}"}) as c:
+            assert c.get(f"{V}/sobjects/Contact/{cid}").json()["LastName"] == "Survivor"  # token and data survive
+            for _ in range(4):
+                c.get(f"{V}/limits")
+            r = c.get(f"{V}/limits")
+            assert r.status_code == 403 and r.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    finally:
+        proc.stop()
