@@ -522,6 +522,43 @@ def test_stats_count_requests_by_route(sf, http):
                                 "GET /services/data/v62.0/query": 1}
 
 
+# -- search, replication ---------------------------------------------------------------------------
+
+
+def test_sosl_phone_search_ignores_formatting(sf, http):
+    m = marker()
+    a = sf.Contact.create({"LastName": m, "FirstName": "Fmt", "Phone": "(512) 555-0142"})["id"]
+    b = sf.Contact.create({"LastName": m, "FirstName": "Intl", "MobilePhone": "+1 512.555.0142 x12"})["id"]
+    sf.Contact.create({"LastName": m, "FirstName": "Other", "Phone": "(512) 555-0143"})
+    found = sf.search("FIND {5125550142} IN PHONE FIELDS RETURNING Contact(Id, Name, Phone, MobilePhone "
+                      f"WHERE LastName = '{m}' ORDER BY FirstName)")
+    assert [r["Id"] for r in found["searchRecords"]] == [a, b]
+    assert found["searchRecords"][0]["attributes"]["type"] == "Contact"
+    email = sf.Contact.create({"LastName": m, "Email": f"{m}@Example.com"})["id"]
+    hits = sf.search(f"FIND {{{m.lower()}@example.com}} IN EMAIL FIELDS RETURNING Contact(Id)")["searchRecords"]
+    assert [r["Id"] for r in hits] == [email]
+    names = sf.search(f"FIND {{{m}}} IN NAME FIELDS RETURNING Contact(Id), Account(Id) LIMIT 2")["searchRecords"]
+    assert len(names) == 2
+    r = http.get(f"{V}/search", params={"q": "FIND {a OR b} RETURNING Contact"})
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_SEARCH"
+
+
+def test_get_updated_and_deleted(sf):
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    cid = sf.Contact.create({"LastName": marker()})["id"]
+    gone = sf.Contact.create({"LastName": marker()})["id"]
+    sf.Contact.delete(gone)
+    end = datetime.now(timezone.utc) + timedelta(minutes=2)
+    updated = sf.Contact.updated(start, end)
+    assert cid in updated["ids"] and gone not in updated["ids"] and updated["latestDateCovered"].endswith("+0000")
+    deleted = sf.Contact.deleted(start, end)
+    assert gone in [d["id"] for d in deleted["deletedRecords"]]
+    assert set(deleted) == {"deletedRecords", "earliestDateAvailable", "latestDateCovered"}
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.updated(end, start)
+    assert error_of(exc.value)["errorCode"] == "INVALID_REPLICATION_DATE"
+
+
 # -- describe, pages ------------------------------------------------------------------------------
 
 
@@ -624,7 +661,8 @@ def test_seed_cli_and_restart_keep_the_org(tmp_path):
     assert "reused" in again.stdout
     port = free_port()
     argv = python_module("emulators.salesforce", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
-                         str(data_dir), "--client-id", "c", "--client-secret", "s", "--daily-api-limit", "5")
+                         str(data_dir), "--client-id", "c", "--client-secret", "s", "--daily-api-limit", "5",
+                         "--sosl-lag-seconds", "0.5")
     proc = ManagedProcess("sf-restart", argv, ready_url=f"https://127.0.0.1:{port}/_emulator/health",
                           ca_file=data_dir / "ca.pem", log_path=tmp_path / "sf.log")
     proc.start()
@@ -638,6 +676,11 @@ def test_seed_cli_and_restart_keep_the_org(tmp_path):
             r = c.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Contact"})
             assert r.json()["totalSize"] == 200 and r.headers["Sforce-Limit-Info"] == "api-usage=1/5"
             cid = c.post(f"{V}/sobjects/Contact", json={"LastName": "Survivor"}).json()["id"]
+            # The search index lags writes by --sosl-lag-seconds.
+            search = {"q": "FIND {Survivor} IN NAME FIELDS RETURNING Contact(Id)"}
+            assert c.get(f"{V}/search", params=search).json()["searchRecords"] == []
+            time.sleep(0.6)
+            assert c.get(f"{V}/search", params=search).json()["searchRecords"][0]["Id"] == cid
         ca_before = (data_dir / "ca.pem").read_bytes()
         proc.stop()
         proc.start()

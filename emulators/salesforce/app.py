@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime as http_date, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -24,10 +24,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from . import ids, pages, schema, soql
+from . import ids, pages, schema, soql, sosl
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults
-from .store import Store, ValidationRule, now_iso, parse_datetime
+from .store import Store, ValidationRule, format_datetime, parse_datetime, q
 
 API_VERSION = "62.0"
 
@@ -215,6 +215,11 @@ class Emulator:
             return self.sobjects(ctx, method, seg[1:], params, headers, body)
         if head == "composite" and seg[1:] == ["sobjects"]:
             return self.collections(ctx, method, params, body)
+        if head == "search" and len(seg) == 1:
+            _only(method, "GET")
+            if not params.get("q"):
+                raise ApiError(400, "MALFORMED_SEARCH", "A search string has to be specified")
+            return Resp(200, sosl.run(ctx.store, params["q"], ctx.version, self.config.sosl_lag_seconds))
         raise not_found()
 
     # -- query ----------------------------------------------------------------------------------
@@ -281,6 +286,9 @@ class Emulator:
         if len(seg) == 2 and seg[1] == "describe":
             _only(method, "GET")
             return Resp(200, obj.describe(v, schema.child_relationships_of(obj.name)))
+        if len(seg) == 2 and seg[1] in ("updated", "deleted"):
+            _only(method, "GET")
+            return Resp(200, self.replication(store, obj, seg[1], params))
         if len(seg) == 2:
             record_id = seg[1]
             if method == "GET":
@@ -326,6 +334,30 @@ class Emulator:
                 return Resp(204)
             raise _method_not_allowed(method, "GET, PATCH, DELETE")
         raise not_found()
+
+    def replication(self, store: Store, obj: schema.SObject, kind: str, params: dict) -> dict:
+        """getUpdated / getDeleted: ids changed in [start, end], by SystemModstamp, minute precision."""
+        try:
+            start = parse_datetime(params["start"]).replace(second=0, microsecond=0)
+            end = parse_datetime(params["end"]).replace(second=0, microsecond=0)
+        except (KeyError, ValueError):
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "start and end must be valid dateTime values") from None
+        now = datetime.now(timezone.utc)
+        if end <= start:
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+        if start < now - timedelta(days=30):
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago")
+        end = min(end, now)  # nothing after now is covered yet
+        lo, hi = format_datetime(start), format_datetime(end)
+        deleted = 1 if kind == "deleted" else 0
+        rows = store.conn.execute(f"SELECT Id, SystemModstamp FROM {q(obj.name)} WHERE IsDeleted = ? AND "
+                                  "SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, rid",
+                                  (deleted, lo, hi)).fetchall()
+        if kind == "updated":
+            return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
+        earliest = format_datetime((now - timedelta(days=15)).replace(second=0, microsecond=0))
+        return {"deletedRecords": [{"id": r[0], "deletedDate": r[1]} for r in rows],
+                "earliestDateAvailable": earliest, "latestDateCovered": hi}
 
     # -- sObject Collections --------------------------------------------------------------------
 

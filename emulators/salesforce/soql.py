@@ -808,9 +808,10 @@ def f_sortable(f: Field) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def compile_query(text: str, *, include_deleted: bool, version: str, today: date | None = None) -> Compiled:
+def compile_query(text: str, *, include_deleted: bool, version: str, today: date | None = None,
+                  extra_where: tuple[str, list] | None = None) -> Compiled:
     query = parse(text, today)
-    return Compiler(query, include_deleted=include_deleted, version=version).compile()
+    return Compiler(query, include_deleted=include_deleted, version=version, extra_where=extra_where).compile()
 
 
 def total_size(conn, c: Compiled) -> int:

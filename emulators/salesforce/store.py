@@ -70,6 +70,9 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=OFF")
+        # SOSL helpers: phone search ignores formatting; term matching is word-based.
+        self.conn.create_function("sf_digits", 1, _digits, deterministic=True)
+        self.conn.create_function("sf_match", 2, _regex_match, deterministic=True)
         self.in_transaction = False
         self.validation_rules: list[ValidationRule] = []
         if create:
@@ -444,6 +447,22 @@ class Store:
                 f"WHERE {col} = ? AND IsDeleted = 0)", (target_id, target_id)).fetchone()[0]
             self.conn.execute(f"UPDATE {q(target.name)} SET LastActivityDate = ? WHERE Id = ?",
                               (latest, target_id))
+
+
+def _digits(value: object) -> str | None:
+    return None if value is None else re.sub(r"\D", "", str(value))
+
+
+_REGEX_CACHE: dict[str, re.Pattern] = {}
+
+
+def _regex_match(pattern: str, value: object) -> int:
+    if value is None:
+        return 0
+    rx = _REGEX_CACHE.get(pattern)
+    if rx is None:
+        rx = _REGEX_CACHE[pattern] = re.compile(pattern, re.IGNORECASE)
+    return 1 if rx.search(str(value)) else 0
 
 
 # Fields derived from others, recomputed on every write.
