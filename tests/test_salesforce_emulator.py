@@ -559,6 +559,27 @@ def test_get_updated_and_deleted(sf):
     assert error_of(exc.value)["errorCode"] == "INVALID_REPLICATION_DATE"
 
 
+def test_bulk2_query_job_csv_paging(sf, http):
+    import csv
+    import io
+
+    m = marker()
+    acc = sf.Account.create({"Name": f"Bulk, {m}"})["id"]
+    records = [{"attributes": {"type": "Contact"}, "LastName": m, "FirstName": f"B{i:02d}", "AccountId": acc}
+               for i in range(25)]
+    assert all(r["success"] for r in http.post(f"{V}/composite/sobjects", json={"records": records}).json())
+    pages = list(sf.bulk2.Contact.query(f"SELECT Id, FirstName, Account.Name FROM Contact WHERE LastName = '{m}' "
+                                        "ORDER BY FirstName", max_records=10, wait=0))
+    assert len(pages) == 3
+    rows = [row for page in pages for row in csv.DictReader(io.StringIO(page))]
+    assert [r["FirstName"] for r in rows] == [f"B{i:02d}" for i in range(25)]
+    assert rows[0]["Account.Name"] == f"Bulk, {m}" and pages[0].startswith('"Id","FirstName","Account.Name"')
+    job = http.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT COUNT() FROM Contact"})
+    assert job.status_code == 400
+    bad = http.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Nope FROM Contact"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
 # -- describe, pages ------------------------------------------------------------------------------
 
 

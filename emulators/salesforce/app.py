@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import ids, pages, schema, soql, sosl
+from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults
 from .store import Store, ValidationRule, format_datetime, parse_datetime, q
@@ -96,6 +97,7 @@ class Emulator:
         self.stats_routes: Counter[str] = Counter()
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.cursor_seq = 0
+        self.bulk = BulkJobs()
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -165,6 +167,9 @@ class Emulator:
         headers = {**resp.headers, **self.limit_header()}
         if resp.status == 204 or resp.body is None and resp.status < 300:
             return Response(status_code=resp.status, headers=headers)
+        if isinstance(resp.body, str):  # CSV results
+            media = headers.pop("Content-Type", "text/plain")
+            return Response(resp.body.encode("utf-8"), status_code=resp.status, headers=headers, media_type=media)
         return JSONResponse(resp.body, status_code=resp.status, headers=headers)
 
     async def dispatch(self, ctx: Ctx, method: str, rest: str, params: dict, headers: dict, body: object) -> Resp:
@@ -215,11 +220,34 @@ class Emulator:
             return self.sobjects(ctx, method, seg[1:], params, headers, body)
         if head == "composite" and seg[1:] == ["sobjects"]:
             return self.collections(ctx, method, params, body)
+        if head == "jobs" and seg[1:2] == ["query"]:
+            return self.bulk_query(ctx, method, seg[2:], params, body)
         if head == "search" and len(seg) == 1:
             _only(method, "GET")
             if not params.get("q"):
                 raise ApiError(400, "MALFORMED_SEARCH", "A search string has to be specified")
             return Resp(200, sosl.run(ctx.store, params["q"], ctx.version, self.config.sosl_lag_seconds))
+        raise not_found()
+
+    def bulk_query(self, ctx: Ctx, method: str, seg: list[str], params: dict, body: object) -> Resp:
+        if not seg:
+            if method == "POST":
+                return Resp(200, self.bulk.create(ctx.store, body, ctx.version, _USER_ID))
+            _only(method, "GET")
+            return Resp(200, self.bulk.list())
+        if len(seg) == 1:
+            if method == "GET":
+                return Resp(200, self.bulk.status(seg[0]))
+            if method == "PATCH":
+                return Resp(200, self.bulk.abort(seg[0], body))
+            if method == "DELETE":
+                self.bulk.delete(seg[0])
+                return Resp(204)
+            raise _method_not_allowed(method, "GET, PATCH, DELETE")
+        if len(seg) == 2 and seg[1] == "results":
+            _only(method, "GET")
+            text, headers = self.bulk.results(self.store, seg[0], params)
+            return Resp(200, text, headers)
         raise not_found()
 
     # -- query ----------------------------------------------------------------------------------
@@ -596,6 +624,8 @@ def _route_template(rest: str) -> str:
     seg = [s for s in rest.strip("/").split("/") if s]
     if len(seg) >= 2 and seg[0] in ("query", "queryAll"):
         return f"{seg[0]}/{{locator}}"
+    if len(seg) >= 3 and seg[:2] == ["jobs", "query"]:
+        return "/".join(["jobs/query/{id}"] + seg[3:])
     if len(seg) == 3 and seg[0] == "sobjects" and seg[2] not in ("describe", "updated", "deleted"):
         return f"sobjects/{seg[1]}/{{id}}"
     if len(seg) == 4 and seg[0] == "sobjects":
