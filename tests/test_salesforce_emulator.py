@@ -715,3 +715,53 @@ def test_seed_cli_and_restart_keep_the_org(tmp_path):
             assert r.status_code == 403 and r.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
     finally:
         proc.stop()
+
+
+def test_oauth_password_refresh_and_jwt_bearer_flows(tmp_path):
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from callbridge.processes import ManagedProcess, free_port, python_module
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    data_dir, port = tmp_path / "sf", free_port()
+    proc = ManagedProcess("sf-oauth", python_module(
+        "emulators.salesforce", "serve", "--port", str(port), "--data-dir", str(data_dir), "--client-id", "app",
+        "--client-secret", "shh", "--username", "integration@techsupport.example", "--password", "pw",
+        "--jwt-public-key", str(tmp_path / "app.pub")), ready_url=f"https://127.0.0.1:{port}/_emulator/health",
+        ca_file=data_dir / "ca.pem", log_path=tmp_path / "sf.log").start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(data_dir / "ca.pem"))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ctx) as c:
+            def token(**form):
+                return c.post("/services/oauth2/token", data=form)
+
+            pw = token(grant_type="password", client_id="app", client_secret="shh",
+                       username="integration@techsupport.example", password="pw")
+            assert pw.status_code == 200 and pw.json()["refresh_token"]
+            wrong = token(grant_type="password", client_id="app", client_secret="shh",
+                          username="integration@techsupport.example", password="nope")
+            assert wrong.status_code == 400 and wrong.json() == {"error": "invalid_grant",
+                                                                 "error_description": "authentication failure"}
+            refreshed = token(grant_type="refresh_token", client_id="app", client_secret="shh",
+                              refresh_token=pw.json()["refresh_token"])
+            assert refreshed.status_code == 200 and "refresh_token" not in refreshed.json()
+            access = refreshed.json()["access_token"]
+            assert c.get(f"{V}/limits", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+            assert token(grant_type="refresh_token", client_id="app", client_secret="shh",
+                         refresh_token="bogus").json()["error"] == "invalid_grant"
+            claims = {"iss": "app", "sub": "integration@techsupport.example", "aud": "https://login.salesforce.com",
+                      "exp": int(time.time()) + 180}
+            grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ok = token(grant_type=grant, assertion=jwt.encode(claims, key, algorithm="RS256"))
+            assert ok.status_code == 200 and ok.json()["token_type"] == "Bearer"
+            other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            forged = token(grant_type=grant, assertion=jwt.encode(claims, other, algorithm="RS256"))
+            assert forged.status_code == 400 and forged.json()["error"] == "invalid_grant"
+            stranger = token(grant_type=grant, assertion=jwt.encode({**claims, "sub": "x@y"}, key, algorithm="RS256"))
+            assert stranger.status_code == 400
+    finally:
+        proc.stop()

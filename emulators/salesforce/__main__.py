@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--token-ttl", type=int, default=7200, help="seconds")
     serve.add_argument("--daily-api-limit", type=int, default=100_000)
     serve.add_argument("--sosl-lag-seconds", type=float, default=0.0)
+    serve.add_argument("--username", help="integration user for the OAuth password and JWT bearer flows")
+    serve.add_argument("--password", help="that user's password (password flow)")
+    serve.add_argument("--jwt-public-key", type=Path, help="PEM certificate or public key of the connected app")
     seed = sub.add_parser("seed", help="build the TechSupport Inc. demo org if the org is empty")
     seed.add_argument("--data-dir", type=Path, required=True)
     seed.add_argument("--contacts", type=int, default=3000)
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tls = ensure_tls(args.data_dir)
     app = create_app(Config(args.data_dir, args.client_id, args.client_secret, args.token_ttl,
-                            args.daily_api_limit, args.sosl_lag_seconds))
+                            args.daily_api_limit, args.sosl_lag_seconds, args.username, args.password,
+                            args.jwt_public_key))
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
                 log_level="warning", timeout_graceful_shutdown=1)
     return 0

@@ -59,6 +59,11 @@ class Config:
     token_ttl: int = 7200
     daily_api_limit: int = 100_000
     sosl_lag_seconds: float = 0.0
+    # Optional extra OAuth flows: one integration user for the password flow (which also
+    # issues refresh tokens) and the connected app's certificate/public key for JWT bearer.
+    username: str | None = None
+    password: str | None = None
+    jwt_public_key: Path | None = None
 
 
 @dataclass
@@ -122,6 +127,60 @@ class Emulator:
                                               hashlib.sha256).digest()).decode()
         return {"access_token": token, "instance_url": instance_url, "id": identity, "token_type": "Bearer",
                 "issued_at": issued_at, "signature": signature, "scope": "api"}
+
+    def oauth(self, form: dict, instance_url: str) -> tuple[int, dict]:
+        """The token endpoint's grants; returns (status, body) as Salesforce does."""
+        cfg = self.config
+        grant = form.get("grant_type", "")
+        invalid_client = (400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+        client_ok = hmac.compare_digest(form.get("client_id") or "", cfg.client_id) and \
+            hmac.compare_digest(form.get("client_secret") or "", cfg.client_secret)
+        if grant == "client_credentials":
+            return (200, self.issue_token(instance_url)) if client_ok else invalid_client
+        if grant == "password":
+            if not client_ok:
+                return invalid_client
+            if not (cfg.username and cfg.password and form.get("username") == cfg.username
+                    and hmac.compare_digest(form.get("password") or "", cfg.password)):
+                return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
+            body = self.issue_token(instance_url)
+            refresh = f"5Aep{secrets.token_urlsafe(60)}"
+            self.store.add_token("refresh:" + refresh, time.time() + 90 * 86400)
+            return 200, {**body, "refresh_token": refresh, "scope": "api refresh_token"}
+        if grant == "refresh_token":
+            if not client_ok:
+                return invalid_client
+            expiry = self.store.token_expiry("refresh:" + (form.get("refresh_token") or ""))
+            if expiry is None or expiry < time.time():
+                return 400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}
+            return 200, self.issue_token(instance_url)
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return self._jwt_bearer(form.get("assertion") or "", instance_url)
+        return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+
+    def _jwt_bearer(self, assertion: str, instance_url: str) -> tuple[int, dict]:
+        import jwt
+
+        cfg = self.config
+        if cfg.jwt_public_key is None:
+            return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
+        key = cfg.jwt_public_key.read_bytes()
+        if b"CERTIFICATE" in key:
+            from cryptography.x509 import load_pem_x509_certificate
+
+            key = load_pem_x509_certificate(key).public_key()
+        try:
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_aud": False,
+                                                                               "require": ["iss", "sub", "exp"]})
+        except jwt.ExpiredSignatureError:
+            return 400, {"error": "invalid_grant", "error_description": "expired authorization code"}
+        except jwt.PyJWTError:
+            return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
+        if claims.get("iss") != cfg.client_id:
+            return 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+        if not cfg.username or claims.get("sub") != cfg.username:
+            return 400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
+        return 200, self.issue_token(instance_url)
 
     def token_valid(self, header: str | None) -> bool:
         if not header:
@@ -714,23 +773,16 @@ def create_app(config: Config) -> FastAPI:
     @app.post("/services/oauth2/token")
     async def token(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
-        grant = form.get("grant_type", "")
-        client_id, client_secret = form.get("client_id"), form.get("client_secret")
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("basic "):
             try:
                 client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+                form.setdefault("client_id", client_id)
+                form.setdefault("client_secret", client_secret)
             except ValueError:
                 pass
-        if grant != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type", "error_description": "grant type not supported"},
-                                status_code=400)
-        if not (hmac.compare_digest(client_id or "", config.client_id)
-                and hmac.compare_digest(client_secret or "", config.client_secret)):
-            return JSONResponse({"error": "invalid_client", "error_description": "invalid client credentials"},
-                                status_code=400)
-        instance_url = str(request.base_url).rstrip("/")
-        return JSONResponse(emu.issue_token(instance_url))
+        status, body = emu.oauth(form, str(request.base_url).rstrip("/"))
+        return JSONResponse(body, status_code=status)
 
     @app.api_route("/services/data/{rest:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"])
     async def api(request: Request, rest: str) -> Response:
