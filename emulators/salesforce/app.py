@@ -317,9 +317,12 @@ class Emulator:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
         compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
         conn = ctx.store.conn
-        total = soql.total_size(conn, compiled)
         batch = _batch_size(headers)
         records = soql.fetch(conn, compiled, 0, batch)
+        # A short first page is the whole result: skip the second scan a COUNT would cost.
+        short = not compiled.count_only and len(records) < batch and \
+            (compiled.limit is None or len(records) < compiled.limit)
+        total = len(records) if short else soql.total_size(conn, compiled)
         body: dict = {"totalSize": total, "done": True}
         if not compiled.count_only and total > len(records):
             locator = self._new_cursor(Cursor(compiled, total, batch, time.time()))

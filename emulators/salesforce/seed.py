@@ -141,8 +141,29 @@ def _build(store: Store, rng: random.Random, n_contacts: int) -> None:
     account_ids = bulk_insert(store, schema.ACCOUNT, account_rows)
     company_ids = account_ids[len(SITES):len(SITES) + len(companies)]
 
+    used_emails: dict[str, int] = {}
+    made = 0
+    while made < n_contacts:
+        # Chunks keep memory flat for a million contacts; one transaction still covers all.
+        rows = _contact_rows(rng, companies, company_ids, used_emails, min(_CHUNK, n_contacts - made))
+        contact_ids = bulk_insert(store, schema.CONTACT, rows)
+        made += len(rows)
+        case_rows = []
+        for i in range(0, len(contact_ids), 25):
+            j = rng.randrange(i, min(i + 25, len(contact_ids)))
+            case_rows.append({"Subject": rng.choice(CASE_SUBJECTS),
+                              "Status": rng.choice(["New", "Working", "Escalated"]),
+                              "Priority": rng.choice(["High", "Medium", "Low"]), "Origin": "Phone",
+                              "ContactId": contact_ids[j], "AccountId": rows[j].get("AccountId")})
+        bulk_insert(store, schema.CASE, case_rows)
+
+
+_CHUNK = 50_000
+
+
+def _contact_rows(rng: random.Random, companies: list, company_ids: list[str], used_emails: dict[str, int],
+                  n_contacts: int) -> list[dict]:
     rows: list[dict] = []
-    used_emails: set[str] = set()
     while len(rows) < n_contacts:
         k = rng.randrange(len(companies))
         _, domain, company_cc, company_city, company_phone = companies[k]
@@ -156,14 +177,11 @@ def _build(store: Store, rng: random.Random, n_contacts: int) -> None:
                      "Title": rng.choice(TITLES),
                      "Custom_Tier__c": rng.choices(["Standard", "Premium", "Enterprise"], weights=[70, 20, 10])[0]}
         local = _ascii(f"{first}.{last}").lower().replace("'", "")
-        email = f"{local}@{domain}"
-        n = 2
-        while email in used_emails:
-            email = f"{local}{n}@{domain}"
-            n += 1
+        base = f"{local}@{domain}"
         if rng.random() < 0.95:
-            used_emails.add(email)
-            row["Email"] = email
+            n = used_emails.get(base, 0) + 1  # john.smith@, john.smith2@, ... stay unique
+            used_emails[base] = n
+            row["Email"] = base if n == 1 else f"{local}{n}@{domain}"
         roll = rng.random()
         if roll < 0.04:
             pass  # no phone at all
@@ -185,15 +203,7 @@ def _build(store: Store, rng: random.Random, n_contacts: int) -> None:
             dup["Email"] = _title_case_email(row["Email"])
             dup.pop("MobilePhone", None)
             rows.append(dup)
-    contact_ids = bulk_insert(store, schema.CONTACT, rows)
-
-    case_rows = []
-    for i in range(0, len(contact_ids), 25):
-        j = rng.randrange(i, min(i + 25, len(contact_ids)))
-        case_rows.append({"Subject": rng.choice(CASE_SUBJECTS), "Status": rng.choice(["New", "Working", "Escalated"]),
-                          "Priority": rng.choice(["High", "Medium", "Low"]), "Origin": "Phone",
-                          "ContactId": contact_ids[j], "AccountId": rows[j].get("AccountId")})
-    bulk_insert(store, schema.CASE, case_rows)
+    return rows
 
 
 def _title_case_email(email: str) -> str:
