@@ -322,7 +322,8 @@ class Emulator:
         # A short first page is the whole result: skip the second scan a COUNT would cost.
         short = not compiled.count_only and len(records) < batch and \
             (compiled.limit is None or len(records) < compiled.limit)
-        total = len(records) if short else soql.total_size(conn, compiled)
+        full_limit = compiled.limit is not None and len(records) == compiled.limit
+        total = len(records) if short or full_limit else soql.total_size(conn, compiled)
         body: dict = {"totalSize": total, "done": True}
         if not compiled.count_only and total > len(records):
             locator = self._new_cursor(Cursor(compiled, total, batch, time.time()))
