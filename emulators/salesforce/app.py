@@ -434,10 +434,14 @@ class Emulator:
         except (KeyError, ValueError):
             raise ApiError(400, "INVALID_REPLICATION_DATE", "start and end must be valid dateTime values") from None
         now = datetime.now(timezone.utc)
-        if end <= start:
-            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
-        if start < now - timedelta(days=30):
-            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago")
+        # Seconds are ignored; the window must span at least a minute; deletes are kept 15 days
+        # and updates 30 (getUpdated/getDeleted rules).
+        if end - start < timedelta(minutes=1):
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate by "
+                           "more than one minute")
+        days = 15 if kind == "deleted" else 30
+        if start < now - timedelta(days=days):
+            raise ApiError(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
         end = min(end, now)  # nothing after now is covered yet
         lo, hi = format_datetime(start), format_datetime(end)
         deleted = 1 if kind == "deleted" else 0
