@@ -19,6 +19,20 @@ from callbridge.settings import Settings
 T = TypeVar("T")
 
 
+class _PinnedCAAdapter(requests.adapters.HTTPAdapter):
+    """Verifies against the configured CA even when REQUESTS_CA_BUNDLE is set in the
+    environment (requests lets that variable override `Session.verify`)."""
+
+    def __init__(self, ca_file: str | None, **kwargs: Any) -> None:
+        self._ca_file = ca_file
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        if self._ca_file:
+            kwargs["verify"] = self._ca_file
+        return super().send(request, **kwargs)
+
+
 class SalesforceAuthError(RuntimeError):
     """The token endpoint refused our credentials: retrying won't help until config changes."""
 
@@ -28,11 +42,9 @@ class SalesforceConnection:
         self._settings = settings
         self._lock = threading.Lock()
         self._session = requests.Session()
-        if settings.salesforce_ca_file:
-            self._session.verify = str(settings.salesforce_ca_file)
+        ca_file = str(settings.salesforce_ca_file) if settings.salesforce_ca_file else None
         # A pool as large as the activity thread pool: activities share the session.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
-        self._session.mount("https://", adapter)
+        self._session.mount("https://", _PinnedCAAdapter(ca_file, pool_connections=4, pool_maxsize=64))
         self._client: Salesforce | None = None
         self.requests_made = 0
 

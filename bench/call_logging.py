@@ -36,7 +36,7 @@ from callbridge.processes import free_port  # noqa: E402
 from callbridge.settings import Settings  # noqa: E402
 from callbridge.stack import LocalStack  # noqa: E402
 from callbridge.temporal import connect  # noqa: E402
-from workflows.call_logging import workflow_id  # noqa: E402
+from workflows.call_logging import CallLoggingWorkflow  # noqa: E402
 
 console = Console()
 
@@ -102,7 +102,7 @@ async def run_calls(settings: Settings, client, callers: list[str], count: int, 
                 failures.append(f"{resp.status_code} {resp.text[:100]}")
                 return
             try:
-                result = await client.get_workflow_handle(resp.json()["workflowId"]).result()
+                result = await client.get_workflow_handle_for(CallLoggingWorkflow.run, resp.json()["workflowId"]).result()
             except Exception as exc:
                 failures.append(type(exc).__name__)
                 return

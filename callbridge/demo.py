@@ -13,7 +13,7 @@ from callbridge.call_simulation import known_callers, mask_number, place_call, u
 from callbridge.settings import Settings
 from callbridge.stack import LocalStack, write_env_file
 from callbridge.temporal import connect
-from workflows.call_logging import workflow_id
+from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 console = Console(highlight=False)
 
@@ -84,7 +84,7 @@ async def _report(settings: Settings, client, conversation: str, e164: str) -> N
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wid}"
     console.print(f"☎  call from {mask_number(e164)} ended  → {ui}")
     try:
-        result = await asyncio.wait_for(client.get_workflow_handle(wid).result(), timeout=120)
+        result = await asyncio.wait_for(client.get_workflow_handle_for(CallLoggingWorkflow.run, wid).result(), timeout=120)
     except Exception as exc:  # shown, never fatal for the demo
         console.print(f"   [red]✗ {wid}: {type(exc).__name__}: {exc}[/red]")
         return

@@ -63,13 +63,25 @@ class CallEndedEvent(_Wire):
 
 
 class CallLoggingInput(BaseModel):
-    """Everything the workflow needs, settings included, so a replay never reads config."""
+    """Everything the workflow needs, settings included, so a replay never reads config.
+
+    The customer's number is normalised before the workflow starts (`for_event`), keeping
+    phonenumbers' lazily loaded metadata out of the workflow sandbox.
+    """
 
     event: CallEndedEvent
+    customer_e164: str | None = None
     unknown_caller_policy: UnknownCallerPolicy = "skip"
     default_region: str = "US"
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
+
+    @classmethod
+    def for_event(cls, event: CallEndedEvent, default_region: str = "US", **policy) -> "CallLoggingInput":
+        from callbridge.phone import to_e164
+
+        return cls(event=event, customer_e164=to_e164(event.customer_number, default_region),
+                   default_region=default_region, **policy)
 
 
 class ContactMatch(BaseModel):

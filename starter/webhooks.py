@@ -115,10 +115,10 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             return _refuse(422, "invalid payload", fields=exc.fields)
 
         wid = workflow_id(event.conversation_id)
-        inp = CallLoggingInput(
-            event=event,
+        inp = CallLoggingInput.for_event(
+            event,
+            settings.default_region,
             unknown_caller_policy=settings.unknown_caller_policy,
-            default_region=settings.default_region,
             unknown_caller_account_name=settings.unknown_caller_account_name,
             recording_budget_seconds=settings.recording_budget_seconds,
         )

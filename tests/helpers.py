@@ -22,6 +22,7 @@ _unique = itertools.count(1)
 def salesforce_client(sf_emulator) -> Salesforce:
     """A plain simple-salesforce client (not Callbridge's connector) for setup and checks."""
     session = requests.Session()
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides session.verify
     session.verify = str(sf_emulator.ca_file)
     token = session.post(
         f"{sf_emulator.instance_url}/services/oauth2/token",

@@ -43,12 +43,12 @@ def new_contact(sf, account_id: str, **fields) -> str:
 
 
 async def result_of(client, conversation: str):
-    return await client.get_workflow_handle(workflow_id(conversation)).result()
+    return await client.get_workflow_handle_for(CallLoggingWorkflow.run, workflow_id(conversation)).result()
 
 
 async def run_direct(client, stack, event: dict, **policy):
     """Start the workflow the way the starter does, with a chosen unknown-caller policy."""
-    inp = CallLoggingInput(event=CallEndedEvent.model_validate(event), **policy)
+    inp = CallLoggingInput.for_event(CallEndedEvent.model_validate(event), "US", **policy)
     return await client.execute_workflow(
         CallLoggingWorkflow.run, inp, id=workflow_id(event["conversationId"]), task_queue=stack.task_queue,
     )

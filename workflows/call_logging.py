@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.genesys import GenesysActivities
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         PhoneLookup,
         RecordingRequest,
     )
-    from callbridge.phone import to_e164
 
 CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
 CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
@@ -83,12 +82,11 @@ class CallLoggingWorkflow:
             )
             if contact is not None:
                 return [contact]
-        e164 = to_e164(inp.event.customer_number, inp.default_region)
-        if e164 is None:
+        if inp.customer_e164 is None:
             return []  # anonymous, withheld or unparseable: an unknown caller
         return await workflow.execute_activity_method(
             SalesforceActivities.find_contacts_by_phone,
-            PhoneLookup(e164=e164, default_region=inp.default_region),
+            PhoneLookup(e164=inp.customer_e164, default_region=inp.default_region),
             start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
         )
 
@@ -111,15 +109,23 @@ class CallLoggingWorkflow:
             return None
 
     async def _log_call(self, request: LogCallRequest):
-        return await workflow.execute_activity_method(
-            SalesforceActivities.log_call, request,
-            start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
-        )
+        try:
+            return await workflow.execute_activity_method(
+                SalesforceActivities.log_call, request,
+                start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+            )
+        except ActivityError as err:
+            # Salesforce refused the Task (a validation rule...): fail the workflow with its
+            # message on top, where the Temporal UI shows it first.
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "SalesforceRejected":
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
+            raise
 
     async def _unknown_caller(self, inp: CallLoggingInput, recording_link: str | None) -> CallLoggingResult:
         event = inp.event
         policy = inp.unknown_caller_policy
-        e164 = to_e164(event.customer_number, inp.default_region)
+        e164 = inp.customer_e164
         if policy == "create_contact" and e164 is not None:
             request = LogCallRequest(
                 conversation_id=event.conversation_id,
