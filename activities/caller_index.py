@@ -93,13 +93,17 @@ class CallerIndexActivities:
         return IndexRefreshResult(applied=applied, removed=removed, full=since is None, watermark=until.isoformat())
 
     def _remove_deleted(self, engine, since: datetime, until: datetime) -> int:
-        # getDeleted wants a window of at least a minute and not older than 30 days.
-        start = min(since, until - timedelta(minutes=1))
+        """Contacts deleted since the watermark: the recycle bin (queryAll, IsDeleted) sees them
+        at once; getDeleted also reports those already purged from it, though only to the
+        minute (it ignores seconds), so the lookback window covers the rest."""
+        soql = format_soql("SELECT Id FROM Contact WHERE IsDeleted = true AND SystemModstamp >= {}", since)
         try:
-            deleted = self._sf.call(lambda sf: sf.Contact.deleted(start, until))
+            binned = self._sf.restful("queryAll", params={"q": soql})["records"]
+            start = min(since, until - timedelta(minutes=1))  # getDeleted wants at least a minute
+            purged = self._sf.call(lambda sf: sf.Contact.deleted(start, until)).get("deletedRecords", [])
         except SalesforceError as exc:
-            raise from_exception(exc, "getDeleted") from None
-        ids = [d["id"] for d in deleted.get("deletedRecords", [])]
+            raise from_exception(exc, "deleted contacts read") from None
+        ids = {r["Id"] for r in binned} | {d["id"] for d in purged}
         caller_index.remove_contacts(engine, ids)
         return len(ids)
 

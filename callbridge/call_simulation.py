@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from callbridge.phone import region_for_country, to_e164
+from callbridge.matching import contact_region
+from callbridge.phone import to_e164
 from callbridge.settings import Settings
 
 
@@ -28,10 +29,9 @@ def known_callers(settings: Settings, limit: int = 2000) -> list[Caller]:
     )["records"]
     callers = []
     for r in records:
-        region = region_for_country(r.get("MailingCountry") or (r.get("Account") or {}).get("BillingCountry"),
-                                    settings.default_region)
+        region, guessed = contact_region(r, settings.default_region)
         for field in ("MobilePhone", "Phone"):
-            e164 = to_e164(r.get(field), region)
+            e164 = to_e164(r.get(field), region, guessed)
             if e164:
                 callers.append(Caller(r["Id"], e164))
                 break

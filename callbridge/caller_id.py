@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from callbridge.matching import PERSONAL_FIELDS, PHONE_FIELDS, parse_sf_datetime
-from callbridge.phone import region_for_country, to_e164
+from callbridge.matching import PERSONAL_FIELDS, PHONE_FIELDS, contact_region, parse_sf_datetime
+from callbridge.phone import all_e164
 
 INDEX_SOQL_FIELDS = (
     "Id, FirstName, LastName, AccountId, Account.Name, Account.AccountNumber, Account.BillingCountry, "
@@ -18,14 +18,13 @@ INDEX_SOQL_FIELDS = (
 def index_rows(record: dict[str, Any], default_region: str) -> list[dict[str, Any]]:
     """One row per phone field holding a usable number, normalised in the contact's country."""
     account = record.get("Account") or {}
-    region = region_for_country(record.get("MailingCountry") or account.get("BillingCountry"), default_region)
+    region, guessed = contact_region(record, default_region)
     last_activity = parse_sf_datetime(record.get("Last_Call_Date__c"))
     if last_activity is None and record.get("LastActivityDate"):
         last_activity = parse_sf_datetime(record["LastActivityDate"] + "T00:00:00+00:00")
     rows = []
     for field in PHONE_FIELDS:
-        e164 = to_e164(record.get(field), region)
-        if e164:
+        for e164 in all_e164(record.get(field), region, guessed):
             rows.append({
                 "contact_id": record["Id"], "phone_field": field, "e164": e164,
                 "first_name": record.get("FirstName"), "last_name": record.get("LastName"),

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from callbridge.models import ContactMatch
-from callbridge.phone import region_for_country, to_e164
+from callbridge.phone import all_e164, known_region
 
 PHONE_FIELDS = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
 # A contact's own lines; Phone is often the company's shared switchboard number.
@@ -40,14 +40,18 @@ def contact_from_record(record: dict[str, Any], matched_field: str | None = None
     )
 
 
+def contact_region(record: dict[str, Any], default_region: str) -> tuple[str, bool]:
+    """(region, guessed): from MailingCountry, else the Account's BillingCountry, else the default."""
+    account = record.get("Account") or {}
+    region = known_region(record.get("MailingCountry")) or known_region(account.get("BillingCountry"))
+    return (region, False) if region else (default_region, True)
+
+
 def matched_field(record: dict[str, Any], caller_e164: str, default_region: str) -> str | None:
     """The phone field of the record holding the caller's number, own lines first."""
-    account = record.get("Account") or {}
-    region = region_for_country(
-        record.get("MailingCountry") or account.get("BillingCountry"), default_region
-    )
+    region, guessed = contact_region(record, default_region)
     for field in (*PERSONAL_FIELDS, "Phone"):
-        if to_e164(record.get(field), region) == caller_e164:
+        if caller_e164 in all_e164(record.get(field), region, guessed):
             return field
     return None
 

@@ -6,6 +6,8 @@ module is where the two meet. Pure functions, no I/O.
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import Leniency, NumberParseException, PhoneNumberFormat, PhoneNumberMatcher
 
@@ -24,48 +26,115 @@ _WITHHELD = {"anonymous", "unknown", "private", "restricted", "withheld", "unava
 
 def region_for_country(country: str | None, default_region: str) -> str:
     """Map a typed country ("Brasil", "USA", "ca") to a region code, else the default."""
+    return known_region(country) or default_region
+
+
+def known_region(country: str | None) -> str | None:
+    """The region a typed country names, or None when it names none we know."""
     if not country:
-        return default_region
+        return None
     key = country.strip().lower()
     if len(key) == 2 and key.isalpha():
         code = key.upper()
+        if code == "UK":
+            return "GB"
         if code in phonenumbers.SUPPORTED_REGIONS:
             return code
-    return _COUNTRY_ALIASES.get(key, default_region)
+    return _COUNTRY_ALIASES.get(key)
 
 
-def to_e164(raw: str | None, region: str) -> str | None:
+# Where a number typed without a country code may come from when it is no valid number in
+# the contact's own region: TechSupport's sites and their neighbours, tried in this order.
+FALLBACK_REGIONS = ("US", "CA", "BR", "GB", "DE", "MX")
+
+# "(0044) 20 ...", "00 44 ...", "011 55 ..." typed on a contact whose region dials differently.
+_IDD_PREFIX = re.compile(r"^\s*\(?\s*(?:00|011)\s*\)?\s*(?=[1-9])")
+_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+def to_e164(raw: str | None, region: str, region_guessed: bool = False) -> str | None:
     """The E.164 form of a number however it was typed, or None when it holds no number.
 
     Extensions ("x123", "ext. 45") are dropped: the line is what the ANI carries.
     """
+    numbers = all_e164(raw, region, region_guessed)
+    return numbers[0] if numbers else None
+
+
+def all_e164(raw: str | None, region: str, region_guessed: bool = False) -> list[str]:
+    """Every number in a phone field, as E.164 ("512-555-0401 / 0402" holds two).
+
+    `region_guessed`: the record names no country, so `region` is only the default; a number
+    that is no valid number there is then tried in FALLBACK_REGIONS ("07911 123457" is British).
+    """
+    text = _clean(raw)
+    if text is None:
+        return []
+    numbers = _parse_all(text, region, region_guessed)
+    return [phonenumbers.format_number(n, PhoneNumberFormat.E164) for n in numbers]
+
+
+def _clean(raw: str | None) -> str | None:
     if not raw:
         return None
     text = raw.strip()
-    if not text or text.lower() in _WITHHELD or text.lower().startswith(("sip:", "tel:anonymous")):
-        if text.lower().startswith("sip:"):
-            text = text[4:].split("@", 1)[0]
-        else:
-            return None
-    if text.lower().startswith("tel:"):
+    lowered = text.lower()
+    if lowered.startswith("sip:"):
+        text = text[4:].split("@", 1)[0]
+    elif lowered.startswith("tel:"):
         text = text[4:]
-    number = _parse(text, region)
-    if number is None:
+    if not text or text.lower() in _WITHHELD:
         return None
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return text
 
 
-def _parse(text: str, region: str) -> phonenumbers.PhoneNumber | None:
+def _full_number(number: phonenumbers.PhoneNumber) -> bool:
+    # IS_POSSIBLE_LOCAL_ONLY ("555-1234") is no callable number: it would index a bogus +1555….
+    return phonenumbers.is_possible_number_with_reason(number) == _POSSIBLE
+
+
+def _try(text: str, region: str) -> phonenumbers.PhoneNumber | None:
     try:
         number = phonenumbers.parse(text, region)
-        if phonenumbers.is_possible_number(number):
-            return number
     except NumberParseException:
-        pass
-    # Stray text around the number ("call 512 555 1234 after 5"): let the matcher find it.
-    for match in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE):
-        return match.number
-    return None
+        return None
+    return number if _full_number(number) else None
+
+
+def _parse_all(text: str, region: str, region_guessed: bool) -> list[phonenumbers.PhoneNumber]:
+    whole = _try(text, region)
+    if whole is not None and phonenumbers.is_valid_number(whole):
+        return [whole]
+    # Several numbers, or a number inside stray text ("call 512 555 1234 after 5").
+    found = [m.number for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID)]
+    if found:
+        return _unique(found)
+    if _IDD_PREFIX.match(text):
+        idd = _try(_IDD_PREFIX.sub("+", text, count=1), region)
+        if idd is not None and phonenumbers.is_valid_number(idd):
+            return [idd]
+    # A number the contact's known country can dial stays in that country, valid or not
+    # (fictional ranges such as 07700 900xxx are "possible" but not "valid").
+    fallbacks = FALLBACK_REGIONS if region_guessed or whole is None else ()
+    for other in fallbacks:
+        if other != region:
+            number = _try(text, other)
+            if number is not None and phonenumbers.is_valid_number(number):
+                return [number]
+    if whole is not None:
+        return [whole]  # possible though not valid by the metadata: keep it, as typed
+    return _unique(m.number for m in PhoneNumberMatcher(text, region, leniency=Leniency.POSSIBLE)
+                   if _full_number(m.number))
+
+
+def _unique(numbers) -> list[phonenumbers.PhoneNumber]:
+    seen, out = set(), []
+    for n in numbers:
+        key = phonenumbers.format_number(n, PhoneNumberFormat.E164)
+        if key not in seen:
+            seen.add(key)
+            out.append(n)
+    return out
 
 
 def national_digits(e164: str) -> str:

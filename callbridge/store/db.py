@@ -26,7 +26,7 @@ caller_index = Table(
     metadata,
     Column("contact_id", String(18), primary_key=True),
     Column("phone_field", String(16), primary_key=True),
-    Column("e164", String(20), nullable=False),
+    Column("e164", String(20), primary_key=True),  # a field may hold two numbers
     Column("first_name", String(80)),
     Column("last_name", String(80)),
     Column("account_id", String(18)),
