@@ -64,7 +64,8 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
         while not stop.is_set():
             caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
             try:
-                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller)
+                # wait=True: the simulator answers once its webhook reached the starter.
+                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True)
             except httpx.HTTPError as exc:
                 console.print(f"[red]call simulator unavailable: {exc}[/red]")
             else:
@@ -82,11 +83,11 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
 async def _report(settings: Settings, client, conversation: str, e164: str) -> None:
     wid = workflow_id(conversation)
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wid}"
-    console.print(f"☎  call from {mask_number(e164)} ended  → {ui}")
+    console.print(f"☎  call from {mask_number(e164)} ended → {ui}", soft_wrap=True)
     try:
         result = await asyncio.wait_for(client.get_workflow_handle_for(CallLoggingWorkflow.run, wid).result(), timeout=120)
     except Exception as exc:  # shown, never fatal for the demo
-        console.print(f"   [red]✗ {wid}: {type(exc).__name__}: {exc}[/red]")
+        console.print(f"   [red]✗ {wid}: {type(exc).__name__}: {exc}[/red]", soft_wrap=True)
         return
     if result.contact_id:
         where = f"{settings.salesforce_instance_url}/lightning/r/Contact/{result.contact_id}/view"
@@ -94,4 +95,4 @@ async def _report(settings: Settings, client, conversation: str, e164: str) -> N
         where = f"{settings.salesforce_instance_url}/lightning/r/Account/{result.account_id}/view"
     else:
         where = "(unknown caller, not logged: policy skip)"
-    console.print(f"   [green]✓ {result.outcome}[/green] Task {result.task_id or '-'} → {where}")
+    console.print(f"   [green]✓ {result.outcome}[/green] Task {result.task_id or '-'} → {where}", soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _own_group_dies_with_parent() -> None:
+    """Child setup: a session of its own (Ctrl-C reaches only the parent, which stops the
+    children in order) and SIGTERM when the parent dies, so a killed test run or demo never
+    leaves emulators, workers or servers behind."""
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the explicit stop() still runs
+        pass
 
 
 @dataclass
@@ -42,7 +57,7 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
             cwd=self.cwd,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the parent only
+            preexec_fn=_own_group_dies_with_parent,
         )
         if self.ready_url:
             self.wait_ready(timeout)
