@@ -10,8 +10,9 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Seven or more digits, possibly separated by spaces, dots, dashes or parentheses.
-_PHONE = re.compile(r"\+?\(?\d(?:[\s().-]*\d){6,}")
+# Seven or more digits, possibly separated by spaces, dots, dashes or parentheses, standing
+# alone: not inside an identifier such as a UUID or a Salesforce id ("d96c-4b41-…").
+_PHONE = re.compile(r"(?<![\w-])\+?\(?\d(?:[\s().-]?\d|\)\s?\d|[\s.-]\(?\d){6,}(?![\w-])")
 # Keys whose values are names or other free text about a person.
 _PERSONAL_KEYS = {
     "name", "first_name", "last_name", "firstname", "lastname", "agent_name", "contact_name",
@@ -70,3 +71,5 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # One line per HTTP request is noise at INFO (and URLs may carry search terms).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
