@@ -33,17 +33,19 @@ class GenesysConnection:
                 self._token = await self._fetch_token()
             return self._token
 
-    async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:
-        """GET with a bearer token; a 401 means the token expired: fetch one and retry once."""
-        token = await self._bearer()
-        kwargs: dict[str, Any] = {"params": params or None}
+    async def request(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        """A Platform API call with a bearer token; a 401 means the token expired: fetch one, retry once."""
         if timeout is not None:
             kwargs["timeout"] = timeout
-        resp = await self._http.get(path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        token = await self._bearer()
+        resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         if resp.status_code == 401:
             token = await self._bearer(stale=token)
-            resp = await self._http.get(path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         return resp
+
+    async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:
+        return await self.request("GET", path, timeout=timeout, params=params or None)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     screenpop_bearer_token: SecretStr | None = None
     screenpop_live_budget_seconds: float = 1.5
     salesforce_record_url: str = "https://127.0.0.1:8443/lightning/r/Contact/{id}/view"
+    salesforce_search_url: str = "https://127.0.0.1:8443/_ui/search/ui/UnifiedSearchResults?str={number}"
+    desktop_username: str = "agent"
+    desktop_password: SecretStr = SecretStr("callbridge-demo-desktop")
 
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"

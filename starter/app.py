@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
-from starter import codec, screenpop
+from starter import codec, desktop, screenpop
 from starter.webhooks import build_router
 
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(settings, temporal))
     app.include_router(screenpop.build_router(settings))
     app.include_router(codec.build_router(settings))
+    app.include_router(desktop.build_router(settings))
     return app
 
 

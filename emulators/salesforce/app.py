@@ -64,6 +64,8 @@ class Config:
     username: str | None = None
     password: str | None = None
     jwt_public_key: Path | None = None
+    # Faults in force from the start: a POST /_emulator/faults body.
+    faults: dict | None = None
 
 
 @dataclass
@@ -95,6 +97,8 @@ class Emulator:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.data_dir / "org.db")
         self.faults = Faults()
+        if config.faults:
+            self.faults.merge(config.faults)
         self.write_lock = asyncio.Lock()
         self.usage_day = ""
         self.usage_count = 0
@@ -208,8 +212,9 @@ class Emulator:
         self.stats_total += 1
         version, rest = m.group(1), m.group(2) or ""
         self.stats_routes[f"{method} /services/data/v{version}/{_route_template(rest)}".rstrip("/")] += 1
-        if self.faults.latency_ms:
-            await asyncio.sleep(self.faults.latency_ms / 1000)
+        latency = self.faults.latency_seconds()
+        if latency:
+            await asyncio.sleep(latency)
         raw = await request.body()
         body = None
         if raw and method in ("POST", "PATCH", "PUT"):
@@ -318,7 +323,7 @@ class Emulator:
         compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
         conn = ctx.store.conn
         batch = _batch_size(headers)
-        records = soql.fetch(conn, compiled, 0, batch)
+        records = soql.fetch(conn, compiled, 0, batch, self._child_pager(ctx.version))
         # A short first page is the whole result: skip the second scan a COUNT would cost.
         short = not compiled.count_only and len(records) < batch and \
             (compiled.limit is None or len(records) < compiled.limit)
@@ -340,13 +345,22 @@ class Emulator:
             self.cursors.popitem(last=False)
         return locator
 
+    def _child_pager(self, version: str):
+        """Opens a cursor on the rest of one record's child subquery result (see soql.CHILD_BATCH)."""
+
+        def open_cursor(compiled: soql.Compiled, total: int, returned: int) -> str:
+            locator = self._new_cursor(Cursor(compiled, total, soql.CHILD_BATCH, time.time()))
+            return f"/services/data/v{version}/query/{locator}-{returned}"
+
+        return open_cursor
+
     def query_more(self, ctx: Ctx, token: str) -> Resp:
         locator, _, start = token.partition("-")
         cursor = self.cursors.get(locator)
         if cursor is None or not start.isdigit() or time.time() - cursor.created > 15 * 60:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         offset = int(start)
-        records = soql.fetch(self.store.conn, cursor.compiled, offset, cursor.batch)
+        records = soql.fetch(self.store.conn, cursor.compiled, offset, cursor.batch, self._child_pager(ctx.version))
         end = offset + len(records)
         body: dict = {"totalSize": cursor.total, "done": end >= cursor.total}
         if end < cursor.total:
@@ -413,7 +427,8 @@ class Emulator:
                 out = {"id": record_id, "success": True, "errors": [], "created": created}
                 if created:
                     return Resp(201, out, {"Location": f"/services/data/v{v}/sobjects/{obj.name}/{record_id}"})
-                return Resp(200, out)
+                # An update answers 200 with the result from API v46.0 on, 204 before.
+                return Resp(200, out) if float(v) >= 46.0 else Resp(204)
             if method == "DELETE":
                 matches = store.find_by_field(obj, f, value)
                 if len(matches) > 1:
@@ -751,12 +766,12 @@ def create_app(config: Config) -> FastAPI:
         obj = schema.sobject(rule.sobject)
         if obj is None or obj.field(rule.field) is None:
             return JSONResponse({"error": "unknown sobject or field"}, status_code=400)
-        emu.store.validation_rules.append(rule)
+        emu.store.add_rule(rule)
         return JSONResponse([r.__dict__ for r in emu.store.validation_rules])
 
     @app.delete("/_emulator/validation-rules")
     async def clear_rules() -> list:
-        emu.store.validation_rules.clear()
+        emu.store.clear_rules()
         return []
 
     @app.get("/_emulator/stats")

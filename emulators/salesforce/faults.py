@@ -7,6 +7,7 @@ of a composite exactly.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -63,9 +64,67 @@ class Rule:
         return out
 
 
+# z of the 99th percentile of a standard normal distribution.
+_Z99 = 2.3263478740408408
+
+
+@dataclass
+class Latency:
+    """Added latency: fixed, uniform between min and max, or lognormal given its median and p99."""
+
+    distribution: str = "fixed"
+    value: float = 0.0  # fixed
+    min: float = 0.0  # uniform
+    max: float = 0.0
+    median: float = 0.0  # lognormal
+    p99: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: object) -> "Latency":
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            if spec < 0:
+                raise ValueError("latency_ms must be >= 0")
+            return cls("fixed", float(spec))
+        if not isinstance(spec, dict):
+            raise ValueError("latency_ms is a number of milliseconds or {distribution: ...}")
+        kind = spec.get("distribution", "fixed")
+        if kind == "fixed":
+            return cls.parse(float(spec.get("value", spec.get("ms", 0))))
+        if kind == "uniform":
+            lo, hi = float(spec["min"]), float(spec["max"])
+            if not 0 <= lo <= hi:
+                raise ValueError("uniform latency needs 0 <= min <= max")
+            return cls("uniform", min=lo, max=hi)
+        if kind == "lognormal":
+            median, p99 = float(spec["median"]), float(spec["p99"])
+            if not 0 < median <= p99:
+                raise ValueError("lognormal latency needs 0 < median <= p99")
+            return cls("lognormal", median=median, p99=p99)
+        raise ValueError(f"unknown latency distribution: {kind!r} (fixed, uniform or lognormal)")
+
+    def sample(self, rng: random.Random) -> float:
+        """Milliseconds to wait for one request."""
+        if self.distribution == "uniform":
+            return rng.uniform(self.min, self.max)
+        if self.distribution == "lognormal":
+            sigma = (math.log(self.p99) - math.log(self.median)) / _Z99
+            return rng.lognormvariate(math.log(self.median), sigma)
+        return self.value
+
+    def describe(self) -> float | dict:
+        if self.distribution == "uniform":
+            return {"distribution": "uniform", "min": self.min, "max": self.max}
+        if self.distribution == "lognormal":
+            return {"distribution": "lognormal", "median": self.median, "p99": self.p99}
+        return self.value
+
+    def __bool__(self) -> bool:
+        return self.distribution != "fixed" or self.value > 0
+
+
 @dataclass
 class Faults:
-    latency_ms: float = 0.0
+    latency_ms: Latency = field(default_factory=Latency)
     error_rate: float = 0.0
     error_status: int = 503
     unable_to_lock_row_rate: float = 0.0
@@ -84,7 +143,7 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
         if "latency_ms" in body:
-            self.latency_ms = float(body["latency_ms"])
+            self.latency_ms = Latency.parse(body["latency_ms"])
         if "error_rate" in body:
             self.error_rate = _rate(body["error_rate"])
         if "error_status" in body:
@@ -107,12 +166,15 @@ class Faults:
 
     def snapshot(self) -> dict:
         return {
-            "latency_ms": self.latency_ms, "error_rate": self.error_rate, "error_status": self.error_status,
+            "latency_ms": self.latency_ms.describe(), "error_rate": self.error_rate, "error_status": self.error_status,
             "unable_to_lock_row_rate": self.unable_to_lock_row_rate,
             "request_limit_exceeded": self.request_limit_exceeded,
             "fail_next": [r.describe("fail") for r in self.fail_next],
             "delay_next": [r.describe("delay") for r in self.delay_next],
         }
+
+    def latency_seconds(self) -> float:
+        return self.latency_ms.sample(self.rng) / 1000 if self.latency_ms else 0.0
 
     def take_delay(self, method: str, path: str) -> float:
         return _take(self.delay_next, method, path).seconds if _has(self.delay_next, method, path) else 0.0

@@ -264,6 +264,9 @@ EVENT = SObject("Event", "Event", "Events", _system_fields(None) + [
     Field("StartDateTime", "datetime", "Start"),
     Field("EndDateTime", "datetime", "End"),
     Field("Description", "textarea", "Description", length=32000),
+    # Custom activity fields (deploy/.../objects/Activity) exist on Task and Event alike.
+    Field("Genesys_Conversation_Id__c", "string", "Genesys Conversation Id", length=255, external_id=True,
+          unique=True, id_lookup=True, custom=True, indexed=True),
 ])
 
 CONTACT_CONSENT = SObject("Contact_Consent__c", "Contact Consent", "Contact Consents", _system_fields(
@@ -272,9 +275,10 @@ CONTACT_CONSENT = SObject("Contact_Consent__c", "Contact Consent", "Contact Cons
 ) + [
     Field("Contact__c", "reference", "Contact", length=18, reference_to=("Contact",),
           relationship_name="Contact__r", custom=True, indexed=True),
+    # Restricted picklists, as deploy/salesforce's field metadata defines them.
     _picklist("Consent_Type__c", "Consent Type", ("Call Recording", "Marketing", "Data Processing"),
-              custom=True),
-    _picklist("Channel__c", "Channel", ("Phone", "Email", "SMS", "Web"), custom=True),
+              custom=True, restricted=True),
+    _picklist("Channel__c", "Channel", ("Phone", "Email", "SMS", "Web"), custom=True, restricted=True),
     Field("Version__c", "string", "Version", length=20, custom=True),
     Field("Consent_Date__c", "datetime", "Consent Date", custom=True),
     Field("Withdrawn__c", "boolean", "Withdrawn", custom=True, nillable=False, default=False),
@@ -303,6 +307,10 @@ _CHILD_NAMES = {
 }
 
 
+# Contact's activities go with it when it is deleted (store.CASCADE_DELETE does it).
+_CASCADE = {("Contact", "tasks"), ("Contact", "events")}
+
+
 def child_relationship_name(parent: str, lower_name: str) -> str:
     return _CHILD_NAMES[(parent, lower_name)]
 
@@ -311,7 +319,7 @@ def child_relationships_of(parent: str) -> list[dict]:
     out = []
     for (p, lower), (child, fld) in CHILD_RELATIONSHIPS.items():
         if p == parent:
-            out.append({"cascadeDelete": False, "childSObject": child, "deprecatedAndHidden": False,
+            out.append({"cascadeDelete": (p, lower) in _CASCADE, "childSObject": child, "deprecatedAndHidden": False,
                         "field": fld, "junctionIdListNames": [], "junctionReferenceTo": [],
                         "relationshipName": _CHILD_NAMES[(p, lower)], "restrictedDelete": False})
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
@@ -820,8 +820,17 @@ def total_size(conn, c: Compiled) -> int:
     return min(n, c.limit) if c.limit is not None else n
 
 
-def fetch(conn, c: Compiled, start: int, count: int) -> list[dict]:
-    """Records [start, start+count) of the query's result (after its own OFFSET)."""
+# A record's child subquery result carries at most this many records; the rest are read
+# through its nextRecordsUrl, as Salesforce pages large child results.
+CHILD_BATCH = 200
+
+
+def fetch(conn, c: Compiled, start: int, count: int, child_pager=None) -> list[dict]:
+    """Records [start, start+count) of the query's result (after its own OFFSET).
+
+    child_pager(compiled, total, returned) -> nextRecordsUrl opens a cursor on the rest of
+    a long child subquery result; without it child results are not paged.
+    """
     if c.count_only:
         return []
     limit = count
@@ -832,7 +841,7 @@ def fetch(conn, c: Compiled, start: int, count: int) -> list[dict]:
     rows = conn.execute(f"{c.select_sql} LIMIT ? OFFSET ?", c.params + [limit, c.offset + start]).fetchall()
     records = [build_record(c, row) for row in rows]
     for child in c.children:
-        attach_children(conn, child, records, [row[0] for row in rows])
+        attach_children(conn, child, records, [row[0] for row in rows], child_pager)
     return records
 
 
@@ -874,7 +883,7 @@ def build_record(c: Compiled, row: tuple) -> dict:
     return rec
 
 
-def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: list[str]) -> None:
+def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: list[str], child_pager=None) -> None:
     c = child.compiled
     params = [json.dumps(parent_ids)] + c.params[1:]
     sql = c.select_sql.replace("SELECT ", f"SELECT t0.{q(child.fk_field)}, ", 1)
@@ -886,5 +895,15 @@ def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: li
         kids = grouped.get(pid, [])[c.offset:]
         if c.limit is not None:
             kids = kids[: c.limit]
-        rec[child.name] = None if not kids else {
-            "totalSize": len(kids), "done": True, "records": [build_record(c, r) for r in kids]}
+        if not kids:
+            rec[child.name] = None
+            continue
+        result: dict = {"totalSize": len(kids), "done": True}
+        if child_pager is not None and len(kids) > CHILD_BATCH:
+            # The rest of this parent's children: the child query narrowed to this parent.
+            one = replace(c, params=[json.dumps([pid])] + c.params[1:])
+            result["done"] = False
+            result["nextRecordsUrl"] = child_pager(one, len(kids), CHILD_BATCH)
+            kids = kids[:CHILD_BATCH]
+        result["records"] = [build_record(c, r) for r in kids]
+        rec[child.name] = result

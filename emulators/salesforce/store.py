@@ -74,9 +74,9 @@ class Store:
         self.conn.create_function("sf_digits", 1, _digits, deterministic=True)
         self.conn.create_function("sf_match", 2, _regex_match, deterministic=True)
         self.in_transaction = False
-        self.validation_rules: list[ValidationRule] = []
         if create:
             self._create_schema()
+        self.validation_rules: list[ValidationRule] = self._load_rules()
 
     def close(self) -> None:
         self.conn.close()
@@ -87,9 +87,15 @@ class Store:
         c = self.conn
         c.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
         c.execute("CREATE TABLE IF NOT EXISTS _tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+        c.execute("CREATE TABLE IF NOT EXISTS _validation_rules (seq INTEGER PRIMARY KEY, sobject TEXT NOT NULL, "
+                  "field TEXT NOT NULL, contains TEXT NOT NULL, message TEXT NOT NULL)")
         for obj in schema.SOBJECTS.values():
             cols = ", ".join(f"{q(f.name)} {f.sql_type}" for f in obj.fields)
             c.execute(f"CREATE TABLE IF NOT EXISTS {q(obj.name)} (rid INTEGER PRIMARY KEY, {cols})")
+            have = {r[1].lower() for r in c.execute(f"PRAGMA table_info({q(obj.name)})")}
+            for f in obj.fields:  # an org file from an older schema gets the fields added since
+                if f.name.lower() not in have:
+                    c.execute(f"ALTER TABLE {q(obj.name)} ADD COLUMN {q(f.name)} {f.sql_type}")
             c.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {q(obj.name + '_Id')} ON {q(obj.name)} (Id)")
             for f in obj.fields:
                 if f.name == "Id":
@@ -101,6 +107,27 @@ class Store:
                 elif f.indexed:
                     c.execute(f"CREATE INDEX IF NOT EXISTS {q(obj.name + '_' + f.name)} "
                               f"ON {q(obj.name)} ({q(f.name)})")
+
+    # -- validation rules (kept in the org file, like the org's metadata) --------------------
+
+    def _load_rules(self) -> list[ValidationRule]:
+        try:
+            rows = self.conn.execute("SELECT sobject, field, contains, message FROM _validation_rules "
+                                     "ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # an org file from before rules were persisted
+            return []
+        return [ValidationRule(*r) for r in rows]
+
+    def add_rule(self, rule: ValidationRule) -> None:
+        with self.write():
+            self.conn.execute("INSERT INTO _validation_rules (sobject, field, contains, message) VALUES (?, ?, ?, ?)",
+                              (rule.sobject, rule.field, rule.contains, rule.message))
+        self.validation_rules.append(rule)
+
+    def clear_rules(self) -> None:
+        with self.write():
+            self.conn.execute("DELETE FROM _validation_rules")
+        self.validation_rules.clear()
 
     def is_empty(self) -> bool:
         return all(self.conn.execute(f"SELECT 1 FROM {q(o)} LIMIT 1").fetchone() is None
@@ -266,7 +293,22 @@ class Store:
                               f"SystemModstamp = ? WHERE Id = ?", (now, now, rid))
             old_row = {f.name: from_sql(f, old[f.name]) for f in obj.fields}
             self._after_write(obj, old_row, None)
+            self._cascade_delete(obj, rid, now)
         return rid
+
+    def _cascade_delete(self, obj: SObject, record_id: str, now: str) -> None:
+        """What Salesforce does to a deleted record's children (describe's cascadeDelete).
+
+        A Contact takes its Tasks and Events (WhoId) to the recycle bin with it, where
+        queryAll and getDeleted see them; a lookup with deleteConstraint SetNull
+        (Contact_Consent__c.Contact__c) is cleared.
+        """
+        for child, fk in CASCADE_DELETE.get(obj.name, ()):
+            self.conn.execute(f"UPDATE {q(child)} SET IsDeleted = 1, LastModifiedDate = ?, SystemModstamp = ? "
+                              f"WHERE {q(fk)} = ? AND IsDeleted = 0", (now, now, record_id))
+        for child, fk in SET_NULL_ON_DELETE.get(obj.name, ()):
+            self.conn.execute(f"UPDATE {q(child)} SET {q(fk)} = NULL, SystemModstamp = ? WHERE {q(fk)} = ?",
+                              (now, record_id))
 
     def upsert(self, obj: SObject, field_name: str, value: str, body: object, *,
                update_only: bool = False, version: str = "62.0") -> tuple[str, bool]:
@@ -464,6 +506,10 @@ def _regex_match(pattern: str, value: object) -> int:
         rx = _REGEX_CACHE[pattern] = re.compile(pattern, re.IGNORECASE)
     return 1 if rx.search(str(value)) else 0
 
+
+# Children deleted with their parent, and lookups cleared when their target is deleted.
+CASCADE_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Task", "WhoId"), ("Event", "WhoId"))}
+SET_NULL_ON_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Contact_Consent__c", "Contact__c"),)}
 
 # Fields derived from others, recomputed on every write.
 _COMPUTED = {"Contact": ["Name"], "Task": ["IsClosed"], "Case": ["IsClosed"]}

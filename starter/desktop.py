@@ -1,0 +1,154 @@
+"""The agent desktop extension: pops the caller's CRM record when a call alerts.
+
+The page (`/desktop/?agentId=…`, embeddable as a Genesys client app or interaction widget)
+never holds a Genesys token: the starter subscribes to the agent's conversation topics on a
+Genesys notification channel with its own client credentials and relays the few fields the
+page needs as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import re
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import structlog
+import websockets
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from activities.genesys_connection import GenesysConnection
+from callbridge.phone import to_e164
+from callbridge.settings import Settings
+from callbridge.store import caller_index
+from callbridge.store.db import get_engine
+
+log = structlog.get_logger("callbridge.desktop")
+PAGE = Path(__file__).parent / "static" / "desktop.html"
+_USER_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+ATTRIBUTES = ("contact_id", "contact_name", "account_id", "account_name", "customer_tier")
+
+
+def require_desktop_auth(settings: Settings):
+    user, password = settings.desktop_username, settings.desktop_password.get_secret_value()
+
+    def check(request: Request) -> None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                given_user = given_password = ""
+            if hmac.compare_digest(given_user.encode(), user.encode()) & hmac.compare_digest(
+                given_password.encode(), password.encode()
+            ):
+                return
+        raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="callbridge desktop"'})
+
+    return check
+
+
+def desktop_event(body: dict[str, Any], agent_id: str) -> dict[str, Any] | None:
+    """The page's view of a conversation event: this agent's state and the caller's attributes."""
+    participants = body.get("participants") or []
+    agent = next((p for p in participants if p.get("userId") == agent_id
+                  or (p.get("user") or {}).get("id") == agent_id), None)
+    if agent is None:
+        return None
+    customer = next((p for p in participants if p.get("purpose") in ("customer", "external")), {})
+    attributes: dict[str, str] = {}
+    for p in participants:  # the flow sets them on the customer; some orgs copy them around
+        attributes.update({k: v for k, v in (p.get("attributes") or {}).items() if k in ATTRIBUTES})
+    ani = customer.get("address") or customer.get("ani") or ""
+    return {
+        "conversationId": body.get("id"),
+        "state": agent.get("state"),
+        "attributes": attributes,
+        "ani": to_e164(ani.removeprefix("tel:"), "US") or "",
+    }
+
+
+async def agent_events(genesys: GenesysConnection, agent_id: str) -> AsyncIterator[dict[str, Any]]:
+    """Conversation events of one agent from a Genesys notification channel."""
+    resp = await genesys.request("POST", "/api/v2/notifications/channels")
+    resp.raise_for_status()
+    channel = resp.json()
+    topics = [{"id": f"v2.users.{agent_id}.conversations"}, {"id": f"v2.users.{agent_id}.conversations.calls"}]
+    sub = await genesys.request("PUT", f"/api/v2/notifications/channels/{channel['id']}/subscriptions", json=topics)
+    sub.raise_for_status()
+    async with websockets.connect(channel["connectUri"]) as ws:
+        yield {"type": "ready"}
+        async for message in ws:
+            envelope = json.loads(message)
+            if envelope.get("topicName") == "channel.metadata":
+                continue  # heartbeat
+            event = desktop_event(envelope.get("eventBody") or {}, agent_id)
+            if event is not None:
+                yield {"type": "conversation", **event}
+
+
+def build_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/desktop", tags=["agent desktop"], dependencies=[Depends(require_desktop_auth(settings))])
+    engine = get_engine(settings.database_url)
+
+    @router.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE, media_type="text/html")
+
+    @router.get("/config")
+    async def config() -> dict[str, str]:
+        return {"recordUrl": settings.salesforce_record_url, "searchUrl": settings.salesforce_search_url}
+
+    @router.get("/lookup")
+    async def lookup(phone: str = Query(max_length=64)) -> dict[str, Any]:
+        """Every candidate for a number, for the chooser (several matches) and the card."""
+        e164 = to_e164(phone, settings.default_region)
+        rows = await asyncio.to_thread(caller_index.lookup, engine, e164) if e164 else []
+        return {"matches": [{
+            "contactId": r["contact_id"], "name": " ".join(p for p in (r["first_name"], r["last_name"]) if p),
+            "accountName": r["account_name"], "tier": r["tier"],
+            "lastActivity": r["last_activity"].isoformat() if r["last_activity"] else None,
+        } for r in rows]}
+
+    @router.get("/conversation")
+    async def conversation(conversationId: str = Query(max_length=64)) -> dict[str, Any]:
+        """Interaction-widget mode: Genesys passes {{gcConversationId}} in the page's URL."""
+        if not _USER_ID.match(conversationId):
+            raise HTTPException(422, "conversationId is not a Genesys conversation id")
+        genesys = GenesysConnection(settings)
+        try:
+            resp = await genesys.get(f"/api/v2/conversations/{conversationId}")
+        finally:
+            await genesys.aclose()
+        if resp.status_code == 404:
+            raise HTTPException(404, "no such conversation")
+        resp.raise_for_status()
+        body = resp.json()
+        agent = next((p for p in body.get("participants", []) if p.get("purpose") == "agent"), {})
+        event = desktop_event(body, agent.get("userId") or (agent.get("user") or {}).get("id") or "")
+        return event or {"conversationId": conversationId, "state": None, "attributes": {}, "ani": ""}
+
+    @router.get("/events")
+    async def events(agentId: str = Query(max_length=64)) -> StreamingResponse:
+        if not _USER_ID.match(agentId):
+            raise HTTPException(422, "agentId is not a Genesys user id")
+
+        async def stream() -> AsyncIterator[bytes]:
+            genesys = GenesysConnection(settings)
+            try:
+                async for event in agent_events(genesys, agentId):
+                    yield f"data: {json.dumps(event)}\n\n".encode()
+            except (OSError, websockets.WebSocketException, KeyError) as exc:
+                log.warning("notification relay ended", error=type(exc).__name__)
+                yield b'data: {"type": "error"}\n\n'
+            finally:
+                await genesys.aclose()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    return router
