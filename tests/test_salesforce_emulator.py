@@ -539,8 +539,28 @@ def test_sosl_phone_search_ignores_formatting(sf, http):
     assert [r["Id"] for r in hits] == [email]
     names = sf.search(f"FIND {{{m}}} IN NAME FIELDS RETURNING Contact(Id), Account(Id) LIMIT 2")["searchRecords"]
     assert len(names) == 2
-    r = http.get(f"{V}/search", params={"q": "FIND {a OR b} RETURNING Contact"})
-    assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_SEARCH"
+    for bad in ("FIND {a OR} RETURNING Contact", "FIND {(a b} RETURNING Contact", "FIND {NOT a} RETURNING Contact"):
+        r = http.get(f"{V}/search", params={"q": bad})
+        assert r.status_code == 400 and r.json()[0]["errorCode"] == "MALFORMED_SEARCH", bad
+
+
+def test_sosl_boolean_operators_and_phrases(sf):
+    m = marker()
+    ids = {first: sf.Contact.create({"LastName": m, "FirstName": first, "Title": title})["id"]
+           for first, title in (("Ann", "Help Desk Lead"), ("Bob", "Desk Manager"), ("Cid", "Lead Engineer"))}
+
+    def found(expr: str) -> set[str]:
+        hits = sf.search(f"FIND {{{expr}}} IN ALL FIELDS RETURNING Contact(Id, FirstName WHERE LastName = '{m}')")
+        return {r["FirstName"] for r in hits["searchRecords"]}
+
+    assert found("Ann OR Bob") == {"Ann", "Bob"}
+    assert found("desk lead") == {"Ann"}  # words side by side: implicit AND
+    assert found("desk AND NOT lead") == {"Bob"}
+    assert found('"desk lead" OR "lead engineer"') == {"Ann", "Cid"}  # phrases: adjacent words
+    assert found('"lead desk"') == set()
+    assert found("(Ann OR Cid) AND lead") == {"Ann", "Cid"}
+    assert found("Ann OR Cid AND NOT engineer") == {"Ann"}  # AND NOT binds tighter than OR
+    assert ids
 
 
 def test_get_updated_and_deleted(sf):

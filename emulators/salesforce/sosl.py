@@ -1,10 +1,10 @@
 """SOSL: FIND {term} [IN ALL|NAME|EMAIL|PHONE FIELDS] [RETURNING Obj(fields [WHERE] [ORDER BY] [LIMIT])] [LIMIT n].
 
-Terms are words with * and ? wildcards, all of which must match (implicit AND). Phone
-search compares digits only, so "5125551234" finds "(512) 555-1234". Boolean operators
-(AND/OR/NOT), quoted phrases inside OR groups, and other clauses are refused with
-MALFORMED_SEARCH. Records changed within --sosl-lag-seconds are not found yet, as a real
-search index lags behind writes.
+The search expression: words with * and ? wildcards, "quoted phrases", the operators AND,
+OR and AND NOT, and parentheses; words side by side must all match (implicit AND). AND and
+AND NOT bind tighter than OR. Phone search compares digits only, so "5125551234" finds
+"(512) 555-1234". Other clauses are refused with MALFORMED_SEARCH. Records changed within
+--sosl-lag-seconds are not found yet, as a real search index lags behind writes.
 """
 
 from __future__ import annotations
@@ -33,8 +33,20 @@ class Returning:
 
 
 @dataclass
+class Term:
+    words: list[str]  # one word, or a phrase's words in order
+
+
+@dataclass
+class Op:
+    op: str  # AND, OR, ANDNOT
+    left: object
+    right: object
+
+
+@dataclass
 class Search:
-    words: list[str]
+    expr: object  # Term | Op
     scope: str
     returning: list[Returning]
     limit: int | None
@@ -44,13 +56,8 @@ def parse(text: str) -> Search:
     m = re.match(r"^\s*FIND\s*\{((?:\\.|[^}\\])*)\}\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
     if not m:
         raise malformed("line 1:0 mismatched input: a search must start with FIND {term}")
-    term = re.sub(r"\\(.)", r"\1", m.group(1)).strip()
+    expr = parse_expression(m.group(1))
     rest = m.group(2)
-    words = term.replace('"', " ").split()
-    if not words:
-        raise malformed("search term must be longer than one character")
-    if any(w.upper() in ("AND", "OR", "NOT", "AND NOT") or w.startswith("(") for w in words):
-        raise malformed(f"Boolean operators in search terms are not supported by the Salesforce emulator: {term}")
     scope = "ALL"
     sm = re.match(r"IN\s+(\w+)\s+FIELDS\s*(.*)$", rest, re.IGNORECASE | re.DOTALL)
     if sm:
@@ -84,7 +91,90 @@ def parse(text: str) -> Search:
         rest = ""
     if rest.strip():
         raise malformed(f"unexpected token: {rest.strip().split()[0]} (not supported by the Salesforce emulator)")
-    return Search(words, scope, returning, limit)
+    return Search(expr, scope, returning, limit)
+
+
+_TERM_TOKEN = re.compile(r'\s*(?:(?P<phrase>"(?:\\.|[^"\\])*")|(?P<paren>[()])|(?P<word>(?:\\.|[^\s()"\\])+))')
+
+
+def parse_expression(text: str) -> object:
+    """The FIND {...} expression -> Term/Op tree (AND, AND NOT before OR; left to right)."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TERM_TOKEN.match(text, pos)
+        if not m:
+            if text[pos:].strip():
+                raise malformed(f"line 1:{pos} mismatched character '{text[pos]}'")
+            break
+        pos = m.end()
+        if m.group("phrase"):
+            words = re.sub(r"\\(.)", r"\1", m.group("phrase")[1:-1]).split()
+            tokens.append(("term", " ".join(words)))
+        elif m.group("paren"):
+            tokens.append((m.group("paren"), m.group("paren")))
+        else:
+            word = re.sub(r"\\(.)", r"\1", m.group("word"))
+            tokens.append(("op", word.upper()) if word.upper() in ("AND", "OR", "NOT") else ("term", word))
+    i = 0
+
+    def peek() -> tuple[str, str] | None:
+        return tokens[i] if i < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        nonlocal i
+        i += 1
+        return tokens[i - 1]
+
+    def primary() -> object:
+        tok = peek()
+        if tok is None:
+            raise malformed("search term must be longer than one character" if not tokens
+                            else "unexpected end of search expression")
+        if tok[0] == "(":
+            take()
+            inner = disjunction()
+            if peek() is None or peek()[0] != ")":
+                raise malformed("mismatched parentheses in search expression")
+            take()
+            return inner
+        if tok[0] == "term":
+            take()
+            words = tok[1].split()
+            if not words or all(len(w.strip("*?")) == 0 for w in words):
+                raise malformed("search term must be longer than one character")
+            return Term(words)
+        raise malformed(f"unexpected operator in search expression: {tok[1]}")
+
+    def conjunction() -> object:
+        left = primary()
+        while True:
+            tok = peek()
+            if tok is None or tok[0] == ")" or tok == ("op", "OR"):
+                return left
+            if tok == ("op", "AND"):
+                take()
+                if peek() == ("op", "NOT"):
+                    take()
+                    left = Op("ANDNOT", left, primary())
+                else:
+                    left = Op("AND", left, primary())
+            elif tok == ("op", "NOT"):
+                raise malformed("NOT must follow AND in a search expression (AND NOT)")
+            else:  # words side by side: implicit AND
+                left = Op("AND", left, primary())
+
+    def disjunction() -> object:
+        left = conjunction()
+        while peek() == ("op", "OR"):
+            take()
+            left = Op("OR", left, conjunction())
+        return left
+
+    expr = disjunction()
+    if peek() is not None:
+        raise malformed(f"unexpected token in search expression: {peek()[1]}")
+    return expr
 
 
 def _word_regex(word: str) -> str:
@@ -92,7 +182,7 @@ def _word_regex(word: str) -> str:
     return rf"(?<!\w){body}(?!\w)"
 
 
-def _match_sql(obj: SObject, words: list[str], scope: str) -> tuple[str, list]:
+def _match_sql(obj: SObject, expr: object, scope: str) -> tuple[str, list]:
     text_fields = [f for f in obj.fields if f.type in ("string", "email", "phone", "textarea", "combobox", "picklist")
                    and not f.name.endswith("Id")]
     if scope == "NAME":
@@ -102,20 +192,32 @@ def _match_sql(obj: SObject, words: list[str], scope: str) -> tuple[str, list]:
     elif scope == "PHONE":
         text_fields = []
     phone_fields = [f for f in obj.fields if f.type == "phone"] if scope in ("ALL", "PHONE") else []
-    clauses, params = [], []
-    for word in words:
-        alts = []
+
+    def term_sql(term: Term) -> tuple[str, list]:
+        alts, params = [], []
+        pattern = r"\W+".join(_word_regex(w)[:-len(r"(?!\w)")] for w in term.words) + r"(?!\w)"
         for f in text_fields:
             alts.append(f"sf_match(?, t0.{q(f.name)})")
-            params.append(_word_regex(word))
-        digits = re.sub(r"\D", "", word)
+            params.append(pattern)
+        digits = re.sub(r"\D", "", "".join(term.words))
         if len(digits) >= 2:
             for f in phone_fields:
                 # Formatting is ignored; a number may be stored with or without its country code.
                 alts.append(f"instr(sf_digits(t0.{q(f.name)}), ?) > 0")
                 params.append(digits)
-        clauses.append("(" + (" OR ".join(alts) or "0") + ")")
-    return " AND ".join(clauses), params
+        return "(" + (" OR ".join(alts) or "0") + ")", params
+
+    def walk(node: object) -> tuple[str, list]:
+        if isinstance(node, Term):
+            return term_sql(node)
+        assert isinstance(node, Op)
+        left, lp = walk(node.left)
+        right, rp = walk(node.right)
+        if node.op == "ANDNOT":
+            return f"({left} AND NOT {right})", lp + rp
+        return f"({left} {node.op} {right})", lp + rp
+
+    return walk(expr)
 
 
 def run(store: Store, text: str, version: str, lag_seconds: float) -> dict:
@@ -123,7 +225,7 @@ def run(store: Store, text: str, version: str, lag_seconds: float) -> dict:
     records: list[dict] = []
     cutoff = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=lag_seconds))
     for ret in search.returning:
-        sql, params = _match_sql(ret.sobject, search.words, search.scope)
+        sql, params = _match_sql(ret.sobject, search.expr, search.scope)
         if lag_seconds > 0:
             sql += " AND t0.SystemModstamp <= ?"
             params.append(cutoff)
