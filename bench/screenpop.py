@@ -1,0 +1,201 @@
+"""bench/screenpop.py: the screen-pop lookup service under load, and the seed's way.
+
+For each org size (default 100k and 1M contacts): seeds the Salesforce emulator, builds the
+caller-ID index from it over the REST API (time and peak RSS), starts the starter, then
+measures POST /screenpop/lookup over HTTP at 1, 15 and 50 concurrent requests (every request
+a different caller, so no answer comes from the cache) and the sustained lookups/s. Then the
+seed's way — live exact-match SOQL per call, with 150 ms added to every Salesforce request —
+its latency and its match rate on the accuracy corpus (tests/data/phone_formats.csv).
+
+    .venv/bin/python bench/screenpop.py [--sizes 100000 1000000] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from activities.caller_index import rebuild_index  # noqa: E402
+from activities.salesforce_connection import SalesforceConnection  # noqa: E402
+from callbridge.processes import ManagedProcess, free_port, python_module  # noqa: E402
+from callbridge.settings import Settings  # noqa: E402
+from callbridge.stack import REPO, settings_env  # noqa: E402
+from callbridge.store.db import caller_index as index_table, get_engine  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+console = Console()
+CORPUS = REPO / "tests" / "data" / "phone_formats.csv"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def settings_for(var: Path) -> Settings:
+    sf, st = free_port(), free_port()
+    return Settings(
+        var_dir=var, salesforce_instance_url=f"https://127.0.0.1:{sf}", salesforce_login_url=f"https://127.0.0.1:{sf}",
+        salesforce_ca_file=var / "salesforce" / "ca.pem", starter_port=st, log_level="WARNING",
+        database_url=f"sqlite:///{var / 'callbridge.db'}", screenpop_live_budget_seconds=0,
+    )
+
+
+def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
+    data = settings.var_dir / "salesforce"
+    proc = ManagedProcess(
+        "salesforce", python_module("emulators.salesforce", "serve", "--port",
+                                    settings.salesforce_instance_url.rsplit(":", 1)[1], "--data-dir", str(data),
+                                    "--client-id", settings.salesforce_client_id,
+                                    "--client-secret", settings.salesforce_client_secret.get_secret_value()),
+        ready_url=f"{settings.salesforce_instance_url}/services/data", ca_file=data / "ca.pem",
+        log_path=settings.var_dir / "salesforce.log", cwd=REPO,
+    ).start(120)
+    if latency_ms:
+        httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": latency_ms},
+                   verify=str(data / "ca.pem")).raise_for_status()
+    return proc
+
+
+async def measure(url: str, auth, numbers: list[str], concurrency: int, count: int) -> tuple[list[float], float, int]:
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(numbers[:count])
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(auth=auth, limits=limits, timeout=10) as client:
+
+        async def worker() -> None:
+            nonlocal failures
+            for number in queue:
+                t = time.perf_counter()
+                r = await client.post(url, json={"phoneNumber": number})
+                latencies.append(time.perf_counter() - t)
+                if r.status_code != 200 or not r.json()["success"]:
+                    failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, count / (time.perf_counter() - started), failures
+
+
+def bench_size(contacts: int, requests: int, table: Table) -> None:
+    var = Path(f"var/bench-screenpop-{contacts}").resolve()
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    settings = settings_for(var)
+    procs: list[ManagedProcess] = []
+    try:
+        t = time.perf_counter()
+        subprocess.run(python_module("emulators.salesforce", "seed", "--data-dir", str(var / "salesforce"),
+                                     "--contacts", str(contacts)), check=True, cwd=REPO, capture_output=True)
+        seed_s = time.perf_counter() - t
+        procs.append(start_salesforce(settings))
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        rebuild_index(SalesforceConnection(settings), settings)
+        build_s = time.perf_counter() - t
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with get_engine(settings.database_url).connect() as conn:
+            numbers = sorted({r[0] for r in conn.execute(select(index_table.c.e164))})
+        random.Random(1).shuffle(numbers)
+        procs.append(ManagedProcess(
+            "starter", python_module("starter.app"), env=settings_env(settings),
+            ready_url=f"http://127.0.0.1:{settings.starter_port}/healthz", log_path=var / "starter.log", cwd=REPO,
+        ).start())
+        url = f"http://127.0.0.1:{settings.starter_port}/screenpop/lookup"
+        auth = (settings.screenpop_username, settings.screenpop_password.get_secret_value())
+        asyncio.run(measure(url, auth, numbers[-500:], 8, 500))  # warm up (numbers not reused below)
+        rows = []
+        offset = 0
+        for concurrency in (1, 15, 50):
+            n = min(requests, len(numbers) - 500 - offset)
+            lat, rate, failures = asyncio.run(measure(url, auth, numbers[offset:], concurrency, n))
+            offset += n
+            rows.append((concurrency, lat, rate, failures))
+        for concurrency, lat, rate, failures in rows:
+            table.add_row(
+                f"{contacts:,}", str(concurrency), f"{pct(lat, .5)*1000:.1f}", f"{pct(lat, .99)*1000:.1f}",
+                f"{pct(lat, .999)*1000:.1f}", f"{rate:,.0f}", str(failures),
+                f"{build_s:.0f} s / +{(rss_after - rss_before) / 1024:.0f} MB" if concurrency == 1 else "",
+                f"{seed_s:.0f} s" if concurrency == 1 else "",
+            )
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def seeds_way(table: Table) -> None:
+    """Live exact-match SOQL on the raw ANI, as the seed's webhook handler and Apex do."""
+    var = Path("var/bench-screenpop-seed").resolve()
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    settings = settings_for(var)
+    proc = start_salesforce(settings)
+    try:
+        sf = SalesforceConnection(settings)
+        with CORPUS.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        ids: dict[str, str] = {}
+        for row in rows:
+            key = row["contact"]
+            if key not in ids:
+                ids[key] = sf.restful("sobjects/Contact", method="POST", json={
+                    "LastName": key, "MailingCountry": row["mailing_country"] or None})["id"]
+            sf.restful(f"sobjects/Contact/{ids[key]}", method="PATCH", json={row["field"]: row["stored"]})
+        httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": 150},
+                   verify=str(settings.salesforce_ca_file)).raise_for_status()
+        from simple_salesforce.format import format_soql
+
+        latencies, found = [], 0
+        for row in rows:
+            t = time.perf_counter()
+            records = sf.query(format_soql(
+                "SELECT Id FROM Contact WHERE Phone = {n} OR MobilePhone = {n} LIMIT 1", n=row["ani"]))["records"]
+            latencies.append(time.perf_counter() - t)
+            found += bool(records) and records[0]["Id"] == ids[row["contact"]]
+        table.add_row("seed's way (exact SOQL, +150 ms)", f"{pct(latencies, .5)*1000:.0f} ms",
+                      f"{pct(latencies, .99)*1000:.0f} ms", f"{found}/{len(rows)} ({found / len(rows):.0%})")
+    finally:
+        proc.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=3000, help="lookups per concurrency level")
+    args = parser.parse_args()
+    table = Table(title="Screen-pop lookup over HTTP (each request a different caller)")
+    for col in ("contacts", "concurrent", "p50 ms", "p99 ms", "p99.9 ms", "lookups/s", "failed",
+                "index build / RSS", "org seed"):
+        table.add_column(col, justify="right")
+    for size in args.sizes:
+        with console.status(f"{size:,} contacts…"):
+            bench_size(size, args.requests, table)
+    console.print(table)
+    seed = Table(title="The seed's way on the accuracy corpus")
+    for col in ("lookup", "p50", "p99", "right contact found"):
+        seed.add_column(col)
+    with console.status("the seed's way…"):
+        seeds_way(seed)
+    console.print(seed)
+
+
+if __name__ == "__main__":
+    main()
