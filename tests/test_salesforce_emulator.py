@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 import time
 import uuid
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -634,7 +636,14 @@ def test_record_page_shows_contact_timeline(sf, salesforce):
             assert f"Pat {m}" in html and "Enterprise" in html and "(512) 555-7777" in html and "VPN down" in html
             assert html.index("Newest call") < html.index("Older call")
             assert "<script>x" not in html and "&lt;b&gt;" in html
-        assert c.get(f"/{acc}").status_code == 200
+        account = c.get(f"/lightning/r/Account/{acc}/view")
+        assert account.status_code == 200 and f"Pat {m}" in account.text
+        assert "Open Cases (0)" in account.text
+        sf.Case.create({"Subject": "Billing portal", "AccountId": acc})
+        sf.Task.create({"Subject": "Account call", "WhatId": acc, "CallType": "Outbound"})
+        account = c.get(f"/{acc}").text
+        assert "Open Cases (1)" in account and "Billing portal" in account and "Account call" in account
+        assert c.get(f"/lightning/r/Contact/{acc}/view").status_code == 404  # type must match the id
         assert c.get("/lightning/r/Contact/0038dZZZZZZZZZZ/view").status_code == 404
         assert "Newest call" in c.get("/_emulator/").text
 
@@ -785,3 +794,183 @@ def test_oauth_password_refresh_and_jwt_bearer_flows(tmp_path):
             assert stranger.status_code == 400
     finally:
         proc.stop()
+
+
+# -- added: cascade, upsert statuses, child paging, session refresh, latency, start-time faults ------
+
+
+def test_contact_delete_cascades_to_its_activities(sf, http):
+    m = marker()
+    cid = sf.Contact.create({"LastName": m})["id"]
+    other = sf.Contact.create({"LastName": m})["id"]
+    task = sf.Task.create({"Subject": f"call {m}", "WhoId": cid})["id"]
+    kept = sf.Task.create({"Subject": f"call {m}", "WhoId": other})["id"]
+    event = sf.Event.create({"Subject": f"visit {m}", "WhoId": cid, "StartDateTime": "2026-03-14T10:00:00Z",
+                             "EndDateTime": "2026-03-14T11:00:00Z"})["id"]
+    consent = sf.Contact_Consent__c.create({"Contact__c": cid, "Consent_Type__c": "Call Recording",
+                                            "Channel__c": "Phone"})["id"]
+    start = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert sf.Contact.delete(cid) == 204
+    end = datetime.now(timezone.utc) + timedelta(minutes=1)
+    # Tasks and Events go to the recycle bin with their contact: gone from query, seen by queryAll.
+    assert sf.query(f"SELECT Id FROM Task WHERE Subject = 'call {m}'")["records"][0]["Id"] == kept
+    gone = sf.query_all(f"SELECT Id, IsDeleted FROM Task WHERE Subject = 'call {m}' ORDER BY IsDeleted",
+                        include_deleted=True)["records"]
+    assert [(r["Id"], r["IsDeleted"]) for r in gone] == [(kept, False), (task, True)]
+    assert sf.query(f"SELECT COUNT() FROM Event WHERE Id = '{event}'")["totalSize"] == 0
+    assert sf.query_all(f"SELECT IsDeleted FROM Event WHERE Id = '{event}'",
+                        include_deleted=True)["records"][0]["IsDeleted"] is True
+    assert task in {d["id"] for d in sf.Task.deleted(start, end)["deletedRecords"]}
+    assert event in {d["id"] for d in sf.Event.deleted(start, end)["deletedRecords"]}
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Task.get(task)
+    # The consent's lookup is cleared (deleteConstraint SetNull), the consent stays.
+    assert sf.Contact_Consent__c.get(consent)["Contact__c"] is None
+    rels = {r["relationshipName"]: r for r in sf.Contact.describe()["childRelationships"]}
+    assert rels["Tasks"]["cascadeDelete"] and rels["Events"]["cascadeDelete"] and not rels["Cases"]["cascadeDelete"]
+    # Restricted picklists as the deployed metadata defines them.
+    bad = http.post(f"{V}/sobjects/Contact_Consent__c", json={"Channel__c": "Pigeon"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+
+
+def test_upsert_statuses_by_api_version(http):
+    gid = marker()
+    url = f"/services/data/{{v}}/sobjects/Contact/Genesys_Contact_Id__c/{gid}"
+    created = http.patch(url.format(v="v62.0"), json={"LastName": gid})
+    assert created.status_code == 201 and created.json()["created"] is True
+    assert created.headers["Location"].endswith(created.json()["id"])
+    updated = http.patch(url.format(v="v62.0"), json={"Title": "x"})
+    assert updated.status_code == 200
+    assert updated.json() == {"id": created.json()["id"], "success": True, "errors": [], "created": False}
+    old = http.patch(url.format(v="v45.0"), json={"Title": "y"})  # before v46.0: 204 No Content
+    assert old.status_code == 204 and old.content == b""
+    missing = http.patch(f"{V}/sobjects/Contact/Genesys_Contact_Id__c/{marker()}?updateOnly=true",
+                         json={"LastName": "x"})
+    assert missing.status_code == 404 and missing.json()[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_child_subquery_results_page(sf):
+    m = marker()
+    cid = sf.Contact.create({"LastName": m})["id"]
+    tasks = [{"attributes": {"type": "Task"}, "Subject": f"{m}-{i:03d}", "WhoId": cid} for i in range(205)]
+    for chunk in (tasks[:200], tasks[200:]):
+        assert all(r["success"] for r in sf.restful("composite/sobjects", method="POST",
+                                                    json={"allOrNone": True, "records": chunk}))
+    rec = sf.query(f"SELECT Id, (SELECT Subject FROM Tasks ORDER BY Subject) FROM Contact "
+                   f"WHERE Id = '{cid}'")["records"][0]
+    child = rec["Tasks"]
+    assert child["totalSize"] == 205 and child["done"] is False and len(child["records"]) == 200
+    assert child["nextRecordsUrl"].startswith("/services/data/v62.0/query/01g")
+    rest = sf.query_more(child["nextRecordsUrl"], identifier_is_url=True)
+    assert rest["done"] is True and rest["totalSize"] == 205
+    subjects = [r["Subject"] for r in child["records"] + rest["records"]]
+    assert subjects == [t["Subject"] for t in tasks]
+    small = sf.query(f"SELECT Id, (SELECT Id FROM Tasks LIMIT 3) FROM Contact WHERE Id = '{cid}'")["records"][0]
+    assert small["Tasks"]["done"] is True and small["Tasks"]["totalSize"] == 3
+
+
+def test_simple_salesforce_logs_in_again_after_session_expiry(salesforce):
+    """simple-salesforce re-runs its login on 401 INVALID_SESSION_ID; here that login is the
+    client-credentials flow against the emulator (its own builder targets *.salesforce.com)."""
+    sf = make_sf(salesforce)
+    logins = []
+
+    def client_credentials_login() -> tuple[str, str]:
+        logins.append(get_token(salesforce))
+        return logins[-1], salesforce.instance_url.removeprefix("https://")
+
+    sf._salesforce_login_partial = client_credentials_login
+    before = sf.session_id
+    sf.query("SELECT COUNT() FROM Contact")
+    with httpx.Client(base_url=salesforce.instance_url, verify=tls(salesforce)) as c:
+        c.post("/_emulator/sessions/expire").raise_for_status()
+    assert sf.query("SELECT COUNT() FROM Contact")["done"] is True
+    assert len(logins) == 1 and sf.session_id == logins[0] != before
+    assert sf.api_usage["api-usage"].used >= 1
+
+
+def test_latency_distributions():
+    import random
+    import statistics
+
+    from emulators.salesforce.faults import Faults, Latency
+
+    rng = random.Random(1)
+    lognormal = Latency.parse({"distribution": "lognormal", "median": 150, "p99": 600})
+    samples = sorted(lognormal.sample(rng) for _ in range(20000))
+    assert 140 < statistics.median(samples) < 160
+    assert 540 < samples[int(0.99 * len(samples))] < 660
+    uniform = Latency.parse({"distribution": "uniform", "min": 50, "max": 80})
+    assert all(50 <= uniform.sample(rng) <= 80 for _ in range(1000))
+    assert Latency.parse(25).sample(rng) == 25
+    for bad in ({"distribution": "pareto"}, {"distribution": "uniform", "min": 5, "max": 1}, -1,
+                {"distribution": "lognormal", "median": 0, "p99": 1}):
+        with pytest.raises((ValueError, KeyError)):
+            Latency.parse(bad)
+    faults = Faults()
+    faults.merge({"latency_ms": {"distribution": "uniform", "min": 50, "max": 80}})
+    assert faults.snapshot()["latency_ms"] == {"distribution": "uniform", "min": 50.0, "max": 80.0}
+
+
+def test_latency_distribution_at_run_time(http):
+    r = http.post("/_emulator/faults", json={"latency_ms": {"distribution": "uniform", "min": 150, "max": 200}})
+    assert r.status_code == 200 and r.json()["latency_ms"]["distribution"] == "uniform"
+    started = time.monotonic()
+    assert http.get(f"{V}/limits").status_code == 200
+    assert 0.15 <= time.monotonic() - started < 1.0
+    assert http.post("/_emulator/faults", json={"latency_ms": {"distribution": "nope"}}).status_code == 400
+
+
+def test_faults_at_start_token_ttl_and_rules_survive_restart(tmp_path):
+    import json
+    import subprocess
+
+    from callbridge.processes import ManagedProcess, free_port, python_module
+
+    data_dir, port = tmp_path / "sf", free_port()
+    # The issue's seed form, through the callbridge CLI.
+    out = subprocess.run([str(Path(sys.executable).parent / "callbridge"), "emulate", "salesforce", "--seed",
+                          "techsupport", "--contacts", "40", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, check=True)
+    assert "built TechSupport Inc." in out.stdout and "40 contacts" in out.stdout
+    faults = {"fail_next": [{"method": "GET", "path_regex": "/sobjects$", "status": 503, "count": 1}]}
+    proc = ManagedProcess("sf-faults", python_module(
+        "emulators.salesforce", "serve", "--port", str(port), "--data-dir", str(data_dir), "--client-id", "c",
+        "--client-secret", "s", "--token-ttl", "1", "--latency", '{"distribution": "uniform", "min": 1, "max": 2}',
+        "--unable-to-lock-row-rate", "0", "--faults", json.dumps(faults)),
+        ready_url=f"https://127.0.0.1:{port}/_emulator/health", ca_file=data_dir / "ca.pem",
+        log_path=tmp_path / "sf.log").start()
+    ctx = ssl.create_default_context(cafile=str(data_dir / "ca.pem"))
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ctx) as c:
+            state = c.get("/_emulator/faults").json()
+            assert state["latency_ms"] == {"distribution": "uniform", "min": 1.0, "max": 2.0}
+            assert state["fail_next"][0]["count"] == 1
+            token = c.post("/services/oauth2/token", data={"grant_type": "client_credentials", "client_id": "c",
+                                                           "client_secret": "s"}).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            assert c.get(f"{V}/sobjects", headers=auth).status_code == 503  # the start-time rule
+            assert c.get(f"{V}/sobjects", headers=auth).status_code == 200
+            c.post("/_emulator/validation-rules", json={"sobject": "Contact", "field": "LastName",
+                                                        "contains": "Forbidden", "message": "No."}).raise_for_status()
+            time.sleep(1.1)  # --token-ttl 1
+            expired = c.get(f"{V}/sobjects", headers=auth)
+            assert expired.status_code == 401
+            assert expired.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+        proc.stop()
+        proc.start()
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ctx) as c:
+            assert c.get("/_emulator/validation-rules").json()[0]["contains"] == "Forbidden"
+            token = c.post("/services/oauth2/token", data={"grant_type": "client_credentials", "client_id": "c",
+                                                           "client_secret": "s"}).json()["access_token"]
+            r = c.post(f"{V}/sobjects/Contact", json={"LastName": "Forbidden"},
+                       headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 400 and r.json()[0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+            assert c.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Contact"},
+                         headers={"Authorization": f"Bearer {token}"}).json()["totalSize"] == 40
+    finally:
+        proc.stop()
+    bad = subprocess.run(python_module("emulators.salesforce", "serve", "--data-dir", str(data_dir), "--client-id",
+                                       "c", "--client-secret", "s", "--latency", '{"distribution": "nope"}'),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "bad fault configuration" in bad.stderr

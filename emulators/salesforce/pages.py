@@ -62,21 +62,8 @@ def record_page(store: Store, record_id: str, type_name: str | None) -> tuple[in
             ("Mailing Country", rec["MailingCountry"]), ("Tier", rec["Custom_Tier__c"]),
             ("Last Call", rec["Last_Call_Date__c"]), ("Last Activity", rec["LastActivityDate"]),
         ]) + "</div>")
-        cases = _rows(conn, "SELECT Id, CaseNumber, Subject, Status, Priority FROM \"Case\" WHERE ContactId = ? "
-                      "AND IsDeleted = 0 AND IsClosed = 0 ORDER BY CreatedDate DESC", (rid,))
-        case_rows = "".join(f"<tr><td>{escape(c['CaseNumber'])}</td><td>{escape(c['Subject'] or '')}</td>"
-                            f"<td>{escape(c['Status'])}</td><td>{escape(c['Priority'])}</td></tr>" for c in cases)
-        parts.append(f"<div class='card'><h2>Open Cases ({len(cases)})</h2><table>"
-                     f"<tr><th>Number</th><th>Subject</th><th>Status</th><th>Priority</th></tr>{case_rows}</table></div>")
-        tasks = _rows(conn, "SELECT Subject, ActivityDate, CallType, CallDurationInSeconds, Description, Status, "
-                      "CreatedDate FROM Task WHERE WhoId = ? AND IsDeleted = 0 "
-                      "ORDER BY ActivityDate DESC NULLS LAST, CreatedDate DESC", (rid,))
-        items = "".join(
-            f"<tr class='activity'><td>{escape(t['ActivityDate'] or '')}</td><td>{escape(t['Subject'] or '')}</td>"
-            f"<td>{escape(t['CallType'] or '')}</td><td>{escape('' if t['CallDurationInSeconds'] is None else str(t['CallDurationInSeconds']) + ' s')}</td>"
-            f"<td>{escape(t['Description'] or '')}</td></tr>" for t in tasks)
-        parts.append(f"<div class='card'><h2>Activity Timeline ({len(tasks)})</h2><table><tr><th>Date</th>"
-                     f"<th>Subject</th><th>Call Type</th><th>Duration</th><th>Description</th></tr>{items}</table></div>")
+        parts.append(_open_cases(conn, "ContactId", rid))
+        parts.append(_timeline(conn, "WhoId", rid))
     else:
         parts.append(f"<div class='card'><div class='type'>Account</div><h1 id='name'>{escape(rec['Name'])}</h1></div>")
         parts.append("<div class='card'>" + _fields_table([
@@ -88,7 +75,34 @@ def record_page(store: Store, record_id: str, type_name: str | None) -> tuple[in
         items = "".join(f"<tr><td><a href='/{escape(c['Id'])}'>{escape(c['Name'] or '')}</a></td>"
                         f"<td>{escape(c['Phone'] or '')}</td><td>{escape(c['Email'] or '')}</td></tr>" for c in contacts)
         parts.append(f"<div class='card'><h2>Contacts ({len(contacts)})</h2><table>{items}</table></div>")
+        parts.append(_open_cases(conn, "AccountId", rid))
+        parts.append(_timeline(conn, "WhatId", rid))
     return 200, _page(rec.get("Name") or rid, "".join(parts))
+
+
+def _open_cases(conn, column: str, record_id: str) -> str:
+    cases = _rows(conn, f"SELECT Id, CaseNumber, Subject, Status, Priority FROM \"Case\" WHERE {column} = ? "
+                  "AND IsDeleted = 0 AND IsClosed = 0 ORDER BY CreatedDate DESC", (record_id,))
+    rows = "".join(f"<tr class='case'><td>{escape(c['CaseNumber'])}</td><td>{escape(c['Subject'] or '')}</td>"
+                   f"<td>{escape(c['Status'])}</td><td>{escape(c['Priority'])}</td></tr>" for c in cases)
+    return (f"<div class='card'><h2>Open Cases ({len(cases)})</h2><table>"
+            f"<tr><th>Number</th><th>Subject</th><th>Status</th><th>Priority</th></tr>{rows}</table></div>")
+
+
+def _timeline(conn, column: str, record_id: str) -> str:
+    """Tasks (logged calls among them) and Events about the record, newest first."""
+    items = _rows(conn, f"SELECT COALESCE(ActivityDate, substr(CreatedDate, 1, 10)) AS Day, Subject, CallType, "
+                  f"CallDurationInSeconds, Description, CreatedDate FROM Task WHERE {column} = ? AND IsDeleted = 0 "
+                  f"UNION ALL SELECT substr(COALESCE(StartDateTime, CreatedDate), 1, 10), Subject, NULL, NULL, "
+                  f"Description, CreatedDate FROM Event WHERE {column} = ? AND IsDeleted = 0 "
+                  f"ORDER BY 1 DESC, 6 DESC", (record_id, record_id))
+    rows = "".join(
+        f"<tr class='activity'><td>{escape(t['Day'] or '')}</td><td>{escape(t['Subject'] or '')}</td>"
+        f"<td>{escape(t['CallType'] or '')}</td>"
+        f"<td>{escape('' if t['CallDurationInSeconds'] is None else str(t['CallDurationInSeconds']) + ' s')}</td>"
+        f"<td>{escape(t['Description'] or '')}</td></tr>" for t in items)
+    return (f"<div class='card'><h2>Activity Timeline ({len(items)})</h2><table><tr><th>Date</th>"
+            f"<th>Subject</th><th>Call Type</th><th>Duration</th><th>Description</th></tr>{rows}</table></div>")
 
 
 def index_page(store: Store, limit: int = 50) -> str:
