@@ -7,13 +7,14 @@ a different caller, so no answer comes from the cache) and the sustained lookups
 seed's way — live exact-match SOQL per call, with 150 ms added to every Salesforce request —
 its latency and its match rate on the accuracy corpus (tests/data/phone_formats.csv).
 
-    .venv/bin/python bench/screenpop.py [--sizes 100000 1000000] [--requests 3000]
+    .venv/bin/python bench/screenpop.py [--sizes 100000 1000000] [--seconds 10]
+
+The load comes from wrk (`apt-get install wrk`), a C client on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import random
 import resource
@@ -72,28 +73,22 @@ def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
     return proc
 
 
-async def measure(url: str, auth, numbers: list[str], concurrency: int, count: int) -> tuple[list[float], float, int]:
-    latencies: list[float] = []
-    failures = 0
-    queue = iter(numbers[:count])
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(auth=auth, limits=limits, timeout=10) as client:
+def measure(url: str, auth: tuple[str, str], numbers_file: Path, offset: int, concurrency: int,
+            seconds: int) -> tuple[float, float, float, float, int]:
+    """wrk (Debian's package) as the load: a C client, so the figures are the server's."""
+    import base64
 
-        async def worker() -> None:
-            nonlocal failures
-            for number in queue:
-                t = time.perf_counter()
-                r = await client.post(url, json={"phoneNumber": number})
-                latencies.append(time.perf_counter() - t)
-                if r.status_code != 200 or not r.json()["success"]:
-                    failures += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, count / (time.perf_counter() - started), failures
+    header = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(REPO / "bench" / "lookup.lua"), url],
+        env={"NUMBERS_FILE": str(numbers_file), "OFFSET": str(offset), "AUTH_HEADER": header, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    ).stdout
+    requests, duration_us, p50, p99, p999, errors = map(float, out.split("RESULT", 1)[1].split())
+    return p50 / 1000, p99 / 1000, p999 / 1000, requests / (duration_us / 1e6), int(errors)
 
 
-def bench_size(contacts: int, requests: int, table: Table) -> None:
+def bench_size(contacts: int, seconds: int, table: Table) -> None:
     var = Path(f"var/bench-screenpop-{contacts}").resolve()
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
@@ -113,24 +108,24 @@ def bench_size(contacts: int, requests: int, table: Table) -> None:
         with get_engine(settings.database_url).connect() as conn:
             numbers = sorted({r[0] for r in conn.execute(select(index_table.c.e164))})
         random.Random(1).shuffle(numbers)
+        numbers_file = var / "numbers.txt"
+        numbers_file.write_text("\n".join(numbers) + "\n")
         procs.append(ManagedProcess(
             "starter", python_module("starter.app"), env=settings_env(settings),
             ready_url=f"http://127.0.0.1:{settings.starter_port}/healthz", log_path=var / "starter.log", cwd=REPO,
         ).start())
         url = f"http://127.0.0.1:{settings.starter_port}/screenpop/lookup"
         auth = (settings.screenpop_username, settings.screenpop_password.get_secret_value())
-        asyncio.run(measure(url, auth, numbers[-500:], 8, 500))  # warm up (numbers not reused below)
         rows = []
         offset = 0
         for concurrency in (1, 15, 50):
-            n = min(requests, len(numbers) - 500 - offset)
-            lat, rate, failures = asyncio.run(measure(url, auth, numbers[offset:], concurrency, n))
-            offset += n
-            rows.append((concurrency, lat, rate, failures))
-        for concurrency, lat, rate, failures in rows:
+            p50, p99, p999, rate, failures = measure(url, auth, numbers_file, offset, concurrency, seconds)
+            offset += int(rate * seconds) + 1  # the next level starts with callers not yet asked for
+            rows.append((concurrency, p50, p99, p999, rate, failures))
+        for concurrency, p50, p99, p999, rate, failures in rows:
             table.add_row(
-                f"{contacts:,}", str(concurrency), f"{pct(lat, .5)*1000:.1f}", f"{pct(lat, .99)*1000:.1f}",
-                f"{pct(lat, .999)*1000:.1f}", f"{rate:,.0f}", str(failures),
+                f"{contacts:,}", str(concurrency), f"{p50:.1f}", f"{p99:.1f}", f"{p999:.1f}",
+                f"{rate:,.0f}", str(failures),
                 f"{build_s:.0f} s / +{(rss_after - rss_before) / 1024:.0f} MB" if concurrency == 1 else "",
                 f"{seed_s:.0f} s" if concurrency == 1 else "",
             )
@@ -179,15 +174,15 @@ def seeds_way(table: Table) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--requests", type=int, default=3000, help="lookups per concurrency level")
+    parser.add_argument("--seconds", type=int, default=10, help="load per concurrency level")
     args = parser.parse_args()
-    table = Table(title="Screen-pop lookup over HTTP (each request a different caller)")
+    table = Table(title="Screen-pop lookup over HTTP (each request a different caller; load from wrk)")
     for col in ("contacts", "concurrent", "p50 ms", "p99 ms", "p99.9 ms", "lookups/s", "failed",
                 "index build / RSS", "org seed"):
         table.add_column(col, justify="right")
     for size in args.sizes:
         with console.status(f"{size:,} contacts…"):
-            bench_size(size, args.requests, table)
+            bench_size(size, args.seconds, table)
     console.print(table)
     seed = Table(title="The seed's way on the accuracy corpus")
     for col in ("lookup", "p50", "p99", "right contact found"):

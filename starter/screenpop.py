@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from callbridge.phone import national_digits, to_e164
@@ -80,12 +80,17 @@ def found(matches: list[Match], source: str) -> LookupResponse:
     )
 
 
+def _json(answer: LookupResponse | bytes) -> Response:
+    body = answer if isinstance(answer, bytes) else answer.model_dump_json().encode()
+    return Response(body, media_type="application/json")
+
+
 class LookupCache:
     """Answers by E.164, dropped whenever the index version moves (checked at most every 250 ms)."""
 
-    def __init__(self, engine, size: int = 50_000, check_every: float = 0.25) -> None:
-        self._engine = engine
-        self._entries: OrderedDict[str, LookupResponse] = OrderedDict()
+    def __init__(self, version, size: int = 50_000, check_every: float = 0.25) -> None:
+        self._read_version = version
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
         self._size = size
         self._version = -1
         self._checked = 0.0
@@ -95,19 +100,19 @@ class LookupCache:
         now = time.monotonic()
         if now - self._checked >= self._every:
             self._checked = now
-            current = caller_index.version(self._engine)
+            current = self._read_version()
             if current != self._version:
                 self._entries.clear()
                 self._version = current
 
-    def get(self, key: str) -> LookupResponse | None:
+    def get(self, key: str) -> bytes | None:
         self._sync()
         hit = self._entries.get(key)
         if hit is not None:
             self._entries.move_to_end(key)
         return hit
 
-    def put(self, key: str, value: LookupResponse) -> None:
+    def put(self, key: str, value: bytes) -> None:
         self._entries[key] = value
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -148,24 +153,37 @@ class LiveSalesforce:
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/screenpop", tags=["screen pop"])
     engine = get_engine(settings.database_url)
-    cache = LookupCache(engine)
+    if engine.dialect.name == "sqlite":
+        reader = caller_index.SqliteIndexReader(settings.database_url)
+
+        async def index_lookup(e164: str) -> list[dict[str, Any]]:
+            return reader.lookup(e164)
+
+        cache = LookupCache(reader.version)
+    else:
+        async def index_lookup(e164: str) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(caller_index.lookup, engine, e164)
+
+        cache = LookupCache(lambda: caller_index.version(engine))
     live = LiveSalesforce(settings)
     auth = Depends(require_data_action_auth(settings))
 
     @router.post("/lookup", response_model=LookupResponse, dependencies=[auth])
-    async def lookup(request: PhoneLookupRequest) -> LookupResponse:
-        e164 = to_e164(request.phoneNumber, settings.default_region)
+    async def lookup(request: PhoneLookupRequest) -> Response:
+        return _json(await answer_for(request.phoneNumber))
+
+    async def answer_for(phone: str) -> LookupResponse | bytes:
+        e164 = to_e164(phone, settings.default_region)
         if e164 is None:
-            reason = "anonymous" if request.phoneNumber.strip().lower() in ("", "anonymous", "private",
-                                                                              "withheld", "restricted", "unknown") \
-                else "unparseable"
-            return LookupResponse(success=False, reason=reason)
+            withheld = phone.strip().lower() in ("", "anonymous", "private", "withheld", "restricted", "unknown")
+            return LookupResponse(success=False, reason="anonymous" if withheld else "unparseable")
         cached = cache.get(e164)
         if cached is not None:
             return cached
-        rows = await asyncio.to_thread(caller_index.lookup, engine, e164)
+        rows = await index_lookup(e164)
         if rows:
-            answer = found([_match(r) for r in rows], "index")
+            # Kept serialised: a repeat caller costs a dictionary read.
+            answer = found([_match(r) for r in rows], "index").model_dump_json().encode()
             cache.put(e164, answer)
             return answer
         budget = settings.screenpop_live_budget_seconds

@@ -108,9 +108,10 @@ def simulate(genesys, **body: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def call(genesys) -> dict[str, Any]:
-    """One ended, recorded inbound call, without a webhook (none configured for this module yet)."""
+    """One ended, recorded inbound call, without a webhook (none configured for this module yet).
+    It runs the live timeline (wait: the answer comes once the call has ended)."""
     return simulate(genesys, durationSeconds=180, queueName="Toronto Support",
-                    attributes={"contact_id": "003000000000001AAA"})
+                    attributes={"contact_id": "003000000000001AAA"}, wait=True, alertSeconds=0.1, talkSeconds=0.1)
 
 
 def assert_error_body(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -255,7 +256,7 @@ def test_call_conversation_through_the_sdk(api_client, http, call):
 
 
 def test_participant_attributes_patch_merges(api_client, http, genesys):
-    c = simulate(genesys, attributes={"contact_id": "003A", "lang": "en"}, recording=False)
+    c = simulate(genesys, attributes={"contact_id": "003A", "lang": "en"}, recording=False, realtime=False)
     assert c["recordingId"] is None
     api = gc.ConversationsApi(api_client)
     body = sdk_models.ParticipantAttributes()
@@ -305,7 +306,7 @@ def test_recordings_through_the_sdk(api_client, http, call, genesys):
 
 
 def test_recording_is_202_while_transcoding(http, genesys):
-    c = simulate(genesys, transcodeSeconds=1.5)
+    c = simulate(genesys, transcodeSeconds=1.5, realtime=False)
     path = f"/api/v2/conversations/{c['conversationId']}/recordings"
     pending = http.get(f"{path}/{c['recordingId']}")
     assert pending.status_code == 202
@@ -317,7 +318,7 @@ def test_recording_is_202_while_transcoding(http, genesys):
 
 
 def test_recording_is_deleted_by_setting_its_delete_date(api_client, http, genesys):
-    c = simulate(genesys)
+    c = simulate(genesys, realtime=False)
     api = gc.RecordingApi(api_client)
     rec = api.get_conversation_recording(c["conversationId"], c["recordingId"])
     body = sdk_models.Recording()

@@ -45,6 +45,11 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     app = FastAPI(title="Genesys Cloud emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = context
     app.state.hub = notifications.Hub()
+    app.state.agents = simulator.Agents()
+    app.state.calls = set()  # live simulated calls (asyncio tasks)
+    interrupted = simulator.end_interrupted_calls(store)
+    if interrupted:
+        log.info("ended %d simulated calls that were live when the emulator stopped", interrupted)
 
     @app.middleware("http")
     async def pipeline(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -3,7 +3,9 @@ PATCH .../calls/{id}/participants/{participantId}/attributes.
 
 A conversation is stored once, in an internal shape, and rendered into the two views the
 API has: Conversation (Participant + Call communications) and CallConversation
-(CallMediaParticipant). Every simulated call has already ended.
+(CallMediaParticipant). A simulated call is stored at every step of its timeline (see
+simulator.py), so both views show it as it is now: live legs without endTime, states alerting,
+connected, disconnected, terminated.
 """
 
 from __future__ import annotations
@@ -38,26 +40,40 @@ def _division_memberships(conv: dict[str, Any]) -> list[dict[str, Any]]:
     }]
 
 
+def _state(p: dict[str, Any]) -> str:
+    # Conversations stored before the live simulator have no state: they had all ended.
+    return p.get("state", "terminated")
+
+
+def _optional(out: dict[str, Any], p: dict[str, Any], *pairs: tuple[str, str]) -> None:
+    for key, source in pairs:
+        if p.get(source):
+            out[key] = p[source]
+
+
 def _call(conv: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     call: dict[str, Any] = {
-        "state": "terminated",
-        "initialState": "alerting" if p["direction"] == "inbound" else "dialing",
+        "state": _state(p),
+        "initialState": p.get("initialState") or ("alerting" if p["direction"] == "inbound" else "dialing"),
         "id": p["callId"],
         "direction": p["direction"],
         "recording": bool(p.get("recordingId")),
-        "recordingState": "none",
+        "recordingState": "active" if p.get("recordingActive") else "none",
         "muted": False,
         "confined": False,
         "held": False,
         "securePause": False,
-        "segments": [{"startTime": p["connectedTime"], "endTime": p["endTime"], "type": "Interact",
-                      "howEnded": "Disconnect", "disconnectType": p["disconnectType"]}],
-        "disconnectType": p["disconnectType"],
-        "connectedTime": p["connectedTime"],
-        "disconnectedTime": p["endTime"],
+        "segments": [],
         "provider": "Edge",
         "afterCallWorkRequired": False,
     }
+    _optional(call, p, ("startAlertingTime", "startAlertingTime"), ("connectedTime", "connectedTime"),
+              ("disconnectedTime", "endTime"), ("disconnectType", "disconnectType"))
+    if p.get("connectedTime"):
+        segment: dict[str, Any] = {"startTime": p["connectedTime"], "type": "Interact"}
+        if p.get("endTime"):
+            segment.update(endTime=p["endTime"], howEnded="Disconnect", disconnectType=p["disconnectType"])
+        call["segments"].append(segment)
     if p.get("recordingId"):
         call["recordingId"] = p["recordingId"]
     return call
@@ -70,8 +86,6 @@ def render_conversation(conv: dict[str, Any]) -> dict[str, Any]:
         item: dict[str, Any] = {
             "id": p["id"],
             "startTime": p["startTime"],
-            "endTime": p["endTime"],
-            "connectedTime": p["connectedTime"],
             "purpose": p["purpose"],
             "address": p["address"],
             "ani": p["ani"],
@@ -89,10 +103,8 @@ def render_conversation(conv: dict[str, Any]) -> dict[str, Any]:
             "socialExpressions": [],
             "videos": [],
         }
-        if p.get("name"):
-            item["name"] = p["name"]
-        if p.get("aniName"):
-            item["aniName"] = p["aniName"]
+        _optional(item, p, ("endTime", "endTime"), ("connectedTime", "connectedTime"), ("name", "name"),
+                  ("aniName", "aniName"))
         if p.get("userId"):
             item["userId"] = p["userId"]
             item["userUri"] = f"/api/v2/users/{p['userId']}"
@@ -100,18 +112,20 @@ def render_conversation(conv: dict[str, Any]) -> dict[str, Any]:
             item["queueId"] = p["queueId"]
             item["queueName"] = p["queueName"]
         participants.append(item)
-    return {
+    out = {
         "id": conv["id"],
         "startTime": conv["startTime"],
-        "endTime": conv["endTime"],
         "address": tel(conv["dnis"]),
         "participants": participants,
         "conversationIds": [conv["id"]],
         "maxParticipants": 10,
-        "recordingState": "NONE",  # nothing is recording any more: the call has ended
+        "recordingState": "ACTIVE" if any(p.get("recordingActive") for p in conv["participants"]) else "NONE",
         "divisions": _division_memberships(conv),
         "selfUri": f"/api/v2/conversations/{conv['id']}",
     }
+    if conv.get("endTime"):
+        out["endTime"] = conv["endTime"]
+    return out
 
 
 def render_call_conversation(conv: dict[str, Any]) -> dict[str, Any]:
@@ -122,12 +136,9 @@ def render_call_conversation(conv: dict[str, Any]) -> dict[str, Any]:
             "id": p["id"],
             "address": p["address"],
             "startTime": p["startTime"],
-            "connectedTime": p["connectedTime"],
-            "endTime": p["endTime"],
             "purpose": p["purpose"],
-            "state": "terminated",
+            "state": _state(p),
             "direction": p["direction"],
-            "disconnectType": p["disconnectType"],
             "held": False,
             "wrapupRequired": False,
             "mediaRoles": [],
@@ -136,25 +147,26 @@ def render_call_conversation(conv: dict[str, Any]) -> dict[str, Any]:
             "muted": False,
             "confined": False,
             "recording": bool(p.get("recordingId")),
-            "recordingState": "none",
+            "recordingState": "active" if p.get("recordingActive") else "none",
             "ani": p["ani"],
             "dnis": p["dnis"],
             "securePause": False,
         }
-        if p.get("name"):
-            item["name"] = p["name"]
+        _optional(item, p, ("startAlertingTime", "startAlertingTime"), ("connectedTime", "connectedTime"),
+                  ("endTime", "endTime"), ("disconnectType", "disconnectType"), ("name", "name"))
         if p.get("userId"):
             item["user"] = {"id": p["userId"], "selfUri": f"/api/v2/users/{p['userId']}"}
         if p.get("queueId"):
             item["queue"] = {"id": p["queueId"], "selfUri": f"/api/v2/routing/queues/{p['queueId']}"}
         participants.append(item)
+    recording = any(p.get("recordingActive") for p in conv["participants"])
     return {
         "id": conv["id"],
         "participants": participants,
         "otherMediaUris": [],
         "recentTransfers": [],
         "divisions": _division_memberships(conv),
-        "recordingState": "none",
+        "recordingState": "active" if recording else "none",
         "maxParticipants": 10,
         "securePause": False,
         "selfUri": f"/api/v2/conversations/calls/{conv['id']}",

@@ -1,11 +1,17 @@
 """Notifications: channels, topic subscriptions, and the WebSocket that streams events.
 
 Envelope on the socket: {"topicName", "version", "eventBody", "metadata"}. Heartbeats come
-as topic "channel.metadata" with eventBody {"message": "WebSocket Heartbeat"} every 30 s,
-and a client's {"message": "ping"} is answered with {"message": "pong"}.
-Topics emitted: v2.routing.queues.{queueId}.conversations.calls and
-v2.users.{userId}.conversations.calls, when a simulated call is created. Other topic names
-are refused rather than accepted and never fired. Channels live in memory (as on Genesys,
+as topic "channel.metadata" with eventBody {"message": "WebSocket Heartbeat"} every 30 s
+(heartbeatSeconds in /_emulator/config), and a client's {"message": "ping"} is answered with
+{"message": "pong"}.
+Topics emitted at every step of a simulated call (see simulator.py), with the event body of
+the SDK's model for each topic:
+  v2.users.{userId}.conversations.calls         ConversationCallEventTopicCallConversation
+  v2.users.{userId}.conversations               ConversationEventTopicConversation
+  v2.routing.queues.{queueId}.conversations.calls  QueueConversationCallEventTopicCallConversation
+  v2.routing.queues.{queueId}.conversations     QueueConversationEventTopicConversation
+A user's topics fire once the user is a participant (from alerting on), a queue's once the
+call is in that queue. Other topic names are refused rather than accepted and never fired. Channels live in memory (as on Genesys,
 they expire; here also when the emulator restarts).
 """
 
@@ -30,11 +36,11 @@ HEARTBEAT_SECONDS = 30.0
 CHANNEL_TTL = timedelta(hours=24)
 MAX_TOPICS = 1000
 TOPIC_PATTERNS = [
-    re.compile(r"^v2\.routing\.queues\.[0-9a-f-]{36}\.conversations\.calls$"),
-    re.compile(r"^v2\.users\.[0-9a-f-]{36}\.conversations\.calls$"),
+    re.compile(r"^v2\.routing\.queues\.[0-9a-f-]{36}\.conversations(\.calls)?$"),
+    re.compile(r"^v2\.users\.[0-9a-f-]{36}\.conversations(\.calls)?$"),
 ]
 PARTICIPANT_EVENT_KEYS = {
-    "id", "name", "address", "startTime", "connectedTime", "endTime", "purpose", "state", "direction",
+    "id", "name", "address", "startTime", "connectedTime", "endTime", "purpose", "state", "initialState", "direction",
     "disconnectType", "held", "wrapupRequired", "attributes", "provider", "muted", "confined", "recording",
     "recordingState", "ani", "dnis", "mediaRoles", "user", "queue", "securePause",
 }
@@ -168,7 +174,7 @@ async def channel_socket(websocket: WebSocket, channelId: str) -> None:
         while not read_task.done():
             # Wake on an event, on the client going away, or when a heartbeat is due.
             get_task = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({get_task, read_task}, timeout=HEARTBEAT_SECONDS,
+            done, _ = await asyncio.wait({get_task, read_task}, timeout=ctx(websocket).runtime.heartbeat_seconds,
                                          return_when=asyncio.FIRST_COMPLETED)
             if get_task in done:
                 await websocket.send_text(get_task.result())
@@ -205,14 +211,63 @@ def call_event_body(call_conversation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def publish_call(app, conv: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
-    """Fire the topics a new (ended) call touches."""
-    from .conversations import render_call_conversation
+# ConversationEventTopicParticipant / ConversationEventTopicCall keep fewer keys than the
+# REST Participant / Call models (no startTime, ani, dnis, segments, recordingId on them).
+CONVERSATION_PARTICIPANT_KEYS = {
+    "id", "connectedTime", "endTime", "userId", "name", "queueId", "purpose", "address", "wrapupRequired",
+    "mediaRoles", "attributes",
+}
+CONVERSATION_CALL_KEYS = {
+    "id", "state", "initialState", "recording", "recordingState", "muted", "confined", "held", "securePause",
+    "disconnectType", "direction", "provider", "connectedTime", "disconnectedTime", "afterCallWorkRequired",
+}
 
-    body = call_event_body(render_call_conversation(conv))
+
+def conversation_event_body(conversation: dict[str, Any]) -> dict[str, Any]:
+    """A Conversation rendered as the conversations topic's event body."""
+    participants = []
+    for p in conversation["participants"]:
+        item = {k: v for k, v in p.items() if k in CONVERSATION_PARTICIPANT_KEYS}
+        item["wrapupExpected"] = False
+        item["calls"] = [{k: v for k, v in c.items() if k in CONVERSATION_CALL_KEYS} for c in p["calls"]]
+        for media in ("callbacks", "chats", "cobrowsesessions", "emails", "messages", "screenshares",
+                      "socialExpressions", "videos"):
+            item[media] = []
+        participants.append(item)
+    return {
+        "id": conversation["id"],
+        "maxParticipants": conversation["maxParticipants"],
+        "participants": participants,
+        "recentTransfers": [],
+        "recordingState": conversation["recordingState"].lower(),
+        "address": conversation["address"],
+        "securePause": False,
+        "divisions": [{"division": {"id": d["division"]["id"]}, "entities": [{"id": e["id"]} for e in d["entities"]]}
+                      for d in conversation["divisions"]],
+    }
+
+
+def topics_for(conv: dict[str, Any]) -> list[str]:
     topics = []
     if conv.get("queueId"):
-        topics.append(f"v2.routing.queues.{conv['queueId']}.conversations.calls")
-    topics += [f"v2.users.{p['userId']}.conversations.calls" for p in conv["participants"] if p.get("userId")]
-    for topic in topics:
-        app.state.hub.publish(topic, body)
+        topics += [f"v2.routing.queues.{conv['queueId']}.conversations.calls",
+                   f"v2.routing.queues.{conv['queueId']}.conversations"]
+    for user_id in dict.fromkeys(p["userId"] for p in conv["participants"] if p.get("userId")):
+        topics += [f"v2.users.{user_id}.conversations.calls", f"v2.users.{user_id}.conversations"]
+    return topics
+
+
+def publish_conversation(app, conv: dict[str, Any]) -> int:  # type: ignore[no-untyped-def]
+    """Fire every topic the conversation touches now, with its current state. Event loop only."""
+    from .conversations import render_call_conversation, render_conversation
+
+    calls_body = call_event_body(render_call_conversation(conv))
+    conversation_body = conversation_event_body(render_conversation(conv))
+    sent = 0
+    for topic in topics_for(conv):
+        sent += app.state.hub.publish(topic, calls_body if topic.endswith(".calls") else conversation_body)
+    return sent
+
+
+# The name the instant simulator and older callers use.
+publish_call = publish_conversation

@@ -28,36 +28,78 @@ class EmulatorSettings:
 
 @dataclass
 class RuntimeConfig:
-    """What POST /_emulator/config may change while running (tests start receivers late)."""
+    """What POST /_emulator/config may change while running (tests start receivers late).
+
+    dataActionAuth is what the inbound flow's data action sends to dataActionUrl: HTTP Basic
+    ({"username", "password"}) or a bearer token ({"token"}), like a Genesys Web Services
+    Data Actions integration's credentials. heartbeatSeconds is the notification WebSocket's
+    heartbeat period (30 s, as on Genesys; tests shorten it).
+    """
 
     webhook_url: str | None = None
     webhook_secret: str | None = None
     data_action_url: str | None = None
+    data_action_auth: dict[str, str] | None = None
+    heartbeat_seconds: float = 30.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url"}
+    FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url",
+              "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds"}
 
     def update(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(self.FIELDS)
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         for key, value in changes.items():
-            if value is not None and not isinstance(value, str):
+            if key == "dataActionAuth":
+                _check_auth(value)
+            elif key == "heartbeatSeconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3600:
+                    raise ValueError("heartbeatSeconds must be a number of seconds between 0.05 and 3600")
+            elif value is not None and not isinstance(value, str):
                 raise ValueError(f"{key} must be a string or null")
         with self._lock:
             for key, value in changes.items():
-                setattr(self, self.FIELDS[key], value or None)
+                if key == "heartbeatSeconds":
+                    self.heartbeat_seconds = float(value)
+                elif key == "dataActionAuth":
+                    self.data_action_auth = dict(value) if value else None
+                else:
+                    setattr(self, self.FIELDS[key], value or None)
 
     def snapshot(self) -> tuple[str | None, str | None]:
         with self._lock:
             return self.webhook_url, self.webhook_secret
 
+    def data_action(self) -> tuple[str | None, dict[str, str] | None]:
+        with self._lock:
+            return self.data_action_url, dict(self.data_action_auth) if self.data_action_auth else None
+
     def public(self) -> dict[str, Any]:
         with self._lock:
+            auth = self.data_action_auth
+            shown_auth = None
+            if auth:
+                # Like the secret: the scheme and user name, never the password or token.
+                shown_auth = {"username": auth["username"], "password": "*" * 8} if "username" in auth \
+                    else {"token": "*" * 8}
             return {
                 "webhookUrl": self.webhook_url,
                 # Never echo the secret: only whether one is set and its length.
                 "webhookSecret": ("*" * 8) if self.webhook_secret else None,
                 "webhookSecretSet": bool(self.webhook_secret),
                 "dataActionUrl": self.data_action_url,
+                "dataActionAuth": shown_auth,
+                "heartbeatSeconds": self.heartbeat_seconds,
             }
+
+
+def _check_auth(value: Any) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, dict) and (
+        (set(value) == {"username", "password"} and all(isinstance(v, str) for v in value.values())
+         and value["username"] and ":" not in value["username"])
+        or (set(value) == {"token"} and isinstance(value["token"], str) and value["token"]))
+    if not ok:
+        raise ValueError('dataActionAuth must be {"username", "password"}, {"token"} or null')

@@ -1,5 +1,32 @@
-"""The call simulator: POST /_emulator/calls makes an ended phone conversation and sends
-Genesys's conversation-ended webhook for it.
+"""The call simulator: POST /_emulator/calls places a call and the seed's Architect flow
+(deploy/genesys/flows/inbound-screen-pop.yaml) runs it.
+
+Inbound calls run as a real timeline (the default, `"realtime": true`). Every step is stored,
+so GET /api/v2/conversations/{id} shows the call as it is, and is published on the
+notification topics of the queue and of the agent (notifications.py):
+
+ 1. placed     the customer participant, connected to the flow.
+ 2. flow       "Lookup contact by phone": POST dataActionUrl with {"phoneNumber": Call.Ani}
+               (Call.Ani is "tel:+15125551234"), HTTP Basic or bearer credentials from
+               dataActionAuth, a 3 s budget. On success with success=true the flow sets the
+               participant data contact_id, contact_name ("First Last"), account_id,
+               account_name, customer_tier on the customer; on failure, timeout or not found
+               it goes on without them.
+ 3. queued     an acd participant in the flow's queue ("Support Queue" unless queueName).
+ 4. alerting   the longest-idle member of the queue not on another call (or `agentId`);
+               the call waits in queue while none is free. The agent's leg alerts for
+               alertSeconds (default 0.5).
+ 5. connected  the agent answers; the acd leg disconnects (transfer); recording starts.
+ 6. ended      after talkSeconds (default 1.0) the customer hangs up: the legs go
+               disconnected, then terminated; the recording is made.
+ 7. webhook    the conversation-ended webhook, signed, 3 tries on a non-2xx answer.
+
+durationSeconds is the call's length as Genesys records it (default: random 30-900 s), so
+the talk is fast-forwarded: when the call ends its earlier timestamps move back so that
+endTime - startTime = durationSeconds and endTime is the real end (events already sent keep
+the times they had). A call that really lasted longer keeps its real length.
+`"realtime": false` keeps the instant behaviour: the conversation is stored already ended
+(outbound calls always are).
 
 The webhook body is the seed's payload (callbridge.models.CallEndedEvent), signed with the
 project's shared signer. Delivery: 3 tries in total on a non-2xx answer or a connection
@@ -11,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,18 +55,25 @@ from callbridge.signature import signed_headers
 
 from .context import Context, ctx
 from .conversations import validate_attributes
-from .notifications import publish_call
-from .wire import iso, new_id, now
+from .notifications import publish_conversation
+from .wire import iso, new_id, now, parse_iso
 
 router = APIRouter()
 log = logging.getLogger("emulators.genesys.simulator")
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_DNIS = "+18005550100"  # the org's support line
+FLOW_QUEUE = "Support Queue"    # the seed flow's transferToAcd target
 RETRY_DELAYS = (1.0, 2.0)       # between tries 1-2 and 2-3
 ATTEMPT_TIMEOUT = 5.0
-DATA_ACTION_TIMEOUT = 3.0
+DATA_ACTION_TIMEOUT = 3.0       # the flow's callData timeout
+DEFAULT_ALERT_SECONDS = 0.5
+DEFAULT_TALK_SECONDS = 1.0
+MAX_PHASE_SECONDS = 3600
 DELIVERY_KIND = "delivery"
+SCREEN_POP = {  # participant attribute <- lookup response field (the flow's setParticipantData)
+    "contact_id": "contactId", "account_id": "accountId", "account_name": "accountName", "customer_tier": "tier",
+}
 
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
 _rng = random.Random()
@@ -50,8 +85,58 @@ def _pick(seq: list[Any]) -> Any:
         return _rng.choice(seq)
 
 
-def _error(message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=400)
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+class Agents:
+    """Who is on a call. Routing picks the longest-idle free member; a call waits in queue
+    while every candidate is busy. In memory: a restart ends the calls that were live."""
+
+    def __init__(self) -> None:
+        self.busy: dict[str, tuple[str, str]] = {}  # userId -> (conversationId, alerting|connected)
+        self.idle_since: dict[str, float] = {}
+        self._cond = asyncio.Condition()
+
+    def free(self, candidates: list[str]) -> list[str]:
+        free = [u for u in candidates if u not in self.busy]
+        return sorted(free, key=lambda u: (self.idle_since.get(u, 0.0), candidates.index(u)))
+
+    async def acquire(self, conversation_id: str, candidates: list[str]) -> str:
+        async with self._cond:
+            while True:
+                free = self.free(candidates)
+                if free:
+                    self.busy[free[0]] = (conversation_id, "alerting")
+                    return free[0]
+                await self._cond.wait()
+
+    def mark(self, user_id: str, state: str) -> None:
+        if user_id in self.busy:
+            self.busy[user_id] = (self.busy[user_id][0], state)
+
+    async def release(self, user_id: str) -> None:
+        async with self._cond:
+            self.busy.pop(user_id, None)
+            self.idle_since[user_id] = time.monotonic()
+            self._cond.notify_all()
+
+
+def agents_of(app) -> Agents:  # type: ignore[no-untyped-def]
+    return app.state.agents
+
+
+# --- the request ----------------------------------------------------------------------------
+
+
+def _seconds(body: dict[str, Any], key: str, default: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PHASE_SECONDS:
+        raise ValueError(f"{key} must be a number of seconds between 0 and {MAX_PHASE_SECONDS}")
+    return float(value)
 
 
 def _parse(body: Any, context: Context) -> dict[str, Any]:
@@ -59,7 +144,7 @@ def _parse(body: Any, context: Context) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
     known = {"ani", "dnis", "direction", "durationSeconds", "queueName", "agentId", "attributes",
-             "recording", "wait", "transcodeSeconds", "customerName"}
+             "recording", "wait", "transcodeSeconds", "customerName", "realtime", "alertSeconds", "talkSeconds"}
     unknown = set(body) - known
     if unknown:
         raise ValueError(f"unknown fields: {sorted(unknown)}")
@@ -91,15 +176,12 @@ def _parse(body: Any, context: Context) -> dict[str, Any]:
         if queue is None:
             raise ValueError(f"no queue named {body['queueName']!r}; seeded: {[q['name'] for q in queues]}")
     elif direction == "inbound":
-        queue = _pick(queues)
+        queue = next((q for q in queues if q["name"] == FLOW_QUEUE), queues[0] if queues else None)
     agent = None
     if body.get("agentId") is not None:
         agent = store.get("user", str(body["agentId"]))
         if agent is None:
             raise ValueError(f"no user {body['agentId']!r}")
-    else:
-        candidates = queue["memberIds"] if queue else [u for u in store.ids("user")]
-        agent = store.get("user", _pick(candidates))
     try:
         attributes = validate_attributes(body.get("attributes") or {})
     except Exception:
@@ -107,82 +189,123 @@ def _parse(body: Any, context: Context) -> dict[str, Any]:
     transcode = body.get("transcodeSeconds", 0)
     if not isinstance(transcode, (int, float)) or transcode < 0:
         raise ValueError("transcodeSeconds must be >= 0")
+    realtime = body.get("realtime", True)
+    if not isinstance(realtime, bool):
+        raise ValueError("realtime must be true or false")
     return {
         "direction": direction, "ani": ani, "dnis": dnis, "duration": duration, "queue": queue,
         "agent": agent, "attributes": dict(attributes), "recording": bool(body.get("recording", True)),
         "wait": bool(body.get("wait", False)), "transcode": float(transcode),
         "customerName": body.get("customerName"),
+        "realtime": realtime and direction == "inbound",
+        "alert": _seconds(body, "alertSeconds", DEFAULT_ALERT_SECONDS),
+        "talk": _seconds(body, "talkSeconds", DEFAULT_TALK_SECONDS),
     }
 
 
-def _run_data_action(url: str, req: dict[str, Any], conversation_id: str) -> dict[str, Any]:
-    """The inbound flow's data action: its string outputs become participant attributes."""
+# --- the inbound flow's data action ----------------------------------------------------------
+
+
+def _screen_pop_attributes(out: dict[str, Any]) -> dict[str, str]:
+    """setParticipantData as the seed flow writes it: If(IsSet(x), x, "") for each value."""
+    def value(key: str) -> str:
+        return out.get(key) if isinstance(out.get(key), str) else ""
+
+    attributes = {name: value(field) for name, field in SCREEN_POP.items()}
+    first = out.get("firstName")
+    last = out.get("lastName")
+    attributes["contact_name"] = (f"{first} " if isinstance(first, str) else "") + (last if isinstance(last, str) else "")
+    return attributes
+
+
+async def run_data_action(context: Context, ani: str) -> dict[str, Any]:
+    """The flow's "Lookup contact by phone" callData: result success, failure or timeout."""
+    url, auth = context.runtime.data_action()
+    if not url:
+        return {"result": "skipped", "found": False, "status": None, "elapsedMs": 0, "attributes": {}}
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    basic = None
+    if auth and "token" in auth:
+        headers["Authorization"] = f"Bearer {auth['token']}"
+    elif auth:
+        basic = (auth["username"], auth["password"])
+    started = time.monotonic()
+    outcome: dict[str, Any] = {"result": "failure", "found": False, "status": None, "attributes": {}}
     try:
-        r = httpx.post(url, json={"conversationId": conversation_id, "ani": req["ani"], "dnis": req["dnis"],
-                                  "direction": req["direction"]}, timeout=DATA_ACTION_TIMEOUT)
-        result = r.json() if r.is_success else {}
+        async with httpx.AsyncClient(timeout=DATA_ACTION_TIMEOUT) as client:
+            # Call.Ani is a tel: URI; the integration's requestTemplate sends it as is.
+            r = await asyncio.wait_for(
+                client.post(url, json={"phoneNumber": f"tel:{ani}"}, headers=headers, auth=basic),
+                DATA_ACTION_TIMEOUT)
+        outcome["status"] = r.status_code
+        out = r.json() if r.is_success else None
+        # The output contract types every field; a response that breaks it is a failure.
+        typed = isinstance(out, dict) and isinstance(out.get("success", False), bool) and all(
+            out.get(k) is None or isinstance(out.get(k), str)
+            for k in ("contactId", "firstName", "lastName", "accountId", "accountName", "tier"))
+        if typed:
+            outcome["result"] = "success"
+            outcome["found"] = out.get("success") is True
+            if outcome["found"]:
+                outcome["attributes"] = _screen_pop_attributes(out)
+    except (asyncio.TimeoutError, httpx.TimeoutException):
+        outcome["result"] = "timeout"
     except (httpx.HTTPError, ValueError):
-        result = {}  # the flow takes its failure path and carries on without the data
-    return {"status": "ok" if result else "failed",
-            "attributes": {k: v for k, v in result.items() if isinstance(k, str) and isinstance(v, str)}
-            if isinstance(result, dict) else {}}
+        pass  # failure: the flow carries on without the data
+    outcome["elapsedMs"] = int((time.monotonic() - started) * 1000)
+    return outcome
 
 
-def create_call(context: Context, req: dict[str, Any]) -> dict[str, Any]:
-    """Store the ended conversation (and its recording); return the webhook payload."""
-    store = context.store
-    end = now().replace(microsecond=0)
-    start = end - timedelta(seconds=req["duration"])
-    conversation_id = req.get("conversationId") or new_id()
-    queue, agent = req["queue"], req["agent"]
-    wait = min(10, req["duration"] // 4) if queue else 0
-    connected = start + timedelta(seconds=wait)
-    recording_id = new_id() if req["recording"] else None
-    tel = lambda n: f"tel:{n}"  # noqa: E731
+# --- building blocks -----------------------------------------------------------------------
+
+
+def tel(number: str) -> str:
+    return f"tel:{number}"
+
+
+def _customer(req: dict[str, Any], participant_id: str, start: str) -> dict[str, Any]:
     customer = {
-        "id": new_id(), "purpose": "customer" if req["direction"] == "inbound" else "external",
-        "direction": req["direction"], "address": tel(req["ani"] if req["direction"] == "inbound" else req["dnis"]),
-        "ani": tel(req["ani"]), "dnis": tel(req["dnis"]), "startTime": iso(start), "connectedTime": iso(start),
-        "endTime": iso(end), "callId": new_id(), "disconnectType": "endpoint",
-        "attributes": req["attributes"], "recordingId": recording_id,
+        "id": participant_id, "purpose": "customer" if req["direction"] == "inbound" else "external",
+        "direction": req["direction"],
+        "address": tel(req["ani"] if req["direction"] == "inbound" else req["dnis"]),
+        "ani": tel(req["ani"]), "dnis": tel(req["dnis"]), "startTime": start, "connectedTime": start,
+        "endTime": None, "callId": new_id(), "disconnectType": None, "attributes": dict(req["attributes"]),
+        "recordingId": None, "state": "connected",
     }
     if req.get("customerName"):
         customer["name"] = customer["aniName"] = req["customerName"]
-    participants = [customer]
-    if queue:
-        participants.append({
-            "id": new_id(), "purpose": "acd", "direction": req["direction"], "name": queue["name"],
-            "address": tel(req["dnis"]), "ani": tel(req["ani"]), "dnis": tel(req["dnis"]),
-            "startTime": iso(start), "connectedTime": iso(start), "endTime": iso(connected),
-            "callId": new_id(), "disconnectType": "transfer", "queueId": queue["id"], "queueName": queue["name"],
-        })
-    agent_participant = {
+    return customer
+
+
+def _acd(req: dict[str, Any], queue: dict[str, Any], start: str) -> dict[str, Any]:
+    return {
+        "id": new_id(), "purpose": "acd", "direction": req["direction"], "name": queue["name"],
+        "address": tel(req["dnis"]), "ani": tel(req["ani"]), "dnis": tel(req["dnis"]),
+        "startTime": start, "connectedTime": start, "endTime": None, "callId": new_id(),
+        "disconnectType": None, "queueId": queue["id"], "queueName": queue["name"], "state": "connected",
+    }
+
+
+def _agent_leg(req: dict[str, Any], agent: dict[str, Any], queue: dict[str, Any] | None, start: str) -> dict[str, Any]:
+    leg = {
         "id": new_id(), "purpose": "agent", "direction": req["direction"], "name": agent["name"],
         "userId": agent["id"], "address": f"sip:{agent['id']}@localhost", "ani": tel(req["ani"]),
-        "dnis": tel(req["dnis"]), "startTime": iso(connected), "connectedTime": iso(connected),
-        "endTime": iso(end), "callId": new_id(), "disconnectType": "client", "recordingId": recording_id,
+        "dnis": tel(req["dnis"]), "startTime": start, "startAlertingTime": start, "connectedTime": None,
+        "endTime": None, "callId": new_id(), "disconnectType": None, "recordingId": None, "state": "alerting",
     }
     if queue:
-        agent_participant.update(queueId=queue["id"], queueName=queue["name"])
-    if req["direction"] == "outbound":
-        participants.insert(0, agent_participant)  # the agent dialled: their leg comes first
-    else:
-        participants.append(agent_participant)
-    conv = {
-        "id": conversation_id, "direction": req["direction"], "ani": req["ani"], "dnis": req["dnis"],
-        "startTime": iso(start), "endTime": iso(end), "divisionId": store.meta_get("home_division"),
-        "queueId": queue["id"] if queue else None, "participants": participants,
-    }
-    store.put("conversation", conversation_id, conv)
-    if recording_id:
-        store.put("recording", recording_id, {
-            "id": recording_id, "conversationId": conversation_id, "startTime": iso(connected),
-            "endTime": iso(end), "durationMs": int((end - connected).total_seconds() * 1000),
-            "sessionId": new_id(), "userIds": [agent["id"]], "creationTime": iso(end),
-            "readyAt": time.time() + req["transcode"], "transcodeMs": int(req["transcode"] * 1000),
-        })
+        leg.update(queueId=queue["id"], queueName=queue["name"])
+    return leg
+
+
+def _payload(conv: dict[str, Any], req: dict[str, Any], recording_id: str | None) -> dict[str, Any]:
+    """The conversation-ended webhook body, from the stored (ended) conversation."""
+    customer = next(p for p in conv["participants"] if p["purpose"] in ("customer", "external"))
+    agent = next(p for p in conv["participants"] if p["purpose"] == "agent")
+    start, end = parse_iso(conv["startTime"]), parse_iso(conv["endTime"])
+    queue = req["queue"]
     return {
-        "conversationId": conversation_id,
+        "conversationId": conv["id"],
         "participantId": customer["id"],
         "conversationType": "phone",
         "callerId": req["ani"],
@@ -190,15 +313,227 @@ def create_call(context: Context, req: dict[str, Any]) -> dict[str, Any]:
         "direction": req["direction"].upper(),
         "startTime": _webhook_time(start),
         "endTime": _webhook_time(end),
-        "durationSeconds": req["duration"],
+        "durationSeconds": int(round((end - start).total_seconds())),
         "recordingId": recording_id,
-        "agentId": agent["id"],
+        "agentId": agent["userId"],
         "agentName": agent["name"],
         "queueId": queue["id"] if queue else None,
         "queueName": queue["name"] if queue else None,
-        "interactionId": conversation_id,
-        "attributes": dict(customer["attributes"]),
+        "interactionId": conv["id"],
+        "attributes": dict(customer.get("attributes") or {}),
     }
+
+
+def _store_recording(context: Context, conv: dict[str, Any], req: dict[str, Any], recording_id: str,
+                     agent_id: str, connected: datetime, end: datetime) -> None:
+    context.store.put("recording", recording_id, {
+        "id": recording_id, "conversationId": conv["id"], "startTime": iso(connected),
+        "endTime": iso(end), "durationMs": int((end - connected).total_seconds() * 1000),
+        "sessionId": new_id(), "userIds": [agent_id], "creationTime": iso(end),
+        "readyAt": time.time() + req["transcode"], "transcodeMs": int(req["transcode"] * 1000),
+    })
+
+
+def create_call(context: Context, req: dict[str, Any]) -> dict[str, Any]:
+    """`"realtime": false` (and outbound): store the already-ended conversation (and its
+    recording); return the webhook payload."""
+    store = context.store
+    end = now().replace(microsecond=0)
+    start = end - timedelta(seconds=req["duration"])
+    conversation_id = req["conversationId"]
+    queue = req["queue"]
+    agent = req["agent"]
+    wait = min(10, req["duration"] // 4) if queue else 0
+    connected = start + timedelta(seconds=wait)
+    recording_id = req["recordingId"]
+    customer = _customer(req, req["participantId"], iso(start))
+    customer.update(endTime=iso(end), disconnectType="endpoint", recordingId=recording_id)
+    participants = [customer]
+    if queue:
+        acd = _acd(req, queue, iso(start))
+        acd.update(endTime=iso(connected), disconnectType="transfer")
+        participants.append(acd)
+    agent_leg = _agent_leg(req, agent, queue, iso(connected))
+    agent_leg.update(connectedTime=iso(connected), endTime=iso(end), disconnectType="client",
+                     recordingId=recording_id)
+    agent_leg.pop("startAlertingTime")
+    if req["direction"] == "outbound":
+        participants.insert(0, agent_leg)  # the agent dialled: their leg comes first
+    else:
+        participants.append(agent_leg)
+    for p in participants:
+        p["state"] = "terminated"
+    conv = {
+        "id": conversation_id, "direction": req["direction"], "ani": req["ani"], "dnis": req["dnis"],
+        "startTime": iso(start), "endTime": iso(end), "divisionId": store.meta_get("home_division"),
+        "queueId": queue["id"] if queue else None, "participants": participants, "phase": "ended",
+    }
+    store.put("conversation", conversation_id, conv)
+    if recording_id:
+        _store_recording(context, conv, req, recording_id, agent["id"], connected, end)
+    return _payload(conv, req, recording_id)
+
+
+def instant_agent(app, context: Context, req: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """An instant call holds no agent; it goes to one who is free now if there is one."""
+    queue = req["queue"]
+    candidates = queue["memberIds"] if queue else context.store.ids("user")
+    return context.store.get("user", (agents_of(app).free(candidates) or [_pick(candidates)])[0])
+
+
+# --- the live timeline ---------------------------------------------------------------------
+
+
+def _shift_times(conv: dict[str, Any], shift: timedelta) -> None:
+    def moved(value: str | None) -> str | None:
+        return iso(parse_iso(value) + shift) if value else value
+
+    conv["startTime"] = moved(conv["startTime"])
+    for p in conv["participants"]:
+        for key in ("startTime", "startAlertingTime", "connectedTime", "endTime"):
+            if key in p:
+                p[key] = moved(p[key])
+
+
+class Timeline:
+    """One live call: each step re-reads the stored conversation (a PATCH of its attributes
+    between steps is kept), changes it, stores it and publishes it. Event loop only."""
+
+    def __init__(self, app, context: Context, req: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.context, self.req = app, context, req
+        self.id = req["conversationId"]
+
+    def step(self, change) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        store = self.context.store
+        conv = store.get("conversation", self.id)
+        change(conv)
+        store.put("conversation", self.id, conv)
+        publish_conversation(self.app, conv)
+        return conv
+
+    def _leg(self, conv: dict[str, Any], purpose: str) -> dict[str, Any]:
+        return next(p for p in conv["participants"] if p["purpose"] == purpose)
+
+    async def run(self) -> dict[str, Any]:
+        req, context, store = self.req, self.context, self.context.store
+        started = now()
+        conv = {
+            "id": self.id, "direction": req["direction"], "ani": req["ani"], "dnis": req["dnis"],
+            "startTime": iso(started), "endTime": None, "divisionId": store.meta_get("home_division"),
+            "queueId": None, "participants": [_customer(req, req["participantId"], iso(started))], "phase": "flow",
+        }
+        store.put("conversation", self.id, conv)
+
+        lookup = await run_data_action(context, req["ani"])
+        lookup_public = {k: v for k, v in lookup.items() if k != "attributes"}
+        self._status(dataAction=lookup_public)
+        queue = req["queue"]
+
+        def queued(conv: dict[str, Any]) -> None:
+            customer = self._leg(conv, "customer")
+            customer["attributes"] = {**customer.get("attributes", {}), **lookup["attributes"], **req["attributes"]}
+            conv["queueId"] = queue["id"]
+            conv["phase"] = "queued"
+            conv["participants"].append(_acd(req, queue, iso(now())))
+
+        self.step(queued)
+        agents = agents_of(self.app)
+        candidates = [req["agent"]["id"]] if req["agent"] else list(queue["memberIds"])
+        agent_id = await agents.acquire(self.id, candidates)
+        try:
+            agent = req["agent"] or store.get("user", agent_id)
+            self._status(agentId=agent["id"], agentName=agent["name"])
+
+            def alerting(conv: dict[str, Any]) -> None:
+                conv["phase"] = "alerting"
+                conv["participants"].append(_agent_leg(req, agent, queue, iso(now())))
+
+            self.step(alerting)
+            await asyncio.sleep(req["alert"])
+            agents.mark(agent_id, "connected")
+
+            def connected(conv: dict[str, Any]) -> None:
+                t = iso(now())
+                conv["phase"] = "connected"
+                acd = self._leg(conv, "acd")
+                acd.update(state="disconnected", endTime=t, disconnectType="transfer")
+                leg = self._leg(conv, "agent")
+                leg.update(state="connected", connectedTime=t)
+                if req["recordingId"]:
+                    for p in (leg, self._leg(conv, "customer")):
+                        p.update(recordingId=req["recordingId"], recordingActive=True)
+
+            self.step(connected)
+            await asyncio.sleep(req["talk"])
+
+            def disconnected(conv: dict[str, Any]) -> None:
+                end_real = now()
+                elapsed = (end_real - parse_iso(conv["startTime"])).total_seconds()
+                duration = max(req["duration"], math.ceil(elapsed))
+                end = end_real.replace(microsecond=0)
+                _shift_times(conv, (end - timedelta(seconds=duration)) - parse_iso(conv["startTime"]))
+                conv.update(phase="ended", endTime=iso(end))
+                for p, how in ((self._leg(conv, "customer"), "endpoint"), (self._leg(conv, "agent"), "peer")):
+                    p.update(state="disconnected", endTime=iso(end), disconnectType=how, recordingActive=False)
+
+            conv = self.step(disconnected)
+
+            def terminated(conv: dict[str, Any]) -> None:
+                for p in conv["participants"]:
+                    p["state"] = "terminated"
+
+            conv = self.step(terminated)
+        finally:
+            await agents.release(agent_id)
+        if req["recordingId"]:
+            leg = self._leg(conv, "agent")
+            _store_recording(context, conv, req, req["recordingId"], agent_id,
+                             parse_iso(leg["connectedTime"]), parse_iso(conv["endTime"]))
+        payload = _payload(conv, req, req["recordingId"])
+        self._status(body=_body(payload), state="queued")
+        return await asyncio.to_thread(deliver, context, self.id)
+
+    def _status(self, **changes: Any) -> None:
+        store = self.context.store
+        status = store.get(DELIVERY_KIND, self.id)
+        status.update(changes)
+        store.put(DELIVERY_KIND, self.id, status)
+
+
+def _body(payload: dict[str, Any]) -> str:
+    # Kept as the exact bytes sent, so a redelivery is byte-identical.
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _run_logged(timeline: Timeline) -> dict[str, Any] | None:
+    try:
+        return await timeline.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a background task has no caller to raise to
+        log.exception("simulated call %s crashed", timeline.id)
+        return None
+
+
+def end_interrupted_calls(store) -> int:  # type: ignore[no-untyped-def]
+    """At start: calls that were live when the emulator stopped end now ("system")."""
+    ended = 0
+    for conv in store.all("conversation"):
+        if conv.get("phase", "ended") == "ended":
+            continue
+        stamp = iso(now())
+        for p in conv["participants"]:
+            if not p.get("endTime"):
+                p.update(endTime=stamp, disconnectType="system")
+            p.update(state="terminated", recordingActive=False)
+        conv.update(endTime=stamp, phase="ended")
+        store.put("conversation", conv["id"], conv)
+        status = store.get(DELIVERY_KIND, conv["id"])
+        if status is not None:
+            status.update(state="failed", lastError="the emulator stopped during the call")
+            store.put(DELIVERY_KIND, conv["id"], status)
+        ended += 1
+    return ended
 
 
 def _webhook_time(dt) -> str:  # type: ignore[no-untyped-def]
@@ -249,8 +584,8 @@ def _deliver_logged(context: Context, conversation_id: str) -> None:
         log.exception("webhook delivery for %s crashed", conversation_id)
 
 
-def public_status(status: dict[str, Any]) -> dict[str, Any]:
-    return {
+def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = {
         "conversationId": status["conversationId"],
         "state": status["state"],
         "delivered": status["delivered"],
@@ -258,16 +593,39 @@ def public_status(status: dict[str, Any]) -> dict[str, Any]:
         "lastStatus": status["lastStatus"],
         "lastError": status["lastError"],
         "log": status["log"],
-        "payload": json.loads(status["body"]),
+        "payload": json.loads(status["body"]) if status.get("body") else None,
+    }
+    if conv is not None:
+        out["callState"] = conv.get("phase", "ended")
+    for key in ("dataAction", "agentId", "agentName"):
+        if key in status:
+            out[key] = status[key]
+    return out
+
+
+def _new_status(conversation_id: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "conversationId": conversation_id, "state": "queued" if payload else "in_call", "delivered": False,
+        "attempts": 0, "lastStatus": None, "lastError": None, "log": [],
+        "body": _body(payload) if payload else None,
     }
 
 
-def _new_status(conversation_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _answer(req: dict[str, Any], payload: dict[str, Any] | None, started: str | None = None) -> dict[str, Any]:
+    queue, agent = req["queue"], req["agent"]
+    if payload is None:  # a live call: what is known so far
+        return {
+            "conversationId": req["conversationId"], "participantId": req["participantId"],
+            "recordingId": req["recordingId"], "agentId": agent["id"] if agent else None,
+            "agentName": agent["name"] if agent else None, "queueId": queue["id"] if queue else None,
+            "queueName": queue["name"] if queue else None, "startTime": started, "endTime": None,
+            "durationSeconds": None, "payload": None, "callState": "flow",
+        }
     return {
-        "conversationId": conversation_id, "state": "queued", "delivered": False, "attempts": 0,
-        "lastStatus": None, "lastError": None, "log": [],
-        # Kept as the exact bytes sent, so a redelivery is byte-identical.
-        "body": json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        "conversationId": payload["conversationId"], "participantId": payload["participantId"],
+        "recordingId": payload["recordingId"], "agentId": payload["agentId"], "agentName": payload["agentName"],
+        "queueId": payload["queueId"], "queueName": payload["queueName"], "startTime": payload["startTime"],
+        "endTime": payload["endTime"], "durationSeconds": payload["durationSeconds"], "payload": payload,
     }
 
 
@@ -282,31 +640,45 @@ async def post_call(request: Request) -> JSONResponse:
         req = _parse(body, context)
     except ValueError as exc:
         return _error(str(exc))
-    req["conversationId"] = new_id()
-    data_action_url = context.runtime.data_action_url
+    if req["direction"] == "inbound" and req["queue"] is None:
+        return _error("the org has no queue to route to")
+    conversation_id = req["conversationId"] = new_id()
+    req["participantId"] = new_id()
+    req["recordingId"] = new_id() if req["recording"] else None
+    store = context.store
+
+    if req["realtime"]:
+        store.put(DELIVERY_KIND, conversation_id, _new_status(conversation_id, None))
+        timeline = Timeline(request.app, context, req)
+        task = asyncio.create_task(_run_logged(timeline))
+        request.app.state.calls.add(task)
+        task.add_done_callback(request.app.state.calls.discard)
+        if not req["wait"]:
+            await asyncio.sleep(0)  # let the timeline store the placed call before answering
+            return JSONResponse(_answer(req, None, iso(now())), status_code=202)
+        status = await asyncio.shield(task)
+        if status is None:
+            return _error("the simulated call failed; see the emulator's log", 500)
+        payload = json.loads(status["body"])
+        out = {**_answer(req, payload), "delivery": public_status(status)}
+        if "dataAction" in status:
+            out["dataAction"] = status["dataAction"]
+        return JSONResponse(out, status_code=200)
+
+    req["agent"] = req["agent"] or instant_agent(request.app, context, req)
     data_action = None
-    if data_action_url and req["direction"] == "inbound":
-        data_action = await asyncio.to_thread(_run_data_action, data_action_url, req, req["conversationId"])
-        req["attributes"] = {**data_action["attributes"], **req["attributes"]}
+    if req["direction"] == "inbound":
+        data_action = await run_data_action(context, req["ani"])
+        req["attributes"] = {**data_action.pop("attributes"), **req["attributes"]}
     payload = await asyncio.to_thread(create_call, context, req)
-    conversation_id = payload["conversationId"]
-    publish_call(request.app, context.store.get("conversation", conversation_id))
-    context.store.put(DELIVERY_KIND, conversation_id, _new_status(conversation_id, payload))
-    answer: dict[str, Any] = {
-        "conversationId": conversation_id,
-        "participantId": payload["participantId"],
-        "recordingId": payload["recordingId"],
-        "agentId": payload["agentId"],
-        "agentName": payload["agentName"],
-        "queueId": payload["queueId"],
-        "queueName": payload["queueName"],
-        "startTime": payload["startTime"],
-        "endTime": payload["endTime"],
-        "durationSeconds": payload["durationSeconds"],
-        "payload": payload,
-    }
+    publish_conversation(request.app, store.get("conversation", conversation_id))
+    status = _new_status(conversation_id, payload)
     if data_action is not None:
-        answer["dataAction"] = data_action["status"]
+        status["dataAction"] = data_action
+    store.put(DELIVERY_KIND, conversation_id, status)
+    answer = _answer(req, payload)
+    if data_action is not None:
+        answer["dataAction"] = data_action
     if req["wait"]:
         status = await asyncio.to_thread(deliver, context, conversation_id)
         return JSONResponse({**answer, "delivery": public_status(status)}, status_code=200)
@@ -316,10 +688,11 @@ async def post_call(request: Request) -> JSONResponse:
 
 @router.get("/_emulator/calls/{conversationId}")
 def get_call_status(request: Request, conversationId: str) -> JSONResponse:
-    status = ctx(request).store.get(DELIVERY_KIND, conversationId)
+    store = ctx(request).store
+    status = store.get(DELIVERY_KIND, conversationId)
     if status is None:
         return JSONResponse({"error": f"no simulated call {conversationId}"}, status_code=404)
-    return JSONResponse(public_status(status))
+    return JSONResponse(public_status(status, store.get("conversation", conversationId)))
 
 
 @router.post("/_emulator/calls/{conversationId}/redeliver")
@@ -328,6 +701,8 @@ async def redeliver(request: Request, conversationId: str) -> JSONResponse:
     status = context.store.get(DELIVERY_KIND, conversationId)
     if status is None:
         return JSONResponse({"error": f"no simulated call {conversationId}"}, status_code=404)
+    if not status.get("body"):
+        return JSONResponse({"error": f"call {conversationId} has not ended yet"}, status_code=409)
     wait = request.query_params.get("wait", "false").lower() == "true"
     status.update(state="queued", delivered=False, attempts=0, lastStatus=None, lastError=None)
     context.store.put(DELIVERY_KIND, conversationId, status)
@@ -336,3 +711,29 @@ async def redeliver(request: Request, conversationId: str) -> JSONResponse:
         return JSONResponse(public_status(status))
     _executor.submit(_deliver_logged, context, conversationId)
     return JSONResponse(public_status(status), status_code=202)
+
+
+@router.get("/_emulator/agents")
+def list_agents(request: Request, queueName: str | None = None, status: str | None = None) -> JSONResponse:
+    """Every seeded agent with the queues they are in and whether they are on a call now
+    (available, alerting or connected), in routing order: who would get the next call first."""
+    store = ctx(request).store
+    agents = agents_of(request.app)
+    queues = store.all("queue")
+    if queueName is not None and not any(q["name"] == queueName for q in queues):
+        return _error(f"no queue named {queueName!r}", 404)
+    users = store.all("user")
+    order = agents.free([u["id"] for u in users])
+    rank = {user_id: i for i, user_id in enumerate(order)}
+    out = []
+    for user in users:
+        member_of = [{"id": q["id"], "name": q["name"]} for q in queues if user["id"] in q["memberIds"]]
+        if queueName is not None and not any(q["name"] == queueName for q in member_of):
+            continue
+        busy = agents.busy.get(user["id"])
+        item = {"id": user["id"], "name": user["name"], "email": user["email"], "queues": member_of,
+                "status": busy[1] if busy else "available", "conversationId": busy[0] if busy else None}
+        if status is None or item["status"] == status:
+            out.append(item)
+    out.sort(key=lambda a: rank.get(a["id"], len(rank)))
+    return JSONResponse({"agents": out})
