@@ -29,6 +29,7 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
             stack.start_genesys()
             stack.start_worker()
             stack.start_starter()
+            stack.connect_flow_to_lookup()
         write_env_file(settings, settings.var_dir / "demo.env")
         _print_where_to_look(settings)
         asyncio.run(_place_calls(settings, interval, unknown_share))
@@ -46,6 +47,8 @@ def _print_where_to_look(s: Settings) -> None:
     console.print(f"  Salesforce emulator, newest Tasks:   {s.salesforce_instance_url}/_emulator/  "
                   f"(TLS from the local CA {s.salesforce_ca_file})")
     console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
+    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId=<a user id>"
+                  f"  ({s.desktop_username} / see demo.env)")
     console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")
     console.print(f"  Logs:                                {s.var_dir / 'logs'}/")
     console.print("Placing a simulated call every few seconds. Ctrl-C stops everything.\n")

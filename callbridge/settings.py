@@ -70,13 +70,24 @@ class Settings(BaseSettings):
     screenpop_password: SecretStr = SecretStr("callbridge-demo-lookup")
     screenpop_bearer_token: SecretStr | None = None
     screenpop_live_budget_seconds: float = 1.5
-    salesforce_record_url: str = "https://127.0.0.1:8443/lightning/r/Contact/{id}/view"
-    salesforce_search_url: str = "https://127.0.0.1:8443/_ui/search/ui/UnifiedSearchResults?str={number}"
+    # Where the desktop pops records; default: the instance's Lightning record page.
+    salesforce_record_url: str | None = None
+    salesforce_search_url: str | None = None
     desktop_username: str = "agent"
     desktop_password: SecretStr = SecretStr("callbridge-demo-desktop")
 
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"
+
+    @property
+    def record_url_template(self) -> str:
+        return self.salesforce_record_url or f"{self.salesforce_instance_url.rstrip('/')}/lightning/r/Contact/{{id}}/view"
+
+    @property
+    def search_url_template(self) -> str:
+        return self.salesforce_search_url or (
+            f"{self.salesforce_instance_url.rstrip('/')}/_ui/search/ui/UnifiedSearchResults?str={{number}}"
+        )
 
     @property
     def webhook_url(self) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
+
 from callbridge.processes import ManagedProcess, python_module
 from callbridge.settings import Settings
 from callbridge.temporal import SEARCH_ATTRIBUTES
@@ -115,6 +117,15 @@ class LocalStack:
                           "--webhook-secret", s.webhook_secret.get_secret_value()),
             ready_url=f"{s.genesys_api_url}/_emulator/health", log_path=self._log("genesys-emulator"), cwd=REPO,
         ))
+
+    def connect_flow_to_lookup(self) -> None:
+        """Point the emulated inbound flow's data action at the starter's screen-pop lookup."""
+        s = self.settings
+        httpx.post(f"{s.genesys_api_url}/_emulator/config", json={
+            "dataActionUrl": f"http://{s.starter_host}:{s.starter_port}/screenpop/lookup",
+            "dataActionAuth": {"username": s.screenpop_username,
+                               "password": s.screenpop_password.get_secret_value()},
+        }, timeout=10).raise_for_status()
 
     def start_worker(self) -> ManagedProcess:
         return self._start(ManagedProcess(

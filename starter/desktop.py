@@ -64,9 +64,11 @@ def desktop_event(body: dict[str, Any], agent_id: str) -> dict[str, Any] | None:
     for p in participants:  # the flow sets them on the customer; some orgs copy them around
         attributes.update({k: v for k, v in (p.get("attributes") or {}).items() if k in ATTRIBUTES})
     ani = customer.get("address") or customer.get("ani") or ""
+    # conversations.calls events carry the leg's state; conversations events, per call.
+    state = agent.get("state") or ((agent.get("calls") or [{}])[-1]).get("state")
     return {
         "conversationId": body.get("id"),
-        "state": agent.get("state"),
+        "state": state,
         "attributes": attributes,
         "ani": to_e164(ani.removeprefix("tel:"), "US") or "",
     }
@@ -101,7 +103,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.get("/config")
     async def config() -> dict[str, str]:
-        return {"recordUrl": settings.salesforce_record_url, "searchUrl": settings.salesforce_search_url}
+        return {"recordUrl": settings.record_url_template, "searchUrl": settings.search_url_template}
 
     @router.get("/lookup")
     async def lookup(phone: str = Query(max_length=64)) -> dict[str, Any]:

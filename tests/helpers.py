@@ -90,3 +90,23 @@ def tasks_for_conversation(sf: Salesforce, conversation: str) -> list[dict[str, 
         "Status, Type, TaskSubtype, ActivityDate FROM Task WHERE Genesys_Conversation_Id__c = {}",
         conversation,
     ))["records"]
+
+
+async def refresh_index(client, stack) -> None:
+    """Run one caller-ID index refresh that starts after this call (the schedule may have one running)."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from callbridge.models import IndexRefreshRequest
+    from workflows.caller_index import WORKFLOW_ID, CallerIndexRefreshWorkflow
+
+    mark = time.time()
+    while True:
+        handle = await client.start_workflow(
+            CallerIndexRefreshWorkflow.run, IndexRefreshRequest(), id=WORKFLOW_ID, task_queue=stack.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        await handle.result()
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.COMPLETED and desc.start_time.timestamp() >= mark:
+            return

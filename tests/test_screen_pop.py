@@ -7,12 +7,8 @@ import time
 
 import httpx
 import pytest
-from temporalio.client import WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
-
-from callbridge.models import IndexRefreshRequest
+from tests.helpers import refresh_index as refresh
 from tests.helpers import salesforce_client, unique_us_number
-from workflows.caller_index import WORKFLOW_ID, CallerIndexRefreshWorkflow
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +24,6 @@ def sf(salesforce):
 def account(sf):
     return sf.Account.create({"Name": "Globex", "AccountNumber": f"GLX-{time.time_ns()}",
                               "BillingCountry": "United States"})["id"]
-
-
-async def refresh(client, stack) -> None:
-    """Run one index refresh that starts after this call (the schedule may have one running)."""
-    mark = time.time()
-    while True:
-        handle = await client.start_workflow(
-            CallerIndexRefreshWorkflow.run, IndexRefreshRequest(), id=WORKFLOW_ID, task_queue=stack.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        await handle.result()
-        desc = await handle.describe()
-        if desc.status == WorkflowExecutionStatus.COMPLETED and desc.start_time.timestamp() >= mark:
-            return
 
 
 def lookup(stack, number: str, auth=AUTH, path="lookup", key="phoneNumber") -> httpx.Response:

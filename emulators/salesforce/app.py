@@ -89,6 +89,8 @@ class Cursor:
     total: int
     batch: int
     created: float
+    # offset -> rowid of the row just before it, for pages handed out (keyset paging)
+    anchors: dict[int, int] = field(default_factory=dict)
 
 
 class Emulator:
@@ -323,7 +325,7 @@ class Emulator:
         compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
         conn = ctx.store.conn
         batch = _batch_size(headers)
-        records = soql.fetch(conn, compiled, 0, batch, self._child_pager(ctx.version))
+        records, last_rid = soql.fetch_page(conn, compiled, 0, batch, self._child_pager(ctx.version))
         # A short first page is the whole result: skip the second scan a COUNT would cost.
         short = not compiled.count_only and len(records) < batch and \
             (compiled.limit is None or len(records) < compiled.limit)
@@ -331,7 +333,7 @@ class Emulator:
         total = len(records) if short or full_limit else soql.total_size(conn, compiled)
         body: dict = {"totalSize": total, "done": True}
         if not compiled.count_only and total > len(records):
-            locator = self._new_cursor(Cursor(compiled, total, batch, time.time()))
+            locator = self._new_cursor(Cursor(compiled, total, batch, time.time(), {len(records): last_rid}))
             body["done"] = False
             body["nextRecordsUrl"] = f"/services/data/v{ctx.version}/query/{locator}-{len(records)}"
         body["records"] = records
@@ -360,8 +362,13 @@ class Emulator:
         if cursor is None or not start.isdigit() or time.time() - cursor.created > 15 * 60:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         offset = int(start)
-        records = soql.fetch(self.store.conn, cursor.compiled, offset, cursor.batch, self._child_pager(ctx.version))
+        records, last_rid = soql.fetch_page(self.store.conn, cursor.compiled, offset, cursor.batch,
+                                            self._child_pager(ctx.version), cursor.anchors.get(offset))
         end = offset + len(records)
+        if last_rid is not None:
+            cursor.anchors[end] = last_rid
+            while len(cursor.anchors) > 64:  # keep the newest: clients page forward
+                cursor.anchors.pop(next(iter(cursor.anchors)))
         body: dict = {"totalSize": cursor.total, "done": end >= cursor.total}
         if end < cursor.total:
             body["nextRecordsUrl"] = f"/services/data/v{ctx.version}/query/{locator}-{end}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import ids, soql
 from .errors import ApiError, not_found
@@ -25,6 +25,7 @@ class QueryJob:
     compiled: soql.Compiled
     total: int
     headers: list[str]
+    anchors: dict[int, int] = field(default_factory=dict)  # offset -> rowid before it (keyset paging)
 
 
 class BulkJobs:
@@ -85,7 +86,8 @@ class BulkJobs:
             except ValueError:
                 raise ApiError(400, "INVALIDLOCATOR", "InvalidLocator : Invalid locator") from None
         max_records = int(params.get("maxRecords") or 50_000)
-        records = soql.fetch(store.conn, job.compiled, start, max_records)
+        records, last_rid = soql.fetch_page(store.conn, job.compiled, start, max_records,
+                                            after_rid=job.anchors.get(start))
         out = io.StringIO()
         writer = csv.writer(out, delimiter=_DELIMITERS[job.info["columnDelimiter"]],
                             lineterminator=_LINE_ENDINGS[job.info["lineEnding"]], quoting=csv.QUOTE_ALL)
@@ -93,6 +95,8 @@ class BulkJobs:
         for rec in records:
             writer.writerow([_csv_value(_walk(rec, h.split("."))) for h in job.headers])
         end = start + len(records)
+        if last_rid is not None:
+            job.anchors[end] = last_rid
         locator = base64.b64encode(str(end).encode()).decode() if end < job.total else "null"
         return out.getvalue(), {"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(len(records)),
                                 "Content-Type": "text/csv"}

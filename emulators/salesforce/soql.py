@@ -517,6 +517,12 @@ class Compiled:
     offset: int
     version: str
     children: list[ChildQuery] = field(default_factory=list)
+    # Paging by rowid instead of OFFSET when the order is the natural one: the same rows at
+    # any depth in constant time. Parameters: params + [last rid seen], then LIMIT.
+    keyset_sql: str | None = None
+    # Counting: a plain "all live (or all) records of the object" count is read from the
+    # counters store.py's triggers keep instead of scanning the table.
+    plain_count: str | None = None  # "live" | "all_rows" (a _counts column)
 
 
 class Compiler:
@@ -612,6 +618,7 @@ class Compiler:
         parents: dict[tuple[str, ...], ParentInfo] = {}
         children: list[ChildQuery] = []
         self.add_select("t0.Id")
+        self.add_select("t0.rid")  # keyset paging reads it; records never show it
         seen: set[str] = set()
         for item in qy.fields:
             if isinstance(item, Query):
@@ -661,9 +668,26 @@ class Compiler:
         from_sql = f"FROM {q(self.obj.name)} t0 " + " ".join(self.join_sql)
         where = (" WHERE " + " AND ".join(f"({w})" for w in where_sql)) if where_sql else ""
         select_sql = f"SELECT {', '.join(self.select_exprs)} {from_sql}{where} ORDER BY {', '.join(order_sql)}"
-        count_sql = f"SELECT COUNT(*) {from_sql}{where}"
+        # Parent lookups never change the number of rows (LEFT JOIN on a unique Id), so the
+        # count only joins what its WHERE needs.
+        needed = set(re.findall(r"\b(t\d+)\.", " ".join(where_sql)))
+        joins = []
+        for join in reversed(self.join_sql):
+            alias = join.split()[3]
+            if alias in needed:
+                joins.append(join)
+                needed |= set(re.findall(r"\b(t\d+)\.", join.split(" ON ", 1)[1]))
+        count_from = f"FROM {q(self.obj.name)} t0 " + " ".join(reversed(joins))
+        count_sql = f"SELECT COUNT(*) {count_from}{where}"
+        keyset_sql = None
+        if not qy.order:
+            where_k = where + (" AND " if where else " WHERE ") + "t0.rid > ?"
+            keyset_sql = f"SELECT {', '.join(self.select_exprs)} {from_sql}{where_k} ORDER BY t0.rid"
+        plain = None
+        if qy.where is None and not self.extra_where:
+            plain = "all_rows" if self.include_deleted else "live"
         return Compiled(self.obj, select_sql, count_sql, where_params, columns, list(parents.values()), output,
-                        qy.count, qy.limit, qy.offset or 0, self.version, children)
+                        qy.count, qy.limit, qy.offset or 0, self.version, children, keyset_sql, plain)
 
     def compile_child(self, sub: Query) -> ChildQuery:
         key = (self.obj.name, sub.sobject.lower())
@@ -815,7 +839,10 @@ def compile_query(text: str, *, include_deleted: bool, version: str, today: date
 
 
 def total_size(conn, c: Compiled) -> int:
-    n = conn.execute(c.count_sql, c.params).fetchone()[0]
+    row = None
+    if c.plain_count:
+        row = conn.execute(f"SELECT {c.plain_count} FROM _counts WHERE name = ?", (c.sobject.name,)).fetchone()
+    n = row[0] if row else conn.execute(c.count_sql, c.params).fetchone()[0]
     n = max(0, n - c.offset)
     return min(n, c.limit) if c.limit is not None else n
 
@@ -831,18 +858,28 @@ def fetch(conn, c: Compiled, start: int, count: int, child_pager=None) -> list[d
     child_pager(compiled, total, returned) -> nextRecordsUrl opens a cursor on the rest of
     a long child subquery result; without it child results are not paged.
     """
+    return fetch_page(conn, c, start, count, child_pager)[0]
+
+
+def fetch_page(conn, c: Compiled, start: int, count: int, child_pager=None,
+               after_rid: int | None = None) -> tuple[list[dict], int | None]:
+    """fetch(), plus the rowid of the page's last row; with after_rid (the last rowid of the
+    page before `start`) a natural-order query reads by rowid instead of skipping rows."""
     if c.count_only:
-        return []
+        return [], None
     limit = count
     if c.limit is not None:
         limit = max(0, min(count, c.limit - start))
     if limit == 0:
-        return []
-    rows = conn.execute(f"{c.select_sql} LIMIT ? OFFSET ?", c.params + [limit, c.offset + start]).fetchall()
+        return [], None
+    if after_rid is not None and c.keyset_sql is not None:
+        rows = conn.execute(f"{c.keyset_sql} LIMIT ?", c.params + [after_rid, limit]).fetchall()
+    else:
+        rows = conn.execute(f"{c.select_sql} LIMIT ? OFFSET ?", c.params + [limit, c.offset + start]).fetchall()
     records = [build_record(c, row) for row in rows]
     for child in c.children:
         attach_children(conn, child, records, [row[0] for row in rows], child_pager)
-    return records
+    return records, (rows[-1][1] if rows else None)
 
 
 def build_record(c: Compiled, row: tuple) -> dict:

@@ -89,6 +89,8 @@ class Store:
         c.execute("CREATE TABLE IF NOT EXISTS _tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
         c.execute("CREATE TABLE IF NOT EXISTS _validation_rules (seq INTEGER PRIMARY KEY, sobject TEXT NOT NULL, "
                   "field TEXT NOT NULL, contains TEXT NOT NULL, message TEXT NOT NULL)")
+        c.execute("CREATE TABLE IF NOT EXISTS _counts (name TEXT PRIMARY KEY, live INTEGER NOT NULL, "
+                  "all_rows INTEGER NOT NULL)")
         for obj in schema.SOBJECTS.values():
             cols = ", ".join(f"{q(f.name)} {f.sql_type}" for f in obj.fields)
             c.execute(f"CREATE TABLE IF NOT EXISTS {q(obj.name)} (rid INTEGER PRIMARY KEY, {cols})")
@@ -107,6 +109,7 @@ class Store:
                 elif f.indexed:
                     c.execute(f"CREATE INDEX IF NOT EXISTS {q(obj.name + '_' + f.name)} "
                               f"ON {q(obj.name)} ({q(f.name)})")
+            self._create_counters(obj)
 
     # -- validation rules (kept in the org file, like the org's metadata) --------------------
 
@@ -128,6 +131,32 @@ class Store:
         with self.write():
             self.conn.execute("DELETE FROM _validation_rules")
         self.validation_rules.clear()
+
+    def _create_counters(self, obj: SObject) -> None:
+        """Row counters kept by triggers, so an unfiltered query's totalSize costs nothing.
+
+        Triggers live in the file: every connection (the seed, composite transactions)
+        keeps them right, and a rollback undoes them with the rows.
+        """
+        c, t = self.conn, q(obj.name)
+        name = obj.name
+        if c.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                     (name + "_count_upd",)).fetchone():
+            return
+        c.execute("BEGIN IMMEDIATE")  # count and triggers together: no write slips in between
+        c.execute("DELETE FROM _counts WHERE name = ?", (name,))
+        live, total = c.execute(f"SELECT COUNT(*) FILTER (WHERE IsDeleted = 0), COUNT(*) FROM {t}").fetchone()
+        c.execute("INSERT INTO _counts VALUES (?, ?, ?)", (name, live, total))
+        c.execute(f"CREATE TRIGGER IF NOT EXISTS {q(name + '_count_ins')} AFTER INSERT ON {t} BEGIN "
+                  f"UPDATE _counts SET live = live + (NEW.IsDeleted = 0), all_rows = all_rows + 1 "
+                  f"WHERE name = '{name}'; END")
+        c.execute(f"CREATE TRIGGER IF NOT EXISTS {q(name + '_count_del')} AFTER DELETE ON {t} BEGIN "
+                  f"UPDATE _counts SET live = live - (OLD.IsDeleted = 0), all_rows = all_rows - 1 "
+                  f"WHERE name = '{name}'; END")
+        c.execute(f"CREATE TRIGGER IF NOT EXISTS {q(name + '_count_upd')} AFTER UPDATE OF IsDeleted ON {t} "
+                  f"WHEN OLD.IsDeleted != NEW.IsDeleted BEGIN UPDATE _counts SET live = live + "
+                  f"(NEW.IsDeleted = 0) - (OLD.IsDeleted = 0) WHERE name = '{name}'; END")
+        c.execute("COMMIT")
 
     def is_empty(self) -> bool:
         return all(self.conn.execute(f"SELECT 1 FROM {q(o)} LIMIT 1").fetchone() is None
