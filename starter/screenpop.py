@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, Field
+
+from pydantic import BaseModel, BeforeValidator, Field
 
 from callbridge.phone import national_digits, to_e164
 from callbridge.settings import Settings
@@ -33,32 +34,37 @@ class AccountLookupRequest(BaseModel):
     accountNumber: str = Field(min_length=1, max_length=40)
 
 
+# Missing values are "" rather than null: Genesys checks a data action's response against its
+# output contract, and a null where the contract says string can fail the whole action.
+Text = Annotated[str, BeforeValidator(lambda v: "" if v is None else v)]
+
+
 class Match(BaseModel):
     contactId: str
-    firstName: str | None = None
-    lastName: str | None = None
-    accountId: str | None = None
-    accountName: str | None = None
-    tier: str | None = None
-    phoneField: str | None = None
+    firstName: Text = ""
+    lastName: Text = ""
+    accountId: Text = ""
+    accountName: Text = ""
+    tier: Text = ""
+    phoneField: Text = ""
     ownLine: bool = True
-    lastActivity: str | None = None
+    lastActivity: Text = ""
 
 
 class LookupResponse(BaseModel):
     """The seed's output contract, every key always present (data actions map them all)."""
 
     success: bool
-    contactId: str | None = None
-    firstName: str | None = None
-    lastName: str | None = None
-    accountId: str | None = None
-    accountName: str | None = None
-    tier: str | None = None
+    contactId: Text = ""
+    firstName: Text = ""
+    lastName: Text = ""
+    accountId: Text = ""
+    accountName: Text = ""
+    tier: Text = ""
     matchCount: int = 0
     matches: list[Match] = []
-    reason: str | None = None
-    source: str | None = None
+    reason: Text = ""
+    source: Text = ""
 
 
 def _match(row: dict[str, Any]) -> Match:
