@@ -89,3 +89,41 @@ async def test_call_pops_the_right_record_and_is_logged_on_it(stack, salesforce,
         assert "Call with Bruce Wayne" in await record.locator("body").inner_text()
         await record.screenshot(path=str(ARTIFACTS / "screen-pop-record-after-call.png"), full_page=True)
         await browser.close()
+
+
+async def test_several_matches_without_flow_attributes_show_a_chooser(stack, salesforce, genesys, temporal_client):
+    """The flow's data action failed (no attributes) and two contacts share the number."""
+    sf = salesforce_client(salesforce)
+    account = sf.Account.create({"Name": "Stark Industries", "BillingCountry": "United States"})["id"]
+    e164, digits = unique_us_number()
+    switchboard = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    tony = sf.Contact.create({"FirstName": "Tony", "LastName": "Stark", "AccountId": account, "Phone": switchboard})["id"]
+    pepper = sf.Contact.create({"FirstName": "Pepper", "LastName": "Potts", "AccountId": account,
+                                "Phone": switchboard})["id"]
+    await refresh_index(temporal_client, stack)
+    httpx.post(f"{genesys.api_url}/_emulator/config", json={
+        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
+        "webhookSecret": stack.webhook_secret, "dataActionUrl": None}).raise_for_status()
+    agent = first_agent(genesys)
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            http_credentials={"username": "agent", "password": "callbridge-demo-desktop", "origin": stack.starter_url},
+            ignore_https_errors=True,
+        )
+        desktop = await context.new_page()
+        await desktop.goto(f"{stack.starter_url}/desktop/?agentId={agent}")
+        await desktop.get_by_text("Waiting for calls.").wait_for(timeout=10_000)
+        httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
+            "ani": e164, "agentId": agent, "alertSeconds": 1.0, "talkSeconds": 1.0}).raise_for_status()
+        chooser = desktop.locator("#chooser")
+        await chooser.wait_for(timeout=20_000)
+        assert {await b.get_attribute("data-contact-id") for b in await chooser.locator("button").all()} == {tony, pepper}
+        await desktop.screenshot(path=str(ARTIFACTS / "screen-pop-chooser.png"))
+        async with context.expect_page() as popped_info:
+            await chooser.locator(f"button[data-contact-id='{pepper}']").click()
+        record = await popped_info.value
+        await record.wait_for_load_state()
+        assert "Pepper Potts" in await record.locator("body").inner_text()
+        await browser.close()

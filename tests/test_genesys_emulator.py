@@ -579,11 +579,31 @@ def test_state_survives_a_restart(small):
 
 
 def test_seed_is_deterministic(small, http):
-    """Two data dirs, same seed: the same agents (ids included)."""
+    """Two data dirs, same seed: the same agents and demo external contacts (ids included)."""
     headers = {"Authorization": f"Bearer {_small_token(small)}"}
     theirs = httpx.get(f"{small['url']}/api/v2/users", params={"pageSize": 100}, headers=headers).json()
     ours = http.get("/api/v2/users", params={"pageSize": 100}).json()
     assert [u["id"] for u in theirs["entities"]] == [u["id"] for u in ours["entities"]]
+    for path in ("/api/v2/externalcontacts/scan/contacts", "/api/v2/externalcontacts/scan/organizations"):
+        theirs = httpx.get(f"{small['url']}{path}", params={"limit": 50}, headers=headers).json()["entities"]
+        ours = http.get(path, params={"limit": 50}).json()["entities"]
+        assert [c["id"] for c in theirs] == [c["id"] for c in ours[:len(theirs)]] and theirs
+
+
+def test_seeded_demo_external_contacts(api_client, http):
+    api = gc.ExternalContactsApi(api_client)
+    orgs = http.get("/api/v2/externalcontacts/scan/organizations", params={"limit": 10}).json()
+    assert_model(orgs, "CursorOrganizationListing")
+    assert {"Lone Star Logistics", "Great Lakes Retail", "Paulista Engenharia"} <= {o["name"] for o in orgs["entities"]}
+    page = api.get_externalcontacts_contacts(q="lonestarlogistics.example", page_size=100)
+    assert page.total >= 6 and all(c.external_organization.name == "Lone Star Logistics" for c in page.entities)
+    contact = page.entities[0]
+    assert contact.work_phone.e164.startswith("+1512555") and contact.external_ids[0].value.startswith("003DEMO")
+    assert contact.create_date and contact.modify_date
+    assert_model(http.get(f"/api/v2/externalcontacts/contacts/{contact.id}").json(), "ExternalContact")
+    # Brazilian numbers are stored as typed, with the E.164 the server computed.
+    found = api.get_externalcontacts_reversewhitepageslookup("+5511955550114")
+    assert [(c.work_phone.display, c.address.country_code) for c in found.contacts] == [("(11) 95555-0114", "BR")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,3 +106,34 @@ def test_codec_endpoint_needs_a_token_and_round_trips(stack):
     assert b"5125551234" not in base64.b64decode(sealed["payloads"][0]["data"])
     opened = httpx.post(f"{stack.starter_url}/codec/decode", json=sealed, headers=headers).json()
     assert opened == payloads
+
+
+async def test_a_contact_not_yet_indexed_is_found_live_in_salesforce(stack, sf, account, temporal_client):
+    from workflows.caller_index import SCHEDULE_ID
+
+    schedule = temporal_client.get_schedule_handle(SCHEDULE_ID)
+    await schedule.pause(note="test: keep the index from learning the contact")
+    try:
+        e164, digits = unique_us_number()
+        contact = sf.Contact.create({"LastName": "Fresh", "AccountId": account,
+                                     "MobilePhone": f"+1 ({digits[:3]}) {digits[3:6]}-{digits[6:]}"})["id"]
+        body = lookup(stack, e164).json()
+        assert (body["success"], body["contactId"], body["source"]) == (True, contact, "salesforce")
+    finally:
+        await schedule.unpause()
+
+
+def test_a_slow_salesforce_answers_timeout_within_the_budget(stack, salesforce):
+    faults = f"{salesforce.instance_url}/_emulator/faults"
+    verify = str(salesforce.ca_file)
+    httpx.post(faults, verify=verify, json={"delay_next": [
+        {"method": "GET", "path_regex": "/search", "seconds": 5, "count": 1}]}).raise_for_status()
+    try:
+        e164, _ = unique_us_number()
+        started = time.monotonic()
+        body = lookup(stack, e164).json()
+        elapsed = time.monotonic() - started
+    finally:
+        httpx.delete(faults, verify=verify)
+    assert (body["success"], body["reason"]) == (False, "timeout")
+    assert elapsed < 3.0  # never past the data action's 3 s (budget 1.5 s; the delay was 5 s)

@@ -113,6 +113,14 @@ def test_relative_date_literals(store):
     assert names(store, "Last_Call_Date__c = LAST_WEEK") == ["Silva"]
     assert names(store, "Last_Call_Date__c < LAST_N_DAYS:2") == ["Silva"]
     assert names(store, "Last_Call_Date__c = NEXT_N_DAYS:5") == []
+    everyone = ["O'Brien", "Silva", "Smith_Jr"]
+    assert names(store, "Last_Call_Date__c = THIS_QUARTER") == everyone  # Jan..Mar 2026
+    assert names(store, "Last_Call_Date__c = LAST_QUARTER") == []
+    assert names(store, "Last_Call_Date__c < NEXT_QUARTER") == everyone
+    assert names(store, "Last_Call_Date__c = THIS_YEAR") == everyone
+    assert names(store, "Last_Call_Date__c > LAST_YEAR AND Last_Call_Date__c < NEXT_YEAR") == everyone
+    assert names(store, "Last_Call_Date__c = LAST_90_DAYS") == everyone
+    assert names(store, "Last_Call_Date__c = NEXT_90_DAYS") == []
 
 
 def test_order_by_nulls_and_limit_offset(store):
@@ -175,6 +183,8 @@ def test_id_filters_accept_15_chars(store):
     "SELECT Id FROM Contact WHERE LastName = 'unterminated",
     "SELECT Id FROM Contact WHERE LastName = 'bad \\q escape'",
     "SELECT Id FROM Contact FOR UPDATE",
+    "SELECT Id FROM Contact WHERE CreatedDate = THIS_FISCAL_YEAR",  # needs the org's fiscal year settings
+    "SELECT Id FROM Contact WHERE CreatedDate = N_WEEKS_AGO:2",
 ])
 def test_unsupported_or_malformed_is_refused(store, text):
     err = error(store, text)

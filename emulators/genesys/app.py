@@ -21,7 +21,7 @@ from .auth import RateLimiter, TokenService
 from .context import Context, Stats, ctx
 from .errors import CORRELATION_HEADER, GenesysError, error_response
 from .faults import Faults
-from .seed import seed
+from .seed import seed, seed_external_contacts
 from .settings import EmulatorSettings, RuntimeConfig
 from .store import Store
 from .wire import new_id
@@ -33,6 +33,8 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     store = Store(settings.data_dir)
     if seed(store):
         log.info("seeded a new org in %s", settings.data_dir)
+    elif seed_external_contacts(store):
+        log.info("seeded the demo's external contacts in %s", settings.data_dir)
     context = Context(
         settings=settings,
         store=store,

@@ -222,4 +222,8 @@ async def patch_participant_attributes(request: Request, conversationId: str, pa
         raise bad_request(f"a participant may hold at most {MAX_ATTRIBUTES} attributes", "invalid.value")
     participant["attributes"] = merged
     store.put(KIND, conv["id"], conv)
+    if conv.get("phase", "ended") != "ended":
+        from .notifications import publish_conversation
+
+        publish_conversation(request.app, conv)  # a live call's topics see the change
     return {"attributes": merged}

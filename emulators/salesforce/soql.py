@@ -202,6 +202,10 @@ def _month_start(d: date, delta: int = 0) -> date:
     return date(d.year + m // 12, m % 12 + 1, 1)
 
 
+def _quarter_start(d: date) -> date:
+    return date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
+
+
 DATE_LITERALS: dict[str, tuple[bool, Callable[[date, int], tuple[date, date]]]] = {
     "TODAY": (False, lambda t, n: (t, t + timedelta(days=1))),
     "YESTERDAY": (False, lambda t, n: (t - timedelta(days=1), t)),
@@ -212,6 +216,15 @@ DATE_LITERALS: dict[str, tuple[bool, Callable[[date, int], tuple[date, date]]]] 
     "THIS_MONTH": (False, lambda t, n: (_month_start(t), _month_start(t, 1))),
     "LAST_MONTH": (False, lambda t, n: (_month_start(t, -1), _month_start(t))),
     "NEXT_MONTH": (False, lambda t, n: (_month_start(t, 1), _month_start(t, 2))),
+    "THIS_QUARTER": (False, lambda t, n: (_quarter_start(t), _month_start(_quarter_start(t), 3))),
+    "LAST_QUARTER": (False, lambda t, n: (_month_start(_quarter_start(t), -3), _quarter_start(t))),
+    "NEXT_QUARTER": (False, lambda t, n: (_month_start(_quarter_start(t), 3), _month_start(_quarter_start(t), 6))),
+    "THIS_YEAR": (False, lambda t, n: (date(t.year, 1, 1), date(t.year + 1, 1, 1))),
+    "LAST_YEAR": (False, lambda t, n: (date(t.year - 1, 1, 1), date(t.year, 1, 1))),
+    "NEXT_YEAR": (False, lambda t, n: (date(t.year + 1, 1, 1), date(t.year + 2, 1, 1))),
+    # LAST_90_DAYS includes today (91 days); NEXT_90_DAYS starts tomorrow.
+    "LAST_90_DAYS": (False, lambda t, n: (t - timedelta(days=90), t + timedelta(days=1))),
+    "NEXT_90_DAYS": (False, lambda t, n: (t + timedelta(days=1), t + timedelta(days=91))),
     # LAST_N_DAYS:n covers today and the n days before it.
     "LAST_N_DAYS": (True, lambda t, n: (t - timedelta(days=n), t + timedelta(days=1))),
     # NEXT_N_DAYS:n starts tomorrow and covers the n days from then.
