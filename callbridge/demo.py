@@ -31,8 +31,9 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
             stack.start_starter()
             stack.connect_flow_to_lookup()
         write_env_file(settings, settings.var_dir / "demo.env")
-        _print_where_to_look(settings)
-        asyncio.run(_place_calls(settings, interval, unknown_share))
+        agent = demo_agent(settings)
+        _print_where_to_look(settings, agent)
+        asyncio.run(_place_calls(settings, interval, unknown_share, agent))
     except KeyboardInterrupt:
         pass
     finally:
@@ -41,20 +42,31 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
         console.print("Stopped. Data kept under var/; `make demo` again reuses it.")
 
 
-def _print_where_to_look(s: Settings) -> None:
+def demo_agent(settings: Settings) -> dict:
+    """The agent every demo call rings, so one desktop page shows every screen pop."""
+    login = httpx.post(f"{settings.genesys_login_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(settings.genesys_client_id, settings.genesys_client_secret.get_secret_value()))
+    login.raise_for_status()
+    users = httpx.get(f"{settings.genesys_api_url}/api/v2/users", params={"pageSize": 1},
+                      headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    users.raise_for_status()
+    return users.json()["entities"][0]
+
+
+def _print_where_to_look(s: Settings, agent: dict) -> None:
     console.print("[bold]Callbridge demo is running.[/bold] Where to look:")
     console.print(f"  Temporal UI (each call's workflow):  {s.temporal_ui_url}/namespaces/{s.temporal_namespace}/workflows")
     console.print(f"  Salesforce emulator, newest Tasks:   {s.salesforce_instance_url}/_emulator/  "
                   f"(TLS from the local CA {s.salesforce_ca_file})")
     console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
-    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId=<a user id>"
-                  f"  ({s.desktop_username} / see demo.env)")
+    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId={agent['id']}"
+                  f"  (user {s.desktop_username}, password in demo.env; every call rings this agent)")
     console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")
     console.print(f"  Logs:                                {s.var_dir / 'logs'}/")
     console.print("Placing a simulated call every few seconds. Ctrl-C stops everything.\n")
 
 
-async def _place_calls(settings: Settings, interval: float, unknown_share: float) -> None:
+async def _place_calls(settings: Settings, interval: float, unknown_share: float, agent: dict) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -68,7 +80,8 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
             caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
             try:
                 # wait=True: the simulator answers once its webhook reached the starter.
-                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True)
+                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True,
+                                               agentId=agent["id"])
             except httpx.HTTPError as exc:
                 console.print(f"[red]call simulator unavailable: {exc}[/red]")
             else:
