@@ -9,8 +9,6 @@ page needs as Server-Sent Events.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import re
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any, AsyncIterator
 
 import structlog
 import websockets
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from activities.genesys_connection import GenesysConnection
@@ -26,30 +24,12 @@ from callbridge.phone import to_e164
 from callbridge.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
+from starter.auth import require_desktop_auth
 
 log = structlog.get_logger("callbridge.desktop")
 PAGE = Path(__file__).parent / "static" / "desktop.html"
 _USER_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 ATTRIBUTES = ("contact_id", "contact_name", "account_id", "account_name", "customer_tier")
-
-
-def require_desktop_auth(settings: Settings):
-    user, password = settings.desktop_username, settings.desktop_password.get_secret_value()
-
-    def check(request: Request) -> None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                given_user = given_password = ""
-            if hmac.compare_digest(given_user.encode(), user.encode()) & hmac.compare_digest(
-                given_password.encode(), password.encode()
-            ):
-                return
-        raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="callbridge desktop"'})
-
-    return check
 
 
 def desktop_event(body: dict[str, Any], agent_id: str) -> dict[str, Any] | None:
