@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -39,7 +38,7 @@ from callbridge.stack import REPO, settings_env  # noqa: E402
 from callbridge.store.db import caller_index as index_table, get_engine  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-console = Console()
+console = Console(width=150)
 CORPUS = REPO / "tests" / "data" / "phone_formats.csv"
 
 
@@ -88,6 +87,14 @@ def measure(url: str, auth: tuple[str, str], numbers_file: Path, offset: int, co
     return p50 / 1000, p99 / 1000, p999 / 1000, requests / (duration_us / 1e6), int(errors)
 
 
+def build_index(var: str) -> None:
+    """`callbridge index rebuild`'s work, for the child process that measures it."""
+    from callbridge.settings import get_settings
+
+    settings = get_settings()
+    rebuild_index(SalesforceConnection(settings), settings)
+
+
 def bench_size(contacts: int, seconds: int, table: Table) -> None:
     var = Path(f"var/bench-screenpop-{contacts}").resolve()
     shutil.rmtree(var, ignore_errors=True)
@@ -100,11 +107,16 @@ def bench_size(contacts: int, seconds: int, table: Table) -> None:
                                      "--contacts", str(contacts)), check=True, cwd=REPO, capture_output=True)
         seed_s = time.perf_counter() - t
         procs.append(start_salesforce(settings))
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
-        rebuild_index(SalesforceConnection(settings), settings)
+        # In a child process, so its peak RSS is the build's own (this process measures others).
+        build = subprocess.run(
+            [sys.executable, "-c", "import resource, sys; from bench.screenpop import build_index; "
+             "build_index(sys.argv[1]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)", str(var)],
+            cwd=REPO, env={**settings_env(settings), "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+            check=True)
         build_s = time.perf_counter() - t
-        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        build_rss_mb = int(build.stdout.split()[-1]) / 1024
+        db_mb = (var / "callbridge.db").stat().st_size / 2**20
         with get_engine(settings.database_url).connect() as conn:
             numbers = sorted({r[0] for r in conn.execute(select(index_table.c.e164))})
         random.Random(1).shuffle(numbers)
@@ -126,7 +138,7 @@ def bench_size(contacts: int, seconds: int, table: Table) -> None:
             table.add_row(
                 f"{contacts:,}", str(concurrency), f"{p50:.1f}", f"{p99:.1f}", f"{p999:.1f}",
                 f"{rate:,.0f}", str(failures),
-                f"{build_s:.0f} s / +{(rss_after - rss_before) / 1024:.0f} MB" if concurrency == 1 else "",
+                f"{build_s:.0f} s, {build_rss_mb:.0f} MB RSS, {db_mb:.0f} MB db" if concurrency == 1 else "",
                 f"{seed_s:.0f} s" if concurrency == 1 else "",
             )
     finally:
@@ -178,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     table = Table(title="Screen-pop lookup over HTTP (each request a different caller; load from wrk)")
     for col in ("contacts", "concurrent", "p50 ms", "p99 ms", "p99.9 ms", "lookups/s", "failed",
-                "index build / RSS", "org seed"):
+                "index build (REST), peak RSS, size", "org seed"):
         table.add_column(col, justify="right")
     for size in args.sizes:
         with console.status(f"{size:,} contacts…"):
