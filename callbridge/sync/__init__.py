@@ -1,0 +1,1 @@
+"""Contact sync between Salesforce and Genesys external contacts (pure parts)."""
