@@ -25,4 +25,27 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.log_call,
         genesys.get_recording_link,
         caller_index.refresh_caller_index,
+        *privacy_activities(settings, connection),
+    ]
+
+
+def privacy_activities(settings: Settings, connection=None) -> list[Callable]:
+    """Erasure, consent and retention activities (docs/privacy.md)."""
+    from activities.erasure import ErasureActivities
+    from activities.genesys_connection import GenesysConnection
+    from activities.privacy import PrivacyActivities
+    from activities.salesforce_connection import SalesforceConnection
+
+    connection = connection or SalesforceConnection(settings)
+    genesys = GenesysConnection(settings)
+    erasure = ErasureActivities(connection, genesys, settings)
+    privacy = PrivacyActivities(connection, genesys, settings)
+    return [
+        erasure.erasure_discover_salesforce, erasure.erasure_delete_salesforce, erasure.erasure_verify_salesforce,
+        erasure.erasure_discover_genesys, erasure.erasure_delete_genesys_contacts, erasure.erasure_delete_recordings,
+        erasure.erasure_verify_genesys, erasure.erasure_write_tombstone, erasure.erasure_delete_local,
+        erasure.erasure_verify_local, erasure.erasure_discover_workflows, erasure.erasure_delete_workflows,
+        erasure.erasure_verify_workflows, erasure.privacy_alert, erasure.erasure_record_certificate,
+        privacy.is_caller_erased, privacy.retention_conversations, privacy.retention_apply,
+        privacy.retention_save_report,
     ]

@@ -37,9 +37,29 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         ),
     }
+    schedules.update(_privacy_schedules(settings))
     for schedule_id, schedule in schedules.items():
         try:
             await client.create_schedule(schedule_id, schedule)
             log.info("schedule created", schedule_id=schedule_id)
         except ScheduleAlreadyRunningError:
             pass
+
+
+def _privacy_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Recording retention once a day (docs/privacy.md)."""
+    from temporalio.client import ScheduleCalendarSpec, ScheduleRange
+
+    from callbridge.privacy_models import RetentionInput
+    from workflows.retention import SCHEDULE_ID, WORKFLOW_ID, RetentionWorkflow
+
+    return {
+        SCHEDULE_ID: Schedule(
+            action=ScheduleActionStartWorkflow(
+                RetentionWorkflow.run, RetentionInput(max_age_days=settings.recording_retention_days),
+                id=WORKFLOW_ID, task_queue=settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(settings.retention_hour_utc)])]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        ),
+    }

@@ -79,6 +79,35 @@ class Settings(BaseSettings):
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"
 
+    # Privacy (GDPR erasure, consent, retention, masked export): see docs/privacy.md.
+    # HMAC key for tombstones, certificates, audit entries and export join keys. The demo key
+    # is public: set your own anywhere real data flows (changing it orphans old tombstones).
+    privacy_hash_key: SecretStr = SecretStr("callbridge-demo-privacy-hash-key")
+    admin_username: str = "admin"
+    admin_password: SecretStr = SecretStr("callbridge-demo-admin")
+    alert_webhook_url: str | None = None  # Slack-compatible {"text": ...}; alerts are logged anyway
+    erasure_deadline_days: int = 30
+    erasure_reminder_days: int = 20
+    erasure_escalation_days: int = 28
+    sync_requires_service_consent: bool = True
+    service_consent_type: str = "Data Processing"
+    recording_retention_days: int = 7 * 365 + 2  # 7 years, leap days included
+    retention_hour_utc: int = Field(3, ge=0, le=23)
+
+    # Operations: metrics, alert rules, graceful shutdown (docs/operations.md). A port of 0
+    # turns that endpoint off. The alert channel is `alert_webhook_url` (or the log only).
+    metrics_host: str = "0.0.0.0"
+    worker_metrics_port: int = 9464  # Callbridge's own metrics of the worker
+    worker_temporal_metrics_port: int = 9465  # the Temporal SDK's metrics of the worker
+    alert_dedup_seconds: float = 900.0  # one message per rule per window: a storm sends one
+    alert_check_seconds: float = 30.0
+    alert_call_logging_failure_rate: float = 0.05
+    alert_call_logging_window_seconds: float = 900.0
+    alert_call_logging_min_executions: int = 20
+    alert_sync_max_seconds: float = 600.0
+    alert_sync_max_conflicts: int = 10
+    starter_drain_timeout_seconds: float = 30.0  # SIGTERM: finish in-flight webhooks at most this long
+
     @property
     def record_url_template(self) -> str:
         return self.salesforce_record_url or f"{self.salesforce_instance_url.rstrip('/')}/lightning/r/Contact/{{id}}/view"

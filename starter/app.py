@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
 from starter import codec, desktop, screenpop
+from starter import metrics as ops
 from starter.webhooks import build_router
 
 
@@ -15,6 +16,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     temporal = TemporalLink(settings)
     app = FastAPI(title="Callbridge starter", version="0.1.0")
     app.state.temporal = temporal
+    app.state.drain = ops.Drain()
+    app.add_middleware(ops.DrainMiddleware, drain=app.state.drain)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -24,6 +27,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(screenpop.build_router(settings))
     app.include_router(codec.build_router(settings))
     app.include_router(desktop.build_router(settings))
+    from starter import privacy
+
+    app.include_router(privacy.build_router(settings, temporal))
+    app.include_router(ops.build_router())
     return app
 
 
@@ -40,10 +47,12 @@ def main() -> None:
     # Long-lived objects out of the collector's way: fewer, shorter pauses on the lookup path.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=settings.starter_host, port=settings.starter_port,
         log_config=None, access_log=False,
     )
+    # SIGTERM drains: new webhooks get 503 while in-flight ones finish starting their workflows.
+    ops.DrainingServer(config, app.state.drain, settings.starter_drain_timeout_seconds).run()
 
 
 if __name__ == "__main__":

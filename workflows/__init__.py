@@ -2,5 +2,7 @@
 
 from workflows.call_logging import CallLoggingWorkflow
 from workflows.caller_index import CallerIndexRefreshWorkflow
+from workflows.gdpr_erasure import GdprErasureWorkflow
+from workflows.retention import RetentionWorkflow
 
-WORKFLOWS = [CallLoggingWorkflow, CallerIndexRefreshWorkflow]
+WORKFLOWS = [CallLoggingWorkflow, CallerIndexRefreshWorkflow, GdprErasureWorkflow, RetentionWorkflow]

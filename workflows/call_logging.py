@@ -126,6 +126,8 @@ class CallLoggingWorkflow:
         event = inp.event
         policy = inp.unknown_caller_policy
         e164 = inp.customer_e164
+        if policy == "create_contact" and e164 is not None and await self._caller_erased(inp):
+            policy = "unknown_account"  # an erased person is never re-created (docs/privacy.md)
         if policy == "create_contact" and e164 is not None:
             request = LogCallRequest(
                 conversation_id=event.conversation_id,
@@ -153,6 +155,15 @@ class CallLoggingWorkflow:
                 task_id=logged.task_id, account_id=account_id, recording_link=recording_link,
             )
         return CallLoggingResult(outcome="skipped_unknown_caller", conversation_id=event.conversation_id)
+
+    async def _caller_erased(self, inp: CallLoggingInput) -> bool:
+        # Histories from before the tombstone check replay without it.
+        if not workflow.patched("tombstone-check"):
+            return False
+        return await workflow.execute_activity(
+            "is_caller_erased", PhoneLookup(e164=inp.customer_e164, default_region=inp.default_region),
+            result_type=bool, start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
+        )
 
     def _finish(self, result: CallLoggingResult) -> CallLoggingResult:
         updates = [OUTCOME.value_set(result.outcome)]

@@ -74,5 +74,7 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
+
     metadata.create_all(engine)
     return engine

@@ -1,0 +1,379 @@
+"""GDPR erasure activities: find a person in every system, delete, and search again.
+
+Each activity talks to one system and is idempotent (a record already gone counts as
+deleted), so Temporal retries and a worker crash only ever repeat work. The person's email
+and phones are read from the sealed erasure request in the state store, never passed through
+workflow history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
+from simple_salesforce.format import format_soql
+from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.caller_index import query_pages
+from activities.genesys_connection import GenesysConnection
+from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_errors import from_exception
+from callbridge import privacy
+from callbridge.phone import all_e164, region_for_country
+from callbridge.privacy_models import (
+    AlertRequest,
+    CertificateRequest,
+    DeleteRecordings,
+    DeleteRecords,
+    DiscoverRequest,
+    GenesysFindings,
+    RecordingRef,
+    SalesforceFindings,
+    VerifyRequest,
+)
+from callbridge.settings import Settings
+from callbridge.store import caller_index
+from callbridge.store import privacy as store
+from callbridge.store.db import get_engine
+
+PHONE_FIELDS = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
+_CONTACT_FIELDS = "Id, Email, Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, Account.BillingCountry"
+_DELETABLE = {"Contact", "Task", "Event", "Contact_Consent__c"}
+_IN_CHUNK = 200  # ids per IN (...) clause
+
+
+def _chunks(ids: list[str], n: int = _IN_CHUNK) -> Iterable[list[str]]:
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
+
+
+class ErasureActivities:
+    def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings,
+                 client: Client | None = None) -> None:
+        self._sf = salesforce
+        self._genesys = genesys
+        self._settings = settings
+        self._client = client
+
+    @property
+    def _engine(self):
+        return get_engine(self._settings.database_url)
+
+    @property
+    def _key(self) -> str:
+        return self._settings.privacy_hash_key.get_secret_value()
+
+    def _identifiers(self, request_id: str) -> dict[str, list[str]]:
+        row = store.get_request(self._engine, request_id)
+        if row is None:
+            raise ApplicationError("unknown erasure request", type="ErasureUnknown", non_retryable=True)
+        if not row["sealed_identifiers"]:
+            return {"emails": [], "phones": [], "contact_ids": []}
+        return store.unseal(self._settings.payload_keys.get_secret_value(), row["sealed_identifiers"])
+
+    async def _temporal(self) -> Client:
+        if self._client is None:
+            from callbridge.temporal import connect
+
+            self._client = await connect(self._settings)
+        return self._client
+
+    def _records(self, soql: str) -> list[dict[str, Any]]:
+        return [r for page in query_pages(self._sf, soql) for r in page]
+
+    # --- Salesforce ------------------------------------------------------------------------------
+
+    def _find_contacts(self, ids: dict[str, list[str]]) -> list[dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for email in ids["emails"]:
+            for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Email = {{}}", email)):
+                found[r["Id"]] = r
+        for e164 in ids["phones"]:
+            pattern = privacy_pattern(e164)
+            soql = format_soql(
+                f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Phone LIKE {{p}} OR MobilePhone LIKE {{p}} "
+                "OR HomePhone LIKE {p} OR OtherPhone LIKE {p}", p=pattern)
+            for r in self._records(soql):
+                if e164 in self._phones_of(r):  # LIKE over-matches: keep those really holding it
+                    found[r["Id"]] = r
+        if ids["contact_ids"]:
+            for chunk in _chunks(ids["contact_ids"]):
+                for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Id IN {{}}", chunk)):
+                    found[r["Id"]] = r
+        return list(found.values())
+
+    def _phones_of(self, record: dict[str, Any]) -> set[str]:
+        country = record.get("MailingCountry") or (record.get("Account") or {}).get("BillingCountry")
+        region = region_for_country(country, self._settings.default_region)
+        return {n for f in PHONE_FIELDS for n in all_e164(record.get(f), region)}
+
+    def _children(self, sobject: str, field: str, parent_ids: list[str], extra: str = "") -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(parent_ids):
+            out += self._records(format_soql(f"SELECT Id{extra} FROM {sobject} WHERE {field} IN {{}}", chunk))
+        return out
+
+    @activity.defn
+    def erasure_discover_salesforce(self, request_id: str) -> SalesforceFindings:
+        """The person's contacts (by email, any phone field, id), their Tasks, Events and consents.
+
+        Emails and phones found on the contacts join the sealed identifiers, so Genesys and the
+        tombstone cover them too.
+        """
+        try:
+            ids = self._identifiers(request_id)
+            contacts = self._find_contacts(ids)
+            contact_ids = sorted(r["Id"] for r in contacts)
+            emails = set(ids["emails"]) | {r["Email"].lower() for r in contacts if r.get("Email")}
+            phones = set(ids["phones"]) | {p for r in contacts for p in self._phones_of(r)}
+            sealed = {"emails": sorted(emails), "phones": sorted(phones),
+                      "contact_ids": sorted(set(ids["contact_ids"]) | set(contact_ids))}
+            store.update_identifiers(self._engine, request_id,
+                                     store.seal(self._settings.payload_keys.get_secret_value(), sealed))
+            tasks = self._children("Task", "WhoId", contact_ids, ", Genesys_Conversation_Id__c")
+            events = self._children("Event", "WhoId", contact_ids, ", Genesys_Conversation_Id__c")
+            consents = self._children("Contact_Consent__c", "Contact__c", contact_ids)
+        except SalesforceError as exc:
+            raise from_exception(exc, "erasure discovery") from None
+        conversations = {r["Genesys_Conversation_Id__c"] for r in tasks + events if r.get("Genesys_Conversation_Id__c")}
+        return SalesforceFindings(
+            contact_ids=contact_ids, task_ids=sorted(r["Id"] for r in tasks),
+            event_ids=sorted(r["Id"] for r in events), consent_ids=sorted(r["Id"] for r in consents),
+            conversation_ids=sorted(conversations),
+        )
+
+    @activity.defn
+    def erasure_delete_salesforce(self, request: DeleteRecords) -> list[str]:
+        """Delete records one by one; one already gone (404) counts as deleted."""
+        if request.sobject not in _DELETABLE:
+            raise ApplicationError(f"not an erasable sObject: {request.sobject}", non_retryable=True)
+        for i, record_id in enumerate(request.ids):
+            try:
+                self._sf.restful(f"sobjects/{request.sobject}/{record_id}", method="DELETE")
+            except SalesforceResourceNotFound:
+                pass
+            except SalesforceError as exc:
+                raise from_exception(exc, f"{request.sobject} delete") from None
+            activity.heartbeat(i)
+        return request.ids
+
+    def _verify_salesforce(self, request: VerifyRequest) -> dict[str, int]:
+        ids = self._identifiers(request.request_id)
+        sf = request.findings.salesforce
+        contact_ids = sorted(set(sf.contact_ids) | set(ids["contact_ids"]))
+        remaining = {"salesforce.contacts": len(self._find_contacts({**ids, "contact_ids": contact_ids}))}
+        remaining["salesforce.tasks"] = len(self._children("Task", "WhoId", contact_ids))
+        remaining["salesforce.events"] = len(self._children("Event", "WhoId", contact_ids))
+        consents = {r["Id"] for r in self._children("Contact_Consent__c", "Contact__c", contact_ids)}
+        consents |= {r["Id"] for r in self._children("Contact_Consent__c", "Id", sf.consent_ids)}
+        remaining["salesforce.consents"] = len(consents)
+        calls = {r["Id"] for r in self._children("Task", "Genesys_Conversation_Id__c", sf.conversation_ids)}
+        calls |= {r["Id"] for r in self._children("Event", "Genesys_Conversation_Id__c", sf.conversation_ids)}
+        remaining["salesforce.call_activities"] = len(calls)
+        return remaining
+
+    @activity.defn
+    def erasure_verify_salesforce(self, request: VerifyRequest) -> dict[str, int]:
+        try:
+            return self._verify_salesforce(request)
+        except SalesforceError as exc:
+            raise from_exception(exc, "erasure verification") from None
+
+    # --- Genesys ---------------------------------------------------------------------------------
+
+    async def _genesys_json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        resp = await self._genesys.request(method, path, **kwargs)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code >= 400:
+            raise ApplicationError(f"Genesys {what} failed ({resp.status_code})", type="GenesysError",
+                                   non_retryable=resp.status_code < 500 and resp.status_code != 429)
+        return resp.json() if resp.content else {}
+
+    async def _external_contacts(self, ids: dict[str, list[str]]) -> set[str]:
+        found: set[str] = set()
+        for value in [*ids["emails"], *ids["phones"]]:
+            body = await self._genesys_json("GET", "/api/v2/externalcontacts/reversewhitepageslookup",
+                                            "external contact lookup", params={"lookupVal": value})
+            found |= {c["id"] for c in (body or {}).get("contacts", [])}
+        return found
+
+    async def _recordings(self, conversation_ids: list[str]) -> list[RecordingRef]:
+        out: list[RecordingRef] = []
+        for conv in conversation_ids:
+            body = await self._genesys_json(
+                "GET", f"/api/v2/conversations/{quote(conv, safe='')}/recordings", "recording list",
+                params={"maxWaitMs": 0, "formatId": "NONE"})
+            out += [RecordingRef(conversation_id=conv, recording_id=r["id"]) for r in body or []]
+        return out
+
+    @activity.defn
+    async def erasure_discover_genesys(self, request: DiscoverRequest) -> GenesysFindings:
+        """External contacts by the person's emails and phones; recordings of their calls."""
+        ids = self._identifiers(request.request_id)
+        return GenesysFindings(external_contact_ids=sorted(await self._external_contacts(ids)),
+                               recordings=await self._recordings(request.conversation_ids))
+
+    @activity.defn
+    async def erasure_delete_genesys_contacts(self, request: DeleteRecords) -> list[str]:
+        for contact_id in request.ids:
+            await self._genesys_json("DELETE", f"/api/v2/externalcontacts/contacts/{quote(contact_id, safe='')}",
+                                     "external contact delete")
+        return request.ids
+
+    @activity.defn
+    async def erasure_delete_recordings(self, request: DeleteRecordings) -> list[str]:
+        """A recording is deleted by setting its deleteDate to now (Genesys purges it)."""
+        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        for ref in request.recordings:
+            await self._genesys_json(
+                "PUT", f"/api/v2/conversations/{quote(ref.conversation_id, safe='')}/recordings/"
+                       f"{quote(ref.recording_id, safe='')}",
+                "recording delete", json={"deleteDate": now})
+        return [r.recording_id for r in request.recordings]
+
+    @activity.defn
+    async def erasure_verify_genesys(self, request: VerifyRequest) -> dict[str, int]:
+        ids = self._identifiers(request.request_id)
+        gz = request.findings.genesys
+        contacts = await self._external_contacts(ids)
+        for contact_id in gz.external_contact_ids:
+            if await self._genesys_json("GET", f"/api/v2/externalcontacts/contacts/{quote(contact_id, safe='')}",
+                                        "external contact read") is not None:
+                contacts.add(contact_id)
+        recordings = await self._recordings(request.findings.salesforce.conversation_ids)
+        return {"genesys.external_contacts": len(contacts), "genesys.recordings": len(recordings)}
+
+    # --- Callbridge's own stores -----------------------------------------------------------------
+
+    def _hashes(self, request_id: str, ids: dict[str, list[str]]) -> dict[str, str]:
+        return privacy.subject_hashes(self._key, emails=ids["emails"], phones=ids["phones"], sf_ids=ids["contact_ids"])
+
+    @activity.defn
+    def erasure_write_tombstone(self, request_id: str) -> int:
+        """Keyed hashes of every identifier: from now on sync and call logging skip the person."""
+        ids = self._identifiers(request_id)
+        store.add_tombstones(self._engine, request_id, self._hashes(request_id, ids))
+        return store.tombstone_count(self._engine, request_id)
+
+    @activity.defn
+    def erasure_delete_local(self, request_id: str) -> dict[str, int]:
+        """The caller-ID index rows (bumping its version drops the lookup's caches) and audit
+        entries about the person, except this erasure's own."""
+        ids = self._identifiers(request_id)
+        engine = self._engine
+        removed = caller_index.remove_contacts(engine, ids["contact_ids"])
+        for e164 in ids["phones"]:
+            # Rows of the person's numbers on contacts the erasure found under another id.
+            hits = [h["contact_id"] for h in caller_index.lookup(engine, e164) if h["contact_id"] in ids["contact_ids"]]
+            removed += caller_index.remove_contacts(engine, hits)
+        audit = store.delete_audit_for(engine, self._hashes(request_id, ids), keep_request_id=request_id)
+        store.audit(engine, "erasure", "deleted_local", (), subject_hash=None, request_id=request_id)
+        return {"caller_index": removed, "audit": audit}
+
+    @activity.defn
+    def erasure_verify_local(self, request_id: str) -> dict[str, int]:
+        ids = self._identifiers(request_id)
+        engine = self._engine
+        index_rows = sum(1 for e164 in ids["phones"] for h in caller_index.lookup(engine, e164)
+                         if h["contact_id"] in ids["contact_ids"])
+        from sqlalchemy import func, select
+
+        from callbridge.store.db import caller_index as index_table
+
+        with engine.connect() as conn:
+            if ids["contact_ids"]:
+                index_rows += conn.execute(select(func.count()).select_from(index_table).where(
+                    index_table.c.contact_id.in_(ids["contact_ids"]))).scalar_one()
+        audit = store.count_audit_for(engine, self._hashes(request_id, ids), keep_request_id=request_id)
+        return {"local.caller_index": index_rows, "local.audit": audit}
+
+    # --- Temporal --------------------------------------------------------------------------------
+
+    @activity.defn
+    async def erasure_discover_workflows(self, request: DiscoverRequest) -> list[str]:
+        """Workflow executions about the person: their calls' logging, anything tagged with their contact."""
+        from workflows.call_logging import workflow_id as call_log_id
+
+        client = await self._temporal()
+        found: set[str] = set()
+        for conv in request.conversation_ids:
+            try:
+                await client.get_workflow_handle(call_log_id(conv)).describe()
+                found.add(call_log_id(conv))
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        for chunk in _chunks(request.contact_ids, 50):
+            query = "CallbridgeContactId IN (" + ", ".join(f"'{c}'" for c in chunk if c.isalnum()) + ")"
+            async for wf in client.list_workflows(query):
+                found.add(wf.id)
+        return sorted(found)
+
+    @activity.defn
+    async def erasure_delete_workflows(self, request: DeleteRecords) -> list[str]:
+        """Delete closed histories; a running one is waited for (retried), never terminated."""
+        client = await self._temporal()
+        running = []
+        for wf_id in request.ids:
+            try:
+                desc = await client.get_workflow_handle(wf_id).describe()
+                if desc.status == WorkflowExecutionStatus.RUNNING:
+                    running.append(wf_id)
+                    continue
+                await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+                    namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=wf_id)))
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        if running:
+            raise ApplicationError(f"{len(running)} workflow(s) still running", type="WorkflowsRunning")
+        return request.ids
+
+    @activity.defn
+    async def erasure_verify_workflows(self, request: VerifyRequest) -> dict[str, int]:
+        client = await self._temporal()
+        remaining = 0
+        for wf_id in request.findings.workflow_ids:
+            try:
+                await client.get_workflow_handle(wf_id).describe()
+                remaining += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return {"temporal.histories": remaining}
+
+    @activity.defn
+    async def privacy_alert(self, request: AlertRequest) -> bool:
+        from callbridge.alerts import send_alert
+
+        return await send_alert(self._settings, request.level, request.text, request_id=request.request_id)
+
+    # --- the certificate -------------------------------------------------------------------------
+
+    @activity.defn
+    def erasure_record_certificate(self, request: CertificateRequest) -> dict:
+        row = store.get_request(self._engine, request.request_id)
+        cert = privacy.build_certificate(
+            request_id=request.request_id, workflow_id=request.workflow_id, subject_hash=row["subject_hash"],
+            requested_at=request.requested_at, completed_at=datetime.now(timezone.utc),
+            deleted=request.deleted, verification=request.verification, key=self._key,
+        )
+        cert["tombstones"] = store.tombstone_count(self._engine, request.request_id)
+        store.complete_request(self._engine, request.request_id, cert)  # wipes the sealed identifiers
+        store.audit(self._engine, "erasure", "certificate", (), subject_hash=row["subject_hash"],
+                    request_id=request.request_id)
+        return cert
+
+
+def privacy_pattern(e164: str) -> str:
+    from callbridge.phone import typed_form_pattern
+
+    return typed_form_pattern(e164)

@@ -1,0 +1,231 @@
+"""Privacy tables in the state store: tombstones, erasure requests and certificates, the audit
+log (identifiers as keyed hashes only), legal holds and retention reports.
+
+An erasure request keeps the person's identifiers sealed (AES-GCM with the payload keys) only
+while it runs, so no workflow history needs them; they are wiped when the certificate is
+recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import (
+    Boolean, Column, DateTime, Engine, Index, Integer, String, Table, Text, delete, func, insert, select, update,
+)
+
+from callbridge.codec import parse_keys
+from callbridge.store.db import metadata
+
+tombstones = Table(
+    "privacy_tombstones", metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+erasure_requests = Table(
+    "privacy_erasure_requests", metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("subject_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # running, completed, failed
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("sealed_identifiers", Text),  # wiped on completion
+    Column("certificate", Text),
+)
+
+audit_log = Table(
+    "privacy_audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("component", String(40), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("data_types", String(255), nullable=False, default=""),  # comma-separated
+    Column("subject_hash", String(64)),
+    Column("request_id", String(36)),
+    Index("ix_privacy_audit_component_at", "component", "at"),
+    Index("ix_privacy_audit_subject", "subject_hash"),
+)
+
+legal_holds = Table(
+    "privacy_legal_holds", metadata,
+    Column("conversation_id", String(128), primary_key=True),
+    Column("reason", String(255), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+retention_reports = Table(
+    "privacy_retention_reports", metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("report", Text, nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; they were stored in UTC.
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+
+
+# --- sealing ------------------------------------------------------------------------------------
+
+def seal(payload_keys: str, data: dict[str, Any]) -> str:
+    kid, key = parse_keys(payload_keys)[0]
+    nonce = os.urandom(12)
+    return f"{kid}:{(nonce + AESGCM(key).encrypt(nonce, json.dumps(data).encode(), kid.encode())).hex()}"
+
+
+def unseal(payload_keys: str, sealed: str) -> dict[str, Any]:
+    kid, _, blob = sealed.partition(":")
+    key = dict(parse_keys(payload_keys))[kid]
+    raw = bytes.fromhex(blob)
+    return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], kid.encode()))
+
+
+# --- tombstones ---------------------------------------------------------------------------------
+
+class Tombstones:
+    """`hash in Tombstones(engine)` asks the store: what `callbridge.privacy.is_erased` takes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __contains__(self, item: object) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(tombstones.c.hash).where(tombstones.c.hash == item)).first() is not None
+
+
+def add_tombstones(engine: Engine, request_id: str, hashes: dict[str, str]) -> int:
+    if not hashes:
+        return 0
+    with engine.begin() as conn:
+        known = set(conn.execute(select(tombstones.c.hash).where(tombstones.c.hash.in_(list(hashes)))).scalars())
+        rows = [{"hash": h, "kind": k, "request_id": request_id, "created_at": _now()}
+                for h, k in hashes.items() if h not in known]
+        if rows:
+            conn.execute(insert(tombstones), rows)
+    return len(rows)
+
+
+def tombstone_count(engine: Engine, request_id: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(tombstones)
+                            .where(tombstones.c.request_id == request_id)).scalar_one()
+
+
+# --- erasure requests ---------------------------------------------------------------------------
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())  # random: never derived from the person
+
+
+def create_request(engine: Engine, request_id: str, subject_hash: str, requested_at: datetime,
+                   deadline: datetime, sealed_identifiers: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(erasure_requests).values(
+            request_id=request_id, subject_hash=subject_hash, status="running", requested_at=requested_at,
+            deadline=deadline, sealed_identifiers=sealed_identifiers,
+        ))
+
+
+def get_request(engine: Engine, request_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(erasure_requests).where(erasure_requests.c.request_id == request_id)).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    for k in ("requested_at", "deadline", "completed_at"):
+        out[k] = _aware(out[k])
+    out["certificate"] = json.loads(out["certificate"]) if out["certificate"] else None
+    return out
+
+
+def update_identifiers(engine: Engine, request_id: str, sealed_identifiers: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(erasure_requests).where(erasure_requests.c.request_id == request_id)
+                     .values(sealed_identifiers=sealed_identifiers))
+
+
+def complete_request(engine: Engine, request_id: str, certificate: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(erasure_requests).where(erasure_requests.c.request_id == request_id).values(
+            status="completed", completed_at=_now(), certificate=json.dumps(certificate), sealed_identifiers=None,
+        ))
+
+
+# --- audit log ----------------------------------------------------------------------------------
+
+def audit(engine: Engine, component: str, action: str, data_types: Iterable[str] = (),
+          subject_hash: str | None = None, request_id: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(audit_log).values(
+            at=_now(), component=component, action=action, data_types=",".join(sorted(set(data_types))),
+            subject_hash=subject_hash, request_id=request_id,
+        ))
+
+
+def audit_entries(engine: Engine, since: datetime, component: str | None = None) -> list[dict[str, Any]]:
+    q = select(audit_log).where(audit_log.c.at >= since)
+    if component:
+        q = q.where(audit_log.c.component == component)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def count_audit_for(engine: Engine, hashes: Iterable[str], keep_request_id: str | None = None) -> int:
+    q = select(func.count()).select_from(audit_log).where(audit_log.c.subject_hash.in_(list(hashes)))
+    if keep_request_id:
+        q = q.where((audit_log.c.request_id.is_(None)) | (audit_log.c.request_id != keep_request_id))
+    with engine.connect() as conn:
+        return conn.execute(q).scalar_one()
+
+
+def delete_audit_for(engine: Engine, hashes: Iterable[str], keep_request_id: str | None = None) -> int:
+    """Audit entries about the person go with them, except the erasure's own (proof it happened)."""
+    q = delete(audit_log).where(audit_log.c.subject_hash.in_(list(hashes)))
+    if keep_request_id:
+        q = q.where((audit_log.c.request_id.is_(None)) | (audit_log.c.request_id != keep_request_id))
+    with engine.begin() as conn:
+        return conn.execute(q).rowcount
+
+
+# --- legal holds and retention reports ----------------------------------------------------------
+
+def set_legal_hold(engine: Engine, conversation_id: str, reason: str = "", active: bool = True) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(update(legal_holds).where(legal_holds.c.conversation_id == conversation_id)
+                            .values(active=active, reason=reason)).rowcount
+        if not done:
+            conn.execute(insert(legal_holds).values(conversation_id=conversation_id, reason=reason,
+                                                    created_at=_now(), active=active))
+
+
+def held_conversations(engine: Engine, conversation_ids: Iterable[str]) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(select(legal_holds.c.conversation_id).where(
+            legal_holds.c.conversation_id.in_(list(conversation_ids)), legal_holds.c.active.is_(True))).scalars())
+
+
+def save_retention_report(engine: Engine, run_id: str, report: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(retention_reports).where(retention_reports.c.run_id == run_id))
+        conn.execute(insert(retention_reports).values(run_id=run_id, at=_now(), report=json.dumps(report)))
+
+
+def retention_report(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        raw = conn.execute(select(retention_reports.c.report).where(retention_reports.c.run_id == run_id)).scalar()
+    return json.loads(raw) if raw else None

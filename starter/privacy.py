@@ -1,0 +1,71 @@
+"""The admin API's privacy endpoints (HTTP Basic, `admin_username`/`admin_password`):
+`POST /gdpr/erasures` and `GET /gdpr/erasures/{id}`."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from callbridge.privacy_requests import ErasureRequestError, erasure_status, start_erasure
+from callbridge.settings import Settings
+from starter.temporal_link import TemporalLink, TemporalUnavailable
+
+
+class ErasureBody(BaseModel):
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=64)
+    contact_id: str | None = Field(None, alias="contactId", max_length=18)
+
+    model_config = {"populate_by_name": True}
+
+
+def require_admin(settings: Settings):
+    user = settings.admin_username.encode()
+    password = settings.admin_password.get_secret_value().encode()
+
+    def check(request: Request) -> None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given_user = given_password = b""
+        if scheme.lower() == "basic":
+            try:
+                given_user, _, given_password = base64.b64decode(value, validate=True).partition(b":")
+            except ValueError:
+                pass
+        # Both compared, always: timing says nothing about which one was wrong.
+        if not (hmac.compare_digest(given_user, user) & hmac.compare_digest(given_password, password)):
+            raise HTTPException(401, detail="unauthorized", headers={"WWW-Authenticate": 'Basic realm="callbridge-admin"'})
+
+    return check
+
+
+def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
+    router = APIRouter(prefix="/gdpr", dependencies=[Depends(require_admin(settings))])
+
+    @router.post("/erasures", status_code=202)
+    async def create_erasure(body: ErasureBody) -> JSONResponse:
+        try:
+            client = await temporal.client()
+            request_id = await start_erasure(client, settings, email=body.email, phone=body.phone,
+                                             contact_id=body.contact_id)
+        except ErasureRequestError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        except TemporalUnavailable:
+            return JSONResponse({"error": "temporal unavailable"}, status_code=503)
+        return JSONResponse({"requestId": request_id, "status": f"/gdpr/erasures/{request_id}"}, status_code=202)
+
+    @router.get("/erasures/{request_id}")
+    async def get_erasure(request_id: str) -> dict:
+        try:
+            client = await temporal.client()
+        except TemporalUnavailable:
+            client = None
+        status = await erasure_status(client, settings, request_id)
+        if status is None:
+            raise HTTPException(404, detail="no such erasure request")
+        return status
+
+    return router
