@@ -15,7 +15,9 @@ import structlog
 from temporalio.worker import Worker
 
 from activities import build_activities
+from callbridge.alerts import WorkerAlerts
 from callbridge.logs import configure_logging
+from callbridge.metrics import MetricsInterceptor, serve_worker_metrics
 from callbridge.schedules import ensure_schedules
 from callbridge.settings import Settings, get_settings
 from callbridge.temporal import connect
@@ -26,6 +28,8 @@ MAX_CONCURRENT_ACTIVITIES = 64
 
 
 async def run_worker(settings: Settings) -> None:
+    serve_worker_metrics(settings)  # before connect: the SDK's metrics runtime must be the default
+    alerts = WorkerAlerts(settings)
     client = await connect(settings)
     await ensure_schedules(client, settings)
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES) as executor:
@@ -37,6 +41,7 @@ async def run_worker(settings: Settings) -> None:
             activity_executor=executor,
             max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
             graceful_shutdown_timeout=timedelta(seconds=20),
+            interceptors=[MetricsInterceptor(on_sync_run=alerts.on_sync_run)],
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -45,7 +50,9 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  workflows=[w.__name__ for w in WORKFLOWS])
         async with worker:
+            alert_rules = asyncio.create_task(alerts.run())
             await stop.wait()
+            alert_rules.cancel()
             log.info("worker draining")
     log.info("worker stopped")
 

@@ -7,13 +7,19 @@ from typing import Any
 
 import httpx
 
+from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
+
+
+async def _count_response(resp: httpx.Response) -> None:
+    record_api_response("genesys", resp.status_code)
 
 
 class GenesysConnection:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._http = httpx.AsyncClient(base_url=settings.genesys_api_url.rstrip("/"), timeout=10.0)
+        self._http.event_hooks["response"].append(_count_response)
         self._token: str | None = None
         self._lock = asyncio.Lock()
 

@@ -14,6 +14,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
+from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
 
 T = TypeVar("T")
@@ -33,6 +34,12 @@ class _PinnedCAAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+def _count_response(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+    # The body is only peeked at for Salesforce's limit error code (403 REQUEST_LIMIT_EXCEEDED).
+    hint = resp.text[:200] if resp.status_code == 403 else None
+    record_api_response("salesforce", resp.status_code, hint)
+
+
 class SalesforceAuthError(RuntimeError):
     """The token endpoint refused our credentials: retrying won't help until config changes."""
 
@@ -45,6 +52,7 @@ class SalesforceConnection:
         ca_file = str(settings.salesforce_ca_file) if settings.salesforce_ca_file else None
         # A pool as large as the activity thread pool: activities share the session.
         self._session.mount("https://", _PinnedCAAdapter(ca_file, pool_connections=4, pool_maxsize=64))
+        self._session.hooks["response"].append(_count_response)
         self._client: Salesforce | None = None
         self.requests_made = 0
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Response
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from callbridge import metrics
 from callbridge.phone import national_digits, to_e164
 from callbridge.settings import Settings
 from callbridge.store import caller_index
@@ -176,7 +177,12 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.post("/lookup", response_model=LookupResponse, dependencies=[auth])
     async def lookup(request: PhoneLookupRequest) -> Response:
-        return _json(await answer_for(request.phoneNumber))
+        started = time.perf_counter()
+        answer = await answer_for(request.phoneNumber)
+        # Serialised answers are index hits; otherwise the source or the reason is the outcome.
+        outcome = "index" if isinstance(answer, bytes) else (answer.source if answer.success else answer.reason)
+        metrics.record_lookup(outcome or "other", time.perf_counter() - started)
+        return _json(answer)
 
     async def answer_for(phone: str) -> LookupResponse | bytes:
         e164 = to_e164(phone, settings.default_region)

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from callbridge import signature
+from callbridge import metrics, signature
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from callbridge.settings import Settings
 from starter.temporal_link import TemporalLink, TemporalUnavailable
@@ -27,6 +27,7 @@ from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflo
 
 log = structlog.get_logger("callbridge.webhooks")
 
+ENDPOINT = "conversation-ended"  # the metrics' endpoint label
 _UNAVAILABLE_CODES = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
@@ -90,9 +91,11 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
 
     @router.post("/webhooks/genesys/conversation-ended", status_code=202)
     async def conversation_ended(request: Request) -> JSONResponse:
+        metrics.WEBHOOKS_RECEIVED.labels(ENDPOINT).inc()
         body = await read_limited(request, settings.webhook_max_body_bytes)
         if body is None:
             log.info("webhook refused", reason="too_large")
+            metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "too_large").inc()
             return _refuse(413, "payload too large", limit=settings.webhook_max_body_bytes)
         try:
             signature.verify(
@@ -105,6 +108,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             )
         except signature.SignatureError as exc:
             log.info("webhook refused", reason=str(exc))
+            metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, str(exc).replace(" ", "_")).inc()  # a closed set
             return _refuse(401, "unauthorized", reason=str(exc))
         try:
             event = parse_event(
@@ -112,6 +116,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             )
         except PayloadError as exc:
             log.info("webhook refused", reason="invalid_payload", fields=[f["field"] for f in exc.fields])
+            metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "invalid_payload").inc()
             return _refuse(422, "invalid payload", fields=exc.fields)
 
         wid = workflow_id(event.conversation_id)
@@ -137,6 +142,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             )
         except WorkflowAlreadyStartedError:
             log.info("webhook redelivered", workflow_id=wid)
+            metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "duplicate").inc()
             return JSONResponse({"workflowId": wid, "duplicate": True}, status_code=200)
         except TemporalUnavailable:
             return _unavailable(wid)
@@ -145,6 +151,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
                 return _unavailable(wid)
             raise
         log.info("call logging started", workflow_id=wid)
+        metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "started").inc()
         return JSONResponse({"workflowId": wid}, status_code=202)
 
     return router
@@ -153,4 +160,6 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
 def _unavailable(wid: str) -> JSONResponse:
     # Genesys retries non-2xx deliveries: better refused now than accepted and dropped.
     log.warning("temporal unavailable", workflow_id=wid)
+    metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "temporal_unavailable").inc()
+    metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "unavailable").inc()
     return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})
