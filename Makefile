@@ -15,8 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/callbridge demo
 
+# The whole suite on SQLite, then the integration suite again with the state store on
+# PostgreSQL (TEST_PG, a database of its own created and dropped around the run).
+TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
+	@db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
+	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db && \
+	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" $(BIN)/python -m pytest -q -m integration; \
+	status=$$?; \
+	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
+	exit $$status
 
 # Browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:

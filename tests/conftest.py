@@ -86,6 +86,7 @@ def genesys(test_var_dir) -> GenesysEmulator:
 
 # --- Temporal, the worker and the starter -------------------------------------------------
 
+import os  # noqa: E402
 import sys  # noqa: E402
 import uuid  # noqa: E402
 
@@ -162,7 +163,9 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         "CALLBRIDGE_WEBHOOK_SECRET": webhook_secret,
         "CALLBRIDGE_STARTER_HOST": "127.0.0.1",
         "CALLBRIDGE_STARTER_PORT": str(starter_port),
-        "CALLBRIDGE_DATABASE_URL": f"sqlite:///{test_var_dir / 'callbridge.db'}",
+        # `make test` runs the integration suite again on PostgreSQL through this variable.
+        "CALLBRIDGE_DATABASE_URL": os.environ.get("CALLBRIDGE_TEST_DATABASE_URL")
+        or f"sqlite:///{test_var_dir / 'callbridge.db'}",
         "CALLBRIDGE_LOG_LEVEL": "INFO",
         "CALLBRIDGE_PAYLOAD_KEYS": PAYLOAD_KEYS,
         "CALLBRIDGE_INDEX_REFRESH_SECONDS": "5",

@@ -76,5 +76,8 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
 
-    metadata.create_all(engine)
+    from callbridge.store.migrations import upgrade_to_head
+
+    # Alembic migrations, not create_all: a store made by an older release is brought up to date.
+    upgrade_to_head(engine)
     return engine
