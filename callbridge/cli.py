@@ -279,5 +279,22 @@ def retention_hold(conversation_id: str, reason: str = typer.Option("", help="Wh
     console.print("released" if release else "on hold")
 
 
+
+@app.command()
+def doctor() -> None:
+    """Check connectivity, credentials, custom fields and permissions; say what to fix."""
+    from callbridge.doctor import run_checks
+
+    checks = run_checks(get_settings())
+    for c in checks:
+        mark = "[green]OK  [/green]" if c.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {c.system:<10} {c.name}: {c.detail}")
+        if not c.ok and c.fix:
+            console.print(f"     fix: {c.fix}")
+    failed = sum(not c.ok for c in checks)
+    console.print(f"{len(checks) - failed} passed, {failed} failed.")
+    raise typer.Exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     app()
