@@ -13,11 +13,14 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.genesys_connection import GenesysConnection
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
+    from activities.sync import SyncActivities
 
     connection = SalesforceConnection(settings)
     salesforce = SalesforceActivities(connection)
     caller_index = CallerIndexActivities(connection, settings)
-    genesys = GenesysActivities(GenesysConnection(settings))
+    genesys_connection = GenesysConnection(settings)
+    genesys = GenesysActivities(genesys_connection)
+    sync = SyncActivities(connection, genesys_connection, settings)
     return [
         salesforce.find_contact_by_id,
         salesforce.find_contacts_by_phone,
@@ -25,6 +28,10 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.log_call,
         genesys.get_recording_link,
         caller_index.refresh_caller_index,
+        sync.load_sync_pair,
+        sync.write_salesforce_contact,
+        sync.write_genesys_contact,
+        sync.store_sync_base,
         *privacy_activities(settings, connection),
     ]
 

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     desktop_username: str = "agent"
     desktop_password: SecretStr = SecretStr("callbridge-demo-desktop")
 
+    # Contact sync
+    sync_config_path: str | None = None  # YAML mapping; default callbridge/sync/default_mapping.yaml
+    genesys_external_source_id: str = "salesforce"  # the External Source holding Contact ids
+
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"
 

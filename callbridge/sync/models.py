@@ -1,0 +1,85 @@
+"""Messages of the contact-sync workflows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class PairKey(BaseModel):
+    salesforce_id: str | None = None
+    genesys_id: str | None = None
+
+    @property
+    def workflow_id(self) -> str:
+        return f"sync-pair-{self.salesforce_id or self.genesys_id}"
+
+
+class PairSnapshot(BaseModel):
+    """Both records (canonical) and the stored base, as read at one moment."""
+
+    salesforce_id: str | None = None
+    genesys_id: str | None = None
+    salesforce: dict[str, Any] | None = None
+    genesys: dict[str, Any] | None = None
+    salesforce_deleted: bool = False
+    genesys_deleted: bool = False
+    salesforce_modified: str | None = None   # ISO; also sent back as If-Unmodified-Since
+    genesys_modified: str | None = None
+    genesys_raw: dict[str, Any] | None = None  # PUT replaces the whole contact
+    base: dict[str, Any] | None = None
+    version: int = 0
+
+
+class SalesforceWrite(BaseModel):
+    op: Literal["create", "update", "delete"]
+    contact_id: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    if_unmodified_since: str | None = None
+
+
+class GenesysWrite(BaseModel):
+    op: Literal["create", "update", "delete"]
+    contact_id: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)   # canonical names
+    current: dict[str, Any] | None = None                   # the contact as read, for PUT
+    link_salesforce_id: str | None = None
+
+
+class StoreBaseRequest(BaseModel):
+    salesforce_id: str
+    genesys_id: str
+    base: dict[str, Any] | None  # None: forget the pair
+    expected_version: int
+
+
+class Rule(BaseModel):
+    name: str
+    direction: Literal["sf_to_gc", "gc_to_sf", "both"] = "both"
+    policy: Literal["salesforce", "genesys", "last_write", "manual"] = "salesforce"
+
+
+class SyncPairInput(BaseModel):
+    """Everything the merge needs, the mapping's rules included, so a replay reads no file."""
+
+    key: PairKey
+    rules: list[Rule]
+    mode: Literal["one_way", "bidirectional"] = "one_way"
+    delete_handling: Literal["propagate", "unlink"] = "propagate"
+
+    @classmethod
+    def from_config(cls, key: PairKey, config, mode: str | None = None) -> "SyncPairInput":
+        return cls(key=key, rules=[Rule(name=m.salesforce, direction=m.direction, policy=m.policy)
+                                   for m in config.fields],
+                   mode=mode or config.mode, delete_handling=config.delete_handling)
+
+
+class SyncPairResult(BaseModel):
+    action: str
+    salesforce_id: str | None = None
+    genesys_id: str | None = None
+    written_to_salesforce: list[str] = Field(default_factory=list)
+    written_to_genesys: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+    attempts: int = 1

@@ -1,0 +1,104 @@
+"""SyncPairWorkflow through Temporal, the real worker and both emulators."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from callbridge.sync.config import load
+from callbridge.sync.models import PairKey, SyncPairInput
+from tests.helpers import salesforce_client, unique_us_number
+from workflows.sync_pair import SyncPairWorkflow
+
+pytestmark = pytest.mark.integration
+CONTACTS = "/api/v2/externalcontacts/contacts"
+
+
+@pytest.fixture(scope="module")
+def sf(salesforce):
+    return salesforce_client(salesforce)
+
+
+@pytest.fixture(scope="module")
+def gc(genesys):
+    token = httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
+    return httpx.Client(base_url=genesys.api_url, headers={"Authorization": f"Bearer {token}"})
+
+
+async def sync(client, stack, mode="one_way", **key):
+    k = PairKey(**key)
+    return await client.execute_workflow(
+        SyncPairWorkflow.run, SyncPairInput.from_config(k, load(), mode=mode),
+        id=k.workflow_id, task_queue=stack.task_queue)
+
+
+def new_sf_contact(sf, **fields) -> str:
+    e164, digits = unique_us_number()
+    body = {"FirstName": "Ana", "LastName": f"Silva{time.monotonic_ns() % 10**6}",
+            "Email": f"ana.{time.monotonic_ns()}@example.com", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
+            "MailingCountry": "USA", **fields}
+    return sf.Contact.create(body)["id"]
+
+
+async def test_one_way_creates_links_updates_and_deletes(stack, sf, gc, temporal_client):
+    sf_id = new_sf_contact(sf)
+    created = await sync(temporal_client, stack, salesforce_id=sf_id)
+    assert created.action == "create_in_genesys"
+    contact = gc.get(f"{CONTACTS}/{created.genesys_id}").json()
+    sf_contact = sf.Contact.get(sf_id)
+    assert (contact["firstName"], contact["lastName"]) == ("Ana", sf_contact["LastName"])
+    assert contact["workPhone"]["e164"].startswith("+1512") and contact["workEmail"] == sf_contact["Email"]
+    assert [e["value"] for e in contact["externalIds"]] == [sf_id]
+    assert sf_contact["Genesys_Contact_Id__c"] == created.genesys_id
+    assert (await sync(temporal_client, stack, salesforce_id=sf_id)).action == "noop"  # no echo
+
+    sf.Contact.update(sf_id, {"Title": "CTO"})
+    updated = await sync(temporal_client, stack, salesforce_id=sf_id)
+    assert updated.written_to_genesys == ["Title"]
+    assert gc.get(f"{CONTACTS}/{created.genesys_id}").json()["title"] == "CTO"
+
+    # One-way: an agent's edit in Genesys is overwritten from Salesforce.
+    current = gc.get(f"{CONTACTS}/{created.genesys_id}").json()
+    gc.put(f"{CONTACTS}/{created.genesys_id}", json={**{k: v for k, v in current.items()
+                                                        if k not in ("id", "selfUri", "createDate", "modifyDate")},
+                                                     "title": "Intern"}).raise_for_status()
+    assert (await sync(temporal_client, stack, salesforce_id=sf_id)).written_to_genesys == ["Title"]
+    assert gc.get(f"{CONTACTS}/{created.genesys_id}").json()["title"] == "CTO"
+
+    sf.Contact.delete(sf_id)
+    deleted = await sync(temporal_client, stack, salesforce_id=sf_id)
+    assert deleted.action == "delete_in_genesys"
+    assert gc.get(f"{CONTACTS}/{created.genesys_id}").status_code == 404
+
+
+async def test_bidirectional_edits_to_different_fields_both_survive(stack, sf, gc, temporal_client):
+    sf_id = new_sf_contact(sf)
+    gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id
+    sf.Contact.update(sf_id, {"Title": "Head of Support"})
+    current = gc.get(f"{CONTACTS}/{gc_id}").json()
+    _, digits = unique_us_number()
+    gc.put(f"{CONTACTS}/{gc_id}", json={**{k: v for k, v in current.items()
+                                           if k not in ("id", "selfUri", "createDate", "modifyDate")},
+                                        "cellPhone": {"display": f"+1{digits}"}}).raise_for_status()
+    result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
+    assert (result.written_to_genesys, result.written_to_salesforce) == (["Title"], ["MobilePhone"])
+    assert sf.Contact.get(sf_id)["MobilePhone"] == f"+1{digits}"
+    assert gc.get(f"{CONTACTS}/{gc_id}").json()["title"] == "Head of Support"
+    assert (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).action == "noop"
+
+
+async def test_same_field_on_both_sides_last_write_wins(stack, sf, gc, temporal_client):
+    sf_id = new_sf_contact(sf)
+    gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id
+    sf.Contact.update(sf_id, {"Email": "first@example.com"})
+    time.sleep(1.1)  # the Genesys edit is the later write (timestamps have second precision)
+    current = gc.get(f"{CONTACTS}/{gc_id}").json()
+    gc.put(f"{CONTACTS}/{gc_id}", json={**{k: v for k, v in current.items()
+                                           if k not in ("id", "selfUri", "createDate", "modifyDate")},
+                                        "workEmail": "second@example.com"}).raise_for_status()
+    result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
+    assert result.written_to_salesforce == ["Email"]
+    assert sf.Contact.get(sf_id)["Email"] == "second@example.com"

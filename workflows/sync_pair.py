@@ -1,0 +1,123 @@
+"""SyncPairWorkflow: one contact pair made to agree, id `sync-pair-{salesforce id | genesys id}`.
+
+The workflow id is the pair's lock: one run at a time per pair (the seed's Strategy 3). Read
+both sides and the stored base, merge by the pure decision table, write what the plan says,
+then store the new base compare-and-swap. A Salesforce record changed since it was read (412 on
+If-Unmodified-Since) or a base stored by someone else means: read again, merge again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sync import SyncActivities
+    from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
+    from callbridge.sync.models import (
+        GenesysWrite,
+        PairSnapshot,
+        SalesforceWrite,
+        StoreBaseRequest,
+        SyncPairInput,
+        SyncPairResult,
+    )
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=60))
+TIMEOUT = timedelta(seconds=30)
+STALE = {"StaleRecord", "StaleBase"}
+MAX_ROUNDS = 5
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text)
+
+
+@workflow.defn
+class SyncPairWorkflow:
+    @workflow.run
+    async def run(self, inp: SyncPairInput) -> SyncPairResult:
+        rules = [FieldRule(r.name, r.direction, r.policy) for r in inp.rules]
+        for round_ in range(1, MAX_ROUNDS + 1):
+            snap = await workflow.execute_activity_method(
+                SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+            plan = merge(
+                Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
+                     salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
+                     salesforce_modified=_time(snap.salesforce_modified),
+                     genesys_modified=_time(snap.genesys_modified)),
+                rules, mode=inp.mode, delete_handling=inp.delete_handling,
+            )
+            try:
+                result = await self._apply(snap, plan)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError) and err.cause.type in STALE:
+                    continue  # someone wrote in between: read again, merge again
+                raise
+            result.attempts = round_
+            return result
+        raise ApplicationError(f"the pair kept changing during {MAX_ROUNDS} rounds", non_retryable=True)
+
+    async def _sf(self, write: SalesforceWrite) -> str:
+        return await workflow.execute_activity_method(
+            SyncActivities.write_salesforce_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+
+    async def _gc(self, write: GenesysWrite) -> str:
+        return await workflow.execute_activity_method(
+            SyncActivities.write_genesys_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+
+    async def _store(self, sf_id: str, gc_id: str, base: dict | None, version: int) -> None:
+        await workflow.execute_activity_method(
+            SyncActivities.store_sync_base, StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id, base=base,
+                                                             expected_version=version),
+            start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+
+    async def _apply(self, snap: PairSnapshot, plan: Plan) -> SyncPairResult:
+        sf_id, gc_id = snap.salesforce_id, snap.genesys_id
+        result = SyncPairResult(action=plan.action.value, salesforce_id=sf_id, genesys_id=gc_id,
+                                written_to_salesforce=sorted(plan.write_salesforce),
+                                written_to_genesys=sorted(plan.write_genesys),
+                                conflicts=[c.field for c in plan.conflicts])
+        action = plan.action
+        if action is Action.CREATE_IN_GENESYS:
+            gc_id = await self._gc(GenesysWrite(op="create", fields=plan.write_genesys, link_salesforce_id=sf_id))
+            # The link on the Salesforce side; unconditional: it is Callbridge's own field, and a
+            # lost link would make the next run create a second Genesys contact.
+            await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields={"Genesys_Contact_Id__c": gc_id}))
+            await self._store(sf_id, gc_id, plan.new_base, snap.version)
+        elif action is Action.CREATE_IN_SALESFORCE:
+            fields = {**plan.write_salesforce, "Genesys_Contact_Id__c": gc_id}
+            fields["LastName"] = fields.get("LastName") or "Unknown"  # required in Salesforce
+            sf_id = await self._sf(SalesforceWrite(op="create", fields=fields))
+            await self._gc(GenesysWrite(op="update", contact_id=gc_id, current=snap.genesys_raw,
+                                        link_salesforce_id=sf_id))
+            await self._store(sf_id, gc_id, plan.new_base, snap.version)
+        elif action in (Action.UPDATE, Action.NOOP):
+            if plan.write_salesforce:
+                await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=plan.write_salesforce,
+                                               if_unmodified_since=snap.salesforce_modified))
+            if plan.write_genesys:
+                await self._gc(GenesysWrite(op="update", contact_id=gc_id, fields=plan.write_genesys,
+                                            current=snap.genesys_raw, link_salesforce_id=sf_id))
+            if sf_id and gc_id and plan.new_base is not None and (plan.new_base != snap.base or snap.version == 0):
+                await self._store(sf_id, gc_id, plan.new_base, snap.version)
+        elif action is Action.DELETE_IN_GENESYS:
+            await self._gc(GenesysWrite(op="delete", contact_id=gc_id))
+            await self._store(sf_id, gc_id, None, snap.version)
+        elif action is Action.DELETE_IN_SALESFORCE:
+            await self._sf(SalesforceWrite(op="delete", contact_id=sf_id))
+            await self._store(sf_id, gc_id, None, snap.version)
+        elif action in (Action.FORGET, Action.UNLINK):
+            if sf_id and snap.version:
+                await self._store(sf_id, gc_id or "", None, snap.version)
+        result.salesforce_id, result.genesys_id = sf_id, gc_id
+        return result
