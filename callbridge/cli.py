@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sys
 import time
 
@@ -294,6 +295,47 @@ def doctor() -> None:
     failed = sum(not c.ok for c in checks)
     console.print(f"{len(checks) - failed} passed, {failed} failed.")
     raise typer.Exit(1 if failed else 0)
+
+
+sync_app = typer.Typer(help="Contact sync between Salesforce and Genesys external contacts.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("contact")
+def sync_contact(
+    contact_id: str = typer.Argument(help="A Salesforce Contact id, or a Genesys external contact id."),
+    mode: str = typer.Option(None, help="one_way or bidirectional (default: the mapping's)."),
+    config: Path = typer.Option(None, help="Mapping YAML (default: CALLBRIDGE_SYNC_CONFIG_PATH or the built-in)."),
+) -> None:
+    """Sync one contact pair now (SyncPairWorkflow, id sync-pair-{id}) and print what it did."""
+    import asyncio
+    import re
+
+    from callbridge.sync import config as sync_config
+    from callbridge.sync.models import PairKey, SyncPairInput
+    from callbridge.temporal import connect
+    from workflows.sync_pair import SyncPairWorkflow
+
+    settings = get_settings()
+    if mode not in (None, "one_way", "bidirectional"):
+        raise typer.BadParameter("one_way or bidirectional", param_hint="--mode")
+    try:
+        mapping = sync_config.load(config or (Path(settings.sync_config_path) if settings.sync_config_path else None))
+    except sync_config.ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    is_salesforce = re.fullmatch(r"003[A-Za-z0-9]{12}([A-Za-z0-9]{3})?", contact_id) is not None
+    key = PairKey(salesforce_id=contact_id) if is_salesforce else PairKey(genesys_id=contact_id)
+
+    async def run():
+        client = await connect(settings)
+        return await client.execute_workflow(
+            SyncPairWorkflow.run, SyncPairInput.from_config(key, mapping, mode),
+            id=key.workflow_id, task_queue=settings.temporal_task_queue)
+
+    result = asyncio.run(run())
+    console.print(f"{key.workflow_id}: {result.action}; to Genesys: {', '.join(result.written_to_genesys) or '-'}; "
+                  f"to Salesforce: {', '.join(result.written_to_salesforce) or '-'}; "
+                  f"conflicts: {', '.join(result.conflicts) or '-'}")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,17 @@ async def test_same_field_on_both_sides_last_write_wins(stack, sf, gc, temporal_
     result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
     assert result.written_to_salesforce == ["Email"]
     assert sf.Contact.get(sf_id)["Email"] == "second@example.com"
+
+
+def test_callbridge_sync_contact_runs_one_pair(stack, sf, gc):
+    import os
+    import subprocess
+    import sys
+
+    sf_id = new_sf_contact(sf)
+    out = subprocess.run([sys.executable, "-m", "callbridge.cli", "sync", "contact", sf_id],
+                         env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"sync-pair-{sf_id}: create_in_genesys" in out.stdout
+    gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
+    assert gc.get(f"{CONTACTS}/{gc_id}").status_code == 200
