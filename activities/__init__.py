@@ -13,7 +13,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.genesys_connection import GenesysConnection
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
-    from activities.sync import SyncActivities
+    from activities.sync import SyncActivities, SyncRunActivities
 
     connection = SalesforceConnection(settings)
     salesforce = SalesforceActivities(connection)
@@ -21,6 +21,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     genesys_connection = GenesysConnection(settings)
     genesys = GenesysActivities(genesys_connection)
     sync = SyncActivities(connection, genesys_connection, settings)
+    sync_run = SyncRunActivities(connection, genesys_connection, settings)
     return [
         salesforce.find_contact_by_id,
         salesforce.find_contacts_by_phone,
@@ -32,6 +33,8 @@ def build_activities(settings: Settings) -> list[Callable]:
         sync.write_salesforce_contact,
         sync.write_genesys_contact,
         sync.store_sync_base,
+        sync_run.collect_sync_changes,
+        sync_run.advance_sync_watermarks,
         *privacy_activities(settings, connection),
     ]
 

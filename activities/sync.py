@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 from email.utils import format_datetime
 from pathlib import Path
@@ -21,7 +22,15 @@ from callbridge.settings import Settings
 from callbridge.store import sync as sync_store
 from callbridge.store.db import get_engine
 from callbridge.sync import config as sync_config
-from callbridge.sync.models import GenesysWrite, PairKey, PairSnapshot, SalesforceWrite, StoreBaseRequest
+from callbridge.sync.models import (
+    ChangeRequest,
+    ChangeSet,
+    GenesysWrite,
+    PairKey,
+    PairSnapshot,
+    SalesforceWrite,
+    StoreBaseRequest,
+)
 from callbridge.sync.records import from_genesys, from_salesforce, to_genesys
 
 GENESYS_CONTACTS = "/api/v2/externalcontacts/contacts"
@@ -152,3 +161,115 @@ class SyncActivities:
                                    non_retryable=True) from None
 
 
+
+
+SF_WATERMARK = "sync_salesforce_watermark"
+GC_WATERMARK = "sync_genesys_watermark"
+
+
+class SyncRunActivities:
+    """What changed since the watermarks; the watermarks moved once a run is done."""
+
+    def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings) -> None:
+        self._sf = salesforce
+        self._genesys = genesys
+        self._settings = settings
+
+    def _salesforce_changes(self, since: datetime | None) -> list[str]:
+        from activities.caller_index import query_pages
+
+        soql = "SELECT Id FROM Contact" if since is None else format_soql(
+            "SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
+        if since is None:
+            soql += " WHERE IsDeleted = false"
+        ids: list[str] = []
+        # queryAll: a deletion is a change too (IsDeleted rows in the recycle bin).
+        page = self._sf.restful("queryAll", params={"q": soql})
+        while True:
+            ids += [r["Id"] for r in page["records"]]
+            if page.get("done", True):
+                return ids
+            page = self._sf.restful(page["nextRecordsUrl"].split(f"/v{self._sf.api_version}/", 1)[1])
+
+    def _match_by_email(self, email: str) -> list[str]:
+        soql = format_soql("SELECT Id FROM Contact WHERE Email = {} LIMIT 2", email)
+        return [r["Id"] for r in self._sf.query(soql)["records"]]
+
+    @activity.defn
+    async def collect_sync_changes(self, request: ChangeRequest) -> ChangeSet:
+        engine = get_engine(self._settings.database_url)
+        from callbridge.store import caller_index as state
+
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        lookback = timedelta(seconds=request.lookback_seconds)
+
+        def since(name: str) -> datetime | None:
+            saved = None if request.full else state.get_text(engine, name)
+            return datetime.fromisoformat(saved) - lookback if saved else None
+
+        sf_since, gc_since = since(SF_WATERMARK), since(GC_WATERMARK)
+        try:
+            sf_ids = await asyncio.to_thread(self._salesforce_changes, sf_since)
+        except SalesforceError as exc:
+            raise from_exception(exc, "changed contacts read") from None
+        activity.heartbeat(len(sf_ids))
+        keys: dict[str, PairKey] = {i: PairKey(salesforce_id=i) for i in sf_ids}
+        changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=now.isoformat(),
+                            genesys_watermark=now.isoformat())
+
+        # Genesys: scan every contact, keep those modified since the watermark (ids only).
+        path = "/api/v2/externalcontacts/scan/contacts"
+        params: dict = {"limit": 200}
+        while True:
+            resp = await self._genesys.get(path, **params)
+            if resp.status_code >= 400:
+                raise ApplicationError(f"Genesys scan failed ({resp.status_code})",
+                                       non_retryable=resp.status_code < 500 and resp.status_code != 429)
+            body = resp.json()
+            for contact in body.get("entities", []):
+                modified = _parse_time(contact.get("modifyDate"))
+                if gc_since is not None and modified is not None and modified < gc_since:
+                    continue
+                changes.genesys_changes += 1
+                linked = next((e.get("value") for e in contact.get("externalIds") or []
+                               if (e.get("externalSource") or {}).get("id") == self._settings.genesys_external_source_id),
+                              None)
+                stored = sync_store.get_pair(engine, None, contact["id"])
+                sf_id = linked or (stored or {}).get("salesforce_id")
+                if sf_id is None and request.mode == "bidirectional" and contact.get("workEmail"):
+                    # Matching in the seed's order: the link, then email (case-insensitive).
+                    found = await asyncio.to_thread(self._match_by_email, contact["workEmail"])
+                    if len(found) == 1:
+                        sf_id = found[0]
+                        changes.matched_by_email += 1
+                    elif len(found) > 1:
+                        changes.ambiguous += 1  # never guessed: left for review
+                        continue
+                if sf_id:
+                    keys.setdefault(sf_id, PairKey(salesforce_id=sf_id, genesys_id=contact["id"]))
+                    if keys[sf_id].genesys_id is None:
+                        keys[sf_id] = PairKey(salesforce_id=sf_id, genesys_id=contact["id"])
+                elif request.mode == "bidirectional":
+                    keys.setdefault(contact["id"], PairKey(genesys_id=contact["id"]))
+            activity.heartbeat(changes.genesys_changes)
+            after = (body.get("cursors") or {}).get("after")
+            if not after:
+                break
+            params = {"limit": 200, "cursor": after}
+        changes.pairs = list(keys.values())
+        return changes
+
+    @activity.defn
+    def advance_sync_watermarks(self, changes: ChangeSet) -> None:
+        """Only after every pair of the run is settled: a crash never skips a change."""
+        from callbridge.store import caller_index as state
+
+        engine = get_engine(self._settings.database_url)
+        state.set_text(engine, SF_WATERMARK, changes.salesforce_watermark)
+        state.set_text(engine, GC_WATERMARK, changes.genesys_watermark)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -4,7 +4,8 @@ from workflows.call_logging import CallLoggingWorkflow
 from workflows.caller_index import CallerIndexRefreshWorkflow
 from workflows.gdpr_erasure import GdprErasureWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.contact_sync import ContactSyncWorkflow
 from workflows.sync_pair import SyncPairWorkflow
 
 WORKFLOWS = [CallLoggingWorkflow, CallerIndexRefreshWorkflow, GdprErasureWorkflow, RetentionWorkflow,
-             SyncPairWorkflow]
+             SyncPairWorkflow, ContactSyncWorkflow]

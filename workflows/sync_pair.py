@@ -102,10 +102,14 @@ class SyncPairWorkflow:
                                         link_salesforce_id=sf_id))
             await self._store(sf_id, gc_id, plan.new_base, snap.version)
         elif action in (Action.UPDATE, Action.NOOP):
-            if plan.write_salesforce:
-                await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=plan.write_salesforce,
+            new_link = snap.version == 0  # matched this run (by email…): link both sides now
+            sf_fields = dict(plan.write_salesforce)
+            if new_link:
+                sf_fields["Genesys_Contact_Id__c"] = gc_id
+            if sf_fields:
+                await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=sf_fields,
                                                if_unmodified_since=snap.salesforce_modified))
-            if plan.write_genesys:
+            if plan.write_genesys or new_link:
                 await self._gc(GenesysWrite(op="update", contact_id=gc_id, fields=plan.write_genesys,
                                             current=snap.genesys_raw, link_salesforce_id=sf_id))
             if sf_id and gc_id and plan.new_base is not None and (plan.new_base != snap.base or snap.version == 0):

@@ -83,3 +83,60 @@ class SyncPairResult(BaseModel):
     written_to_genesys: list[str] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)
     attempts: int = 1
+
+
+class ChangeRequest(BaseModel):
+    mode: Literal["one_way", "bidirectional"] = "one_way"
+    full: bool = False
+    lookback_seconds: int = 120
+
+
+class ChangeSet(BaseModel):
+    """The pairs one run must settle (ids only), and where the watermarks move once it has."""
+
+    pairs: list[PairKey] = Field(default_factory=list)
+    salesforce_changes: int = 0
+    genesys_changes: int = 0
+    matched_by_email: int = 0
+    ambiguous: int = 0
+    salesforce_watermark: str = ""
+    genesys_watermark: str = ""
+
+
+class ContactSyncInput(BaseModel):
+    rules: list[Rule]
+    mode: Literal["one_way", "bidirectional"] = "one_way"
+    delete_handling: Literal["propagate", "unlink"] = "propagate"
+    full: bool = False
+    dry_run: bool = False
+    lookback_seconds: int = 120
+    max_concurrent_pairs: int = 20
+    # Set when a run continues as new: the changes still to settle, and the tally so far.
+    pending: ChangeSet | None = None
+    so_far: "ContactSyncResult | None" = None
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> "ContactSyncInput":
+        values = {"rules": [Rule(name=m.salesforce, direction=m.direction, policy=m.policy) for m in config.fields],
+                  "mode": config.mode, "delete_handling": config.delete_handling}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class ContactSyncResult(BaseModel):
+    pairs: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    salesforce_changes: int = 0
+    genesys_changes: int = 0
+    matched_by_email: int = 0
+    ambiguous: int = 0
+    dry_run: bool = False
+    duration_seconds: float = 0.0
+
+
+ContactSyncInput.model_rebuild()
