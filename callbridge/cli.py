@@ -338,5 +338,47 @@ def sync_contact(
                   f"conflicts: {', '.join(result.conflicts) or '-'}")
 
 
+@sync_app.command("run")
+def sync_run(
+    full: bool = typer.Option(False, help="Ignore the watermarks: consider every contact."),
+    dry_run: bool = typer.Option(False, help="Only count what would be synced."),
+    mode: str = typer.Option(None, help="one_way or bidirectional (default: the mapping's)."),
+    config: Path = typer.Option(None, help="Mapping YAML (default: CALLBRIDGE_SYNC_CONFIG_PATH or the built-in)."),
+) -> None:
+    """One contact-sync run now (ContactSyncWorkflow, id contact-sync), with its result table."""
+    import asyncio
+
+    from rich.table import Table
+
+    from callbridge.sync import config as sync_config
+    from callbridge.sync.models import ContactSyncInput
+    from callbridge.temporal import connect
+    from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
+
+    settings = get_settings()
+    if mode not in (None, "one_way", "bidirectional"):
+        raise typer.BadParameter("one_way or bidirectional", param_hint="--mode")
+    try:
+        mapping = sync_config.load(config or (Path(settings.sync_config_path) if settings.sync_config_path else None))
+    except sync_config.ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+
+    async def run():
+        client = await connect(settings)
+        return await client.execute_workflow(
+            ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping, mode=mode, full=full, dry_run=dry_run),
+            id=WORKFLOW_ID, task_queue=settings.temporal_task_queue)
+
+    with console.status("Syncing contacts (see the Temporal UI for each pair)…"):
+        result = asyncio.run(run())
+    table = Table(title="Contact sync" + (" (dry run)" if dry_run else ""))
+    table.add_column("")
+    table.add_column("", justify="right")
+    for name, value in result.model_dump().items():
+        table.add_row(name.replace("_", " "), f"{value:.1f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    raise typer.Exit(1 if result.errors else 0)
+
+
 if __name__ == "__main__":
     app()

@@ -38,6 +38,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         ),
     }
     schedules.update(_privacy_schedules(settings))
+    schedules.update(_sync_schedules(settings))
     for schedule_id, schedule in schedules.items():
         try:
             await client.create_schedule(schedule_id, schedule)
@@ -61,5 +62,31 @@ def _privacy_schedules(settings: Settings) -> dict[str, Schedule]:
             ),
             spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(settings.retention_hour_utc)])]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        ),
+    }
+
+
+def _sync_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Contact sync every `interval_minutes` of the mapping; created paused unless enabled
+    (CALLBRIDGE_SYNC_SCHEDULE_ENABLED), since a first run copies every contact."""
+    from pathlib import Path
+
+    from temporalio.client import ScheduleState
+
+    from callbridge.sync import config as sync_config
+    from callbridge.sync.models import ContactSyncInput
+    from workflows.contact_sync import SCHEDULE_ID, WORKFLOW_ID, ContactSyncWorkflow
+
+    mapping = sync_config.load(Path(settings.sync_config_path) if settings.sync_config_path else None)
+    return {
+        SCHEDULE_ID: Schedule(
+            action=ScheduleActionStartWorkflow(
+                ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping), id=WORKFLOW_ID,
+                task_queue=settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=mapping.interval_minutes))]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=ScheduleState(paused=not settings.sync_schedule_enabled,
+                                note="enable with CALLBRIDGE_SYNC_SCHEDULE_ENABLED=true or unpause here"),
         ),
     }

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     # Contact sync
     sync_config_path: str | None = None  # YAML mapping; default callbridge/sync/default_mapping.yaml
     genesys_external_source_id: str = "salesforce"  # the External Source holding Contact ids
+    sync_schedule_enabled: bool = False
 
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"

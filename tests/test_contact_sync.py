@@ -63,3 +63,15 @@ async def test_bidirectional_links_a_genesys_contact_to_its_salesforce_twin_by_e
     linked = gc.get(f"{CONTACTS}/{created.json()['id']}").json()
     assert [e["value"] for e in linked["externalIds"]] == [sf_id]
     assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == created.json()["id"]
+
+
+def test_callbridge_sync_run_dry_run_prints_the_table(stack):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "callbridge.cli", "sync", "run", "--dry-run"],
+                         env={**os.environ, **stack.env, "COLUMNS": "120"}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Contact sync (dry run)" in out.stdout and "salesforce changes" in out.stdout
