@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta, timezone
 
 from email.utils import format_datetime
@@ -137,8 +138,11 @@ class SyncActivities:
                        if k not in ("id", "selfUri", "createDate", "modifyDate", "division")}
             current.update(body)
             if write.link_salesforce_id:
-                current["externalIds"] = [{"externalSource": {"id": self._settings.genesys_external_source_id},
-                                           "value": write.link_salesforce_id}]
+                source = self._settings.genesys_external_source_id
+                others = [e for e in current.get("externalIds") or []
+                          if (e.get("externalSource") or {}).get("id") != source]
+                current["externalIds"] = [*others, {"externalSource": {"id": source},
+                                                    "value": write.link_salesforce_id}]
             resp = await self._genesys.request("PUT", f"{GENESYS_CONTACTS}/{quote(write.contact_id, safe='')}",
                                                json=current)
         if resp.status_code >= 400:
@@ -214,6 +218,7 @@ class SyncRunActivities:
             raise from_exception(exc, "changed contacts read") from None
         activity.heartbeat(len(sf_ids))
         keys: dict[str, PairKey] = {i: PairKey(salesforce_id=i) for i in sf_ids}
+        unverified: dict[str, str] = {}
         changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=now.isoformat(),
                             genesys_watermark=now.isoformat())
 
@@ -235,7 +240,10 @@ class SyncRunActivities:
                                if (e.get("externalSource") or {}).get("id") == self._settings.genesys_external_source_id),
                               None)
                 stored = sync_store.get_pair(engine, None, contact["id"])
-                sf_id = linked or (stored or {}).get("salesforce_id")
+                sf_id = (stored or {}).get("salesforce_id") or linked
+                if stored is None and linked:
+                    unverified[contact["id"]] = linked  # a link we never made: check it exists
+                    continue
                 if sf_id is None and request.mode == "bidirectional" and contact.get("workEmail"):
                     # Matching in the seed's order: the link, then email (case-insensitive).
                     found = await asyncio.to_thread(self._match_by_email, contact["workEmail"])
@@ -246,9 +254,7 @@ class SyncRunActivities:
                         changes.ambiguous += 1  # never guessed: left for review
                         continue
                 if sf_id:
-                    keys.setdefault(sf_id, PairKey(salesforce_id=sf_id, genesys_id=contact["id"]))
-                    if keys[sf_id].genesys_id is None:
-                        keys[sf_id] = PairKey(salesforce_id=sf_id, genesys_id=contact["id"])
+                    _add(keys, sf_id, contact["id"])
                 elif request.mode == "bidirectional":
                     keys.setdefault(contact["id"], PairKey(genesys_id=contact["id"]))
             activity.heartbeat(changes.genesys_changes)
@@ -256,8 +262,22 @@ class SyncRunActivities:
             if not after:
                 break
             params = {"limit": 200, "cursor": after}
+        existing = await asyncio.to_thread(self._existing_contacts, set(unverified.values()))
+        for gc_id, sf_id in unverified.items():
+            if sf_id in existing:
+                _add(keys, sf_id, gc_id)
+            else:
+                changes.ambiguous += 1  # linked to a Salesforce id that doesn't exist: for review
         changes.pairs = list(keys.values())
         return changes
+
+    def _existing_contacts(self, ids: set[str]) -> set[str]:
+        valid = sorted(i for i in ids if _SF_ID.match(i))  # a malformed id would fail the whole query
+        found: set[str] = set()
+        for start in range(0, len(valid), 200):
+            soql = format_soql("SELECT Id FROM Contact WHERE Id IN {}", valid[start:start + 200])
+            found |= {r["Id"] for r in self._sf.query(soql)["records"]}
+        return found
 
     @activity.defn
     def advance_sync_watermarks(self, changes: ChangeSet) -> None:
@@ -267,6 +287,13 @@ class SyncRunActivities:
         engine = get_engine(self._settings.database_url)
         state.set_text(engine, SF_WATERMARK, changes.salesforce_watermark)
         state.set_text(engine, GC_WATERMARK, changes.genesys_watermark)
+
+
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+
+
+def _add(keys: dict[str, PairKey], sf_id: str, gc_id: str) -> None:
+    keys[sf_id] = PairKey(salesforce_id=sf_id, genesys_id=gc_id)
 
 
 def _parse_time(value: str | None) -> datetime | None:
