@@ -91,7 +91,21 @@ class SyncActivities:
                 snap.genesys_raw = contact
                 snap.genesys_modified = contact.get("modifyDate")
                 snap.genesys = from_genesys(contact, config, region)
+        snap.erased = self._erased(engine, snap)
         return snap
+
+    def _erased(self, engine, snap: PairSnapshot) -> bool:
+        """An erased person is never re-created or re-linked (docs/privacy.md)."""
+        from callbridge.privacy import is_erased
+        from callbridge.store.privacy import Tombstones
+
+        records = [r for r in (snap.salesforce, snap.genesys) if r]
+        emails = {r.get("Email") for r in records if r.get("Email")}
+        phones = [r.get(f) for r in records for f in ("Phone", "MobilePhone")]
+        key = self._settings.privacy_hash_key.get_secret_value()
+        tombstones = Tombstones(engine)
+        return any(is_erased(tombstones, key, email=e, phones=phones, sf_ids=[snap.salesforce_id],
+                             genesys_ids=[snap.genesys_id]) for e in (emails or {None}))
 
     @activity.defn
     async def write_salesforce_contact(self, write: SalesforceWrite) -> str:

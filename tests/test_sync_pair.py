@@ -116,3 +116,19 @@ def test_callbridge_sync_contact_runs_one_pair(stack, sf, gc):
     assert f"sync-pair-{sf_id}: create_in_genesys" in out.stdout
     gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
     assert gc.get(f"{CONTACTS}/{gc_id}").status_code == 200
+
+
+async def test_an_erased_person_is_never_recreated_or_relinked(stack, sf, temporal_client):
+    from callbridge.privacy import subject_hashes
+    from callbridge.settings import Settings
+    from callbridge.store.db import get_engine
+    from callbridge.store.privacy import add_tombstones
+
+    sf_id = new_sf_contact(sf)
+    email = sf.Contact.get(sf_id)["Email"]
+    key = Settings().privacy_hash_key.get_secret_value()  # the stack runs with the default key
+    add_tombstones(get_engine(stack.env["CALLBRIDGE_DATABASE_URL"]), "test-erasure",
+                   subject_hashes(key, emails=[email.upper()]))
+    result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
+    assert result.action == "skip_erased" and result.genesys_id is None
+    assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] is None

@@ -54,7 +54,7 @@ class SyncPairWorkflow:
                 Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                      salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
                      salesforce_modified=_time(snap.salesforce_modified),
-                     genesys_modified=_time(snap.genesys_modified)),
+                     genesys_modified=_time(snap.genesys_modified), erased=snap.erased),
                 rules, mode=inp.mode, delete_handling=inp.delete_handling,
             )
             try:

@@ -132,8 +132,8 @@ def merge(pair: Pair, rules: list[FieldRule], *, mode: Literal["one_way", "bidir
     def snapshot(record: Record) -> dict[str, Any]:
         return {n: record.get(n) for n in names}
 
-    if pair.erased and (s in (State.ABSENT, State.DELETED) or g in (State.ABSENT, State.DELETED)):
-        return Plan(Action.SKIP_ERASED)
+    if pair.erased:
+        return Plan(Action.SKIP_ERASED)  # the erasure removes what is left; sync never touches it
     if s in (State.ABSENT, State.DELETED) and g in (State.ABSENT, State.DELETED):
         return Plan(Action.NOOP if s is g is State.ABSENT else Action.FORGET)
 

@@ -30,6 +30,7 @@ class PairSnapshot(BaseModel):
     genesys_raw: dict[str, Any] | None = None  # PUT replaces the whole contact
     base: dict[str, Any] | None = None
     version: int = 0
+    erased: bool = False  # a privacy tombstone matches an identifier of either record
 
 
 class SalesforceWrite(BaseModel):
