@@ -380,5 +380,56 @@ def sync_run(
     raise typer.Exit(1 if result.errors else 0)
 
 
+conflicts_app = typer.Typer(help="Manual contact-sync conflicts waiting for a decision.", no_args_is_help=True)
+app.add_typer(conflicts_app, name="conflicts")
+
+
+@conflicts_app.command("list")
+def conflicts_list() -> None:
+    """Every pair waiting for a decision, with both values side by side."""
+    import asyncio
+
+    from rich.table import Table
+
+    from callbridge import conflicts
+    from callbridge.temporal import connect
+
+    async def run():
+        return await conflicts.pending_conflicts(await connect(get_settings()))
+
+    table = Table(title="Sync conflicts waiting for a decision")
+    for col in ("pair", "field", "last agreed", "Salesforce", "Genesys"):
+        table.add_column(col)
+    for wid, items in sorted(asyncio.run(run()).items()):
+        for c in items:
+            table.add_row(wid, c.field, str(c.base), str(c.salesforce), str(c.genesys))
+    console.print(table)
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    workflow_id: str = typer.Argument(help="The pair's workflow id (sync-pair-…)."),
+    field: str = typer.Argument(help="The Salesforce field name, as in the mapping."),
+    winner: str = typer.Option(..., help="salesforce or genesys"),
+) -> None:
+    """Decide a conflict: the pair's workflow writes the winning value to the other side."""
+    import asyncio
+
+    from callbridge import conflicts
+    from callbridge.temporal import connect
+
+    if winner not in ("salesforce", "genesys"):
+        raise typer.BadParameter("salesforce or genesys", param_hint="--winner")
+
+    async def run():
+        await conflicts.resolve(await connect(get_settings()), workflow_id, field, winner)
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="WORKFLOW_ID") from None
+    console.print(f"{workflow_id}: {field} → {winner}")
+
+
 if __name__ == "__main__":
     app()

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
-from starter import codec, desktop, screenpop
+from starter import codec, conflicts, desktop, screenpop
 from starter import metrics as ops
 from starter.webhooks import build_router
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(screenpop.build_router(settings))
     app.include_router(codec.build_router(settings))
     app.include_router(desktop.build_router(settings))
+    app.include_router(conflicts.build_router(settings, temporal))
     from starter import privacy
 
     app.include_router(privacy.build_router(settings, temporal))

@@ -49,3 +49,8 @@ def require_data_action_auth(settings: Settings) -> Callable[[Request], None]:
 def require_desktop_auth(settings: Settings) -> Callable[[Request], None]:
     return require_credentials(settings.desktop_username, settings.desktop_password.get_secret_value(),
                                realm="callbridge desktop")
+
+
+def require_admin_auth(settings: Settings) -> Callable[[Request], None]:
+    return require_credentials(settings.admin_username, settings.admin_password.get_secret_value(),
+                               realm="callbridge-admin")

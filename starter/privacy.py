@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from callbridge.privacy_requests import ErasureRequestError, erasure_status, start_erasure
 from callbridge.settings import Settings
+from starter.auth import require_admin_auth
 from starter.temporal_link import TemporalLink, TemporalUnavailable
 
 
@@ -23,27 +21,8 @@ class ErasureBody(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def require_admin(settings: Settings):
-    user = settings.admin_username.encode()
-    password = settings.admin_password.get_secret_value().encode()
-
-    def check(request: Request) -> None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        given_user = given_password = b""
-        if scheme.lower() == "basic":
-            try:
-                given_user, _, given_password = base64.b64decode(value, validate=True).partition(b":")
-            except ValueError:
-                pass
-        # Both compared, always: timing says nothing about which one was wrong.
-        if not (hmac.compare_digest(given_user, user) & hmac.compare_digest(given_password, password)):
-            raise HTTPException(401, detail="unauthorized", headers={"WWW-Authenticate": 'Basic realm="callbridge-admin"'})
-
-    return check
-
-
 def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
-    router = APIRouter(prefix="/gdpr", dependencies=[Depends(require_admin(settings))])
+    router = APIRouter(prefix="/gdpr", dependencies=[Depends(require_admin_auth(settings))])
 
     @router.post("/erasures", status_code=202)
     async def create_erasure(body: ErasureBody) -> JSONResponse:

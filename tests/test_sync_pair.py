@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -132,3 +133,43 @@ async def test_an_erased_person_is_never_recreated_or_relinked(stack, sf, tempor
     result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
     assert result.action == "skip_erased" and result.genesys_id is None
     assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] is None
+
+
+async def test_a_manual_conflict_waits_for_a_decision_through_the_admin_api(stack, sf, gc, temporal_client):
+    from callbridge.sync.models import Rule
+
+    sf_id = new_sf_contact(sf, Title="Analyst")
+    gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id
+    sf.Contact.update(sf_id, {"Title": "Manager", "FirstName": "Anabela"})
+    current = gc.get(f"{CONTACTS}/{gc_id}").json()
+    gc.put(f"{CONTACTS}/{gc_id}", json={**{k: v for k, v in current.items()
+                                           if k not in ("id", "selfUri", "createDate", "modifyDate")},
+                                        "title": "Team lead"}).raise_for_status()
+    key = PairKey(salesforce_id=sf_id)
+    rules = [Rule(name="Title", direction="both", policy="manual") if m.salesforce == "Title"
+             else Rule(name=m.salesforce, direction=m.direction, policy=m.policy) for m in load().fields]
+    handle = await temporal_client.start_workflow(
+        SyncPairWorkflow.run, SyncPairInput(key=key, rules=rules, mode="bidirectional"),
+        id=key.workflow_id, task_queue=stack.task_queue)
+
+    admin = ("admin", "callbridge-demo-admin")
+    deadline = time.monotonic() + 20
+    while True:
+        listed = httpx.get(f"{stack.starter_url}/admin/api/conflicts", auth=admin)
+        mine = [p for p in listed.json()["pairs"] if p["workflowId"] == key.workflow_id]
+        if mine:
+            break
+        desc = await handle.describe()
+        assert time.monotonic() < deadline, f"the conflict never showed up: {listed.text} {desc.status}"
+        await asyncio.sleep(0.3)
+    [conflict] = mine[0]["conflicts"]
+    assert (conflict["field"], conflict["salesforce"], conflict["genesys"]) == ("Title", "Manager", "Team lead")
+    # The record's other fields were synced while the conflict waits.
+    assert gc.get(f"{CONTACTS}/{gc_id}").json()["firstName"] == "Anabela"
+    assert httpx.post(f"{stack.starter_url}/admin/api/conflicts/{key.workflow_id}/resolve",
+                      json={"field": "Title", "winner": "genesys"}).status_code == 401
+    resolved = httpx.post(f"{stack.starter_url}/admin/api/conflicts/{key.workflow_id}/resolve", auth=admin,
+                          json={"field": "Title", "winner": "genesys"})
+    assert resolved.status_code == 202
+    result = await handle.result()
+    assert result.resolved == ["Title"] and sf.Contact.get(sf_id)["Title"] == "Team lead"

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.workflow import ParentClosePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,6 +40,14 @@ TALLY = {"create_in_genesys": "created", "create_in_salesforce": "created", "upd
 
 @workflow.defn
 class ContactSyncWorkflow:
+    def __init__(self) -> None:
+        self._settled: set[str] = set()
+
+    @workflow.signal
+    def pair_settled(self, pair_workflow_id: str) -> None:
+        """A pair synced all but its `manual` conflicts, and waits for a decision on its own."""
+        self._settled.add(pair_workflow_id)
+
     @workflow.run
     async def run(self, inp: ContactSyncInput) -> ContactSyncResult:
         started = workflow.now()
@@ -83,11 +92,17 @@ class ContactSyncWorkflow:
         async with sem:
             while True:
                 try:
-                    return await workflow.execute_child_workflow(
+                    handle = await workflow.start_child_workflow(
                         SyncPairWorkflow.run,
                         SyncPairInput(key=key, rules=inp.rules, mode=inp.mode, delete_handling=inp.delete_handling),
                         id=key.workflow_id, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                        # A pair waiting days for a conflict decision outlives this run.
+                        parent_close_policy=ParentClosePolicy.ABANDON,
                     )
+                    await workflow.wait_condition(lambda: handle.done() or key.workflow_id in self._settled)
+                    if not handle.done():
+                        return SyncPairResult(action="update", conflicts=["(waiting for a decision)"])
+                    return await handle
                 except WorkflowAlreadyStartedError:
                     # That pair is being synced on demand right now: let it finish, then run
                     # again so this run's change is read after it.

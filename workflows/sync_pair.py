@@ -18,7 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync import SyncActivities
     from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
     from callbridge.sync.models import (
+        ConflictDecision,
         GenesysWrite,
+        PendingConflict,
         PairSnapshot,
         SalesforceWrite,
         StoreBaseRequest,
@@ -44,9 +46,44 @@ def _time(value: str | None) -> datetime | None:
 
 @workflow.defn
 class SyncPairWorkflow:
+    def __init__(self) -> None:
+        self._pending: list[PendingConflict] = []
+        self._decisions: dict[str, str] = {}
+
+    @workflow.signal
+    def resolve(self, decision: ConflictDecision) -> None:
+        self._decisions[decision.field] = decision.winner
+
+    @workflow.query
+    def conflicts(self) -> list[PendingConflict]:
+        return self._pending
+
     @workflow.run
     async def run(self, inp: SyncPairInput) -> SyncPairResult:
-        rules = [FieldRule(r.name, r.direction, r.policy) for r in inp.rules]
+        result = await self._sync(inp, [FieldRule(r.name, r.direction, r.policy) for r in inp.rules])
+        if not result.conflicts:
+            return result
+        # `manual` conflicts: the other fields are synced already; tell the run it may move on,
+        # then wait durably for an operator's decision (`callbridge conflicts resolve`).
+        await self._tell_parent_settled()
+        fields = set(result.conflicts)
+        decided = await workflow.wait_condition(lambda: fields <= set(self._decisions),
+                                                timeout=timedelta(days=inp.manual_deadline_days))
+        if decided is False:
+            return result  # deadline passed: left as it is, reported with its conflicts
+        rules = [FieldRule(r.name, r.direction, self._decisions.get(r.name, r.policy)) for r in inp.rules]
+        self._pending = []
+        final = await self._sync(inp, rules)
+        final.resolved = sorted(fields)
+        return final
+
+    async def _tell_parent_settled(self) -> None:
+        parent = workflow.info().parent
+        if parent is not None:
+            await workflow.get_external_workflow_handle(parent.workflow_id, run_id=parent.run_id).signal(
+                "pair_settled", workflow.info().workflow_id)
+
+    async def _sync(self, inp: SyncPairInput, rules: list[FieldRule]) -> SyncPairResult:
         for round_ in range(1, MAX_ROUNDS + 1):
             snap = await workflow.execute_activity_method(
                 SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
@@ -64,6 +101,8 @@ class SyncPairWorkflow:
                     continue  # someone wrote in between: read again, merge again
                 raise
             result.attempts = round_
+            self._pending = [PendingConflict(field=c.field, base=c.base, salesforce=c.salesforce, genesys=c.genesys)
+                             for c in plan.conflicts]
             return result
         raise ApplicationError(f"the pair kept changing during {MAX_ROUNDS} rounds", non_retryable=True)
 

@@ -68,12 +68,14 @@ class SyncPairInput(BaseModel):
     rules: list[Rule]
     mode: Literal["one_way", "bidirectional"] = "one_way"
     delete_handling: Literal["propagate", "unlink"] = "propagate"
+    manual_deadline_days: int = 7
 
     @classmethod
     def from_config(cls, key: PairKey, config, mode: str | None = None) -> "SyncPairInput":
         return cls(key=key, rules=[Rule(name=m.salesforce, direction=m.direction, policy=m.policy)
                                    for m in config.fields],
-                   mode=mode or config.mode, delete_handling=config.delete_handling)
+                   mode=mode or config.mode, delete_handling=config.delete_handling,
+                   manual_deadline_days=config.manual_deadline_days)
 
 
 class SyncPairResult(BaseModel):
@@ -83,6 +85,7 @@ class SyncPairResult(BaseModel):
     written_to_salesforce: list[str] = Field(default_factory=list)
     written_to_genesys: list[str] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)
+    resolved: list[str] = Field(default_factory=list)
     attempts: int = 1
 
 
@@ -141,3 +144,17 @@ class ContactSyncResult(BaseModel):
 
 
 ContactSyncInput.model_rebuild()
+
+
+class ConflictDecision(BaseModel):
+    """An operator's answer to a `manual` conflict: which side's value wins for the field."""
+
+    field: str
+    winner: Literal["salesforce", "genesys"]
+
+
+class PendingConflict(BaseModel):
+    field: str
+    base: Any = None
+    salesforce: Any = None
+    genesys: Any = None
