@@ -25,10 +25,10 @@ WATERMARK = "caller_index_watermark"
 APPLY_BATCH = 2000
 
 
-def query_pages(sf: SalesforceConnection, soql: str) -> Iterator[list[dict[str, Any]]]:
-    """Every record of a query, a page (up to 2,000) at a time, following nextRecordsUrl."""
+def query_pages(sf: SalesforceConnection, soql: str, resource: str = "query") -> Iterator[list[dict[str, Any]]]:
+    """Every record of a query (or queryAll), a page (up to 2,000) at a time, following nextRecordsUrl."""
     try:
-        page = sf.restful("query", params={"q": soql})
+        page = sf.restful(resource, params={"q": soql})
         while True:
             yield page["records"]
             if page.get("done", True):

@@ -196,18 +196,10 @@ class SyncRunActivities:
     def _salesforce_changes(self, since: datetime | None) -> list[str]:
         from activities.caller_index import query_pages
 
-        soql = "SELECT Id FROM Contact" if since is None else format_soql(
+        soql = "SELECT Id FROM Contact WHERE IsDeleted = false" if since is None else format_soql(
             "SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
-        if since is None:
-            soql += " WHERE IsDeleted = false"
-        ids: list[str] = []
         # queryAll: a deletion is a change too (IsDeleted rows in the recycle bin).
-        page = self._sf.restful("queryAll", params={"q": soql})
-        while True:
-            ids += [r["Id"] for r in page["records"]]
-            if page.get("done", True):
-                return ids
-            page = self._sf.restful(page["nextRecordsUrl"].split(f"/v{self._sf.api_version}/", 1)[1])
+        return [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
 
     def _match_by_email(self, email: str) -> list[str]:
         soql = format_soql("SELECT Id FROM Contact WHERE Email = {} LIMIT 2", email)
@@ -246,7 +238,7 @@ class SyncRunActivities:
                                        non_retryable=resp.status_code < 500 and resp.status_code != 429)
             body = resp.json()
             for contact in body.get("entities", []):
-                modified = _parse_time(contact.get("modifyDate"))
+                modified = parse_sf_datetime(contact.get("modifyDate"))
                 if gc_since is not None and modified is not None and modified < gc_since:
                     continue
                 changes.genesys_changes += 1
@@ -310,7 +302,3 @@ def _add(keys: dict[str, PairKey], sf_id: str, gc_id: str) -> None:
     keys[sf_id] = PairKey(salesforce_id=sf_id, genesys_id=gc_id)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
 from callbridge.matching import PERSONAL_FIELDS, PHONE_FIELDS, contact_region, parse_sf_datetime

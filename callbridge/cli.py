@@ -301,6 +301,18 @@ sync_app = typer.Typer(help="Contact sync between Salesforce and Genesys externa
 app.add_typer(sync_app, name="sync")
 
 
+def _sync_mapping(settings, config: Path | None, mode: str | None):
+    """The mapping to run with; a bad file or mode is a clear error naming the option."""
+    from callbridge.sync import config as sync_config
+
+    if mode not in (None, "one_way", "bidirectional"):
+        raise typer.BadParameter("one_way or bidirectional", param_hint="--mode")
+    try:
+        return sync_config.load(config or (Path(settings.sync_config_path) if settings.sync_config_path else None))
+    except sync_config.ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+
+
 @sync_app.command("contact")
 def sync_contact(
     contact_id: str = typer.Argument(help="A Salesforce Contact id, or a Genesys external contact id."),
@@ -311,18 +323,12 @@ def sync_contact(
     import asyncio
     import re
 
-    from callbridge.sync import config as sync_config
     from callbridge.sync.models import PairKey, SyncPairInput
     from callbridge.temporal import connect
     from workflows.sync_pair import SyncPairWorkflow
 
     settings = get_settings()
-    if mode not in (None, "one_way", "bidirectional"):
-        raise typer.BadParameter("one_way or bidirectional", param_hint="--mode")
-    try:
-        mapping = sync_config.load(config or (Path(settings.sync_config_path) if settings.sync_config_path else None))
-    except sync_config.ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    mapping = _sync_mapping(settings, config, mode)
     is_salesforce = re.fullmatch(r"003[A-Za-z0-9]{12}([A-Za-z0-9]{3})?", contact_id) is not None
     key = PairKey(salesforce_id=contact_id) if is_salesforce else PairKey(genesys_id=contact_id)
 
@@ -350,18 +356,12 @@ def sync_run(
 
     from rich.table import Table
 
-    from callbridge.sync import config as sync_config
     from callbridge.sync.models import ContactSyncInput
     from callbridge.temporal import connect
     from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
 
     settings = get_settings()
-    if mode not in (None, "one_way", "bidirectional"):
-        raise typer.BadParameter("one_way or bidirectional", param_hint="--mode")
-    try:
-        mapping = sync_config.load(config or (Path(settings.sync_config_path) if settings.sync_config_path else None))
-    except sync_config.ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    mapping = _sync_mapping(settings, config, mode)
 
     async def run():
         client = await connect(settings)

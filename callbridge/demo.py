@@ -75,23 +75,22 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
     callers = await asyncio.to_thread(known_callers, settings)
     rng = random.Random()
     pending: set[asyncio.Task] = set()
-    async with httpx.AsyncClient(timeout=30) as http:
-        while not stop.is_set():
-            caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
-            try:
-                # wait=True: the simulator answers once its webhook reached the starter.
-                call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True,
-                                               agentId=agent["id"])
-            except httpx.HTTPError as exc:
-                console.print(f"[red]call simulator unavailable: {exc}[/red]")
-            else:
-                task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
+    while not stop.is_set():
+        caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
+        try:
+            # wait=True: the simulator answers once its webhook reached the starter.
+            call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True,
+                                           agentId=agent["id"])
+        except httpx.HTTPError as exc:
+            console.print(f"[red]call simulator unavailable: {exc}[/red]")
+        else:
+            task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
     for task in pending:
         task.cancel()
 

@@ -8,7 +8,7 @@ If-Unmodified-Since) or a base stored by someone else means: read again, merge a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.sync import SyncActivities
+    from callbridge.matching import parse_sf_datetime
     from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
     from callbridge.sync.models import (
         ConflictDecision,
@@ -33,15 +34,6 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2
 TIMEOUT = timedelta(seconds=30)
 STALE = {"StaleRecord", "StaleBase"}
 MAX_ROUNDS = 5
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
-    return datetime.fromisoformat(text)
 
 
 @workflow.defn
@@ -90,8 +82,8 @@ class SyncPairWorkflow:
             plan = merge(
                 Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                      salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
-                     salesforce_modified=_time(snap.salesforce_modified),
-                     genesys_modified=_time(snap.genesys_modified), erased=snap.erased),
+                     salesforce_modified=parse_sf_datetime(snap.salesforce_modified),
+                     genesys_modified=parse_sf_datetime(snap.genesys_modified), erased=snap.erased),
                 rules, mode=inp.mode, delete_handling=inp.delete_handling,
             )
             try:
