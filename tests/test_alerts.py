@@ -4,43 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from callbridge import metrics
 from callbridge.alerts import AlertChannel, FailureRateRule, check_erasures, check_sync_run
 from callbridge.settings import Settings
+from tests.http_receiver import HttpReceiver
 
 
-class AlertReceiver:
-    """A Slack-style incoming webhook on a real socket: records each {"text": ...} it gets."""
+class AlertReceiver(HttpReceiver):
+    """A Slack-style incoming webhook: the {"text": ...} of each message it got."""
 
     def __init__(self, status: int = 200) -> None:
-        self.messages: list[str] = []
-        self.status = status
-        receiver = self
+        super().__init__("/hooks/alerts", status=status, answer=b"ok")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.messages.append(json.loads(body)["text"])
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def messages(self) -> list[str]:
+        return [json.loads(body)["text"] for _, body, _ in self.requests]
 
 
 @pytest.fixture

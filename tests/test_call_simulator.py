@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -22,6 +20,7 @@ from websockets.sync.client import connect
 
 from callbridge.models import CallEndedEvent
 from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.http_receiver import HttpReceiver
 from tests.test_genesys_emulator import assert_model
 
 FOUND = {
@@ -35,75 +34,13 @@ WEBHOOK_SECRET = "simulator-secret"
 ANI = "+15125550142"
 
 
-class DataAction:
-    """Stands in for Callbridge's /screenpop/lookup: records requests, answers as told."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.answer: Any = FOUND
-        self.status = 200
-        self.delay = 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                time.sleep(outer.delay)
-                data = json.dumps(outer.answer).encode()
-                try:
-                    self.send_response(outer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the flow gave up waiting
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/screenpop/lookup"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Webhooks:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes, float]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(({k: v for k, v in self.headers.items()}, body, time.time()))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/genesys/conversation-ended"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def configure(genesys, **config: Any) -> None:
     httpx.post(f"{genesys.api_url}/_emulator/config", json=config).raise_for_status()
 
 
 @pytest.fixture
 def data_action(genesys):
-    action = DataAction()
+    action = HttpReceiver("/screenpop/lookup", answer=FOUND)  # stands in for Callbridge's lookup
     configure(genesys, dataActionUrl=action.url,
               dataActionAuth={"username": "genesys-data-action", "password": "lookup-pass"})
     yield action
@@ -114,7 +51,7 @@ def data_action(genesys):
 @pytest.fixture
 def webhooks(genesys):
     before = httpx.get(f"{genesys.api_url}/_emulator/config").json()
-    receiver = Webhooks()
+    receiver = HttpReceiver("/webhooks/genesys/conversation-ended")
     configure(genesys, webhookUrl=receiver.url, webhookSecret=WEBHOOK_SECRET)
     yield receiver
     if before["webhookUrl"] is None:
@@ -185,7 +122,7 @@ def open_channel(http, topics: list[str]) -> str:
 
 def test_data_action_gets_the_ani_and_its_answer_becomes_participant_attributes(genesys, data_action, sdk, http):
     c = place(genesys, wait=True, alertSeconds=0.05, talkSeconds=0.05)
-    [(headers, body)] = data_action.requests
+    [(headers, body, _)] = data_action.requests
     assert json.loads(body) == {"phoneNumber": f"tel:{ANI}"}  # Call.Ani, as the flow's input
     assert headers["content-type"] == "application/json"
     assert headers["authorization"] == "Basic " + base64.b64encode(b"genesys-data-action:lookup-pass").decode()

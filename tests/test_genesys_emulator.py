@@ -9,10 +9,8 @@ doesn't know fails the test. Raw httpx covers what the SDK hides (error bodies, 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -24,6 +22,7 @@ from PureCloudPlatformClientV2.rest import ApiException
 from callbridge.models import CallEndedEvent
 from callbridge.processes import ManagedProcess, free_port, python_module
 from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from tests.http_receiver import HttpReceiver
 
 # ---------------------------------------------------------------------------------------------
 # The model walker
@@ -387,43 +386,13 @@ def test_stats_count_requests_by_route(http, genesys, call):
 # The call simulator's webhook
 
 
-class Receiver:
-    """A tiny webhook receiver: records each delivery, answers with queued statuses (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes, float]] = []
-        self.statuses: list[int] = []
-        self.got = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(({k: v for k, v in self.headers.items()}, body, time.monotonic()))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                receiver.got.set()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/genesys/conversation-ended"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 WEBHOOK_SECRET = "receiver-secret"
 
 
 @pytest.fixture
 def receiver(genesys):
     before = httpx.get(f"{genesys.api_url}/_emulator/config").json()
-    r = Receiver()
+    r = HttpReceiver("/webhooks/genesys/conversation-ended")
     httpx.post(f"{genesys.api_url}/_emulator/config",
                json={"webhookUrl": r.url, "webhookSecret": WEBHOOK_SECRET}).raise_for_status()
     yield r
