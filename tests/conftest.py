@@ -183,3 +183,26 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
     yield stack
     stack.worker.stop()
     starter.stop()
+
+
+# --- clients for checking what landed where -------------------------------------------------
+# Module-scoped: a module that expires Salesforce sessions gets its own (see test_salesforce_emulator).
+
+
+@pytest.fixture(scope="module")
+def sf(salesforce):
+    """A plain simple-salesforce client (not Callbridge's connector)."""
+    from tests.helpers import salesforce_client
+
+    return salesforce_client(salesforce)
+
+
+@pytest.fixture(scope="module")
+def gc(genesys):
+    """A plain httpx client for the Genesys emulator's Platform API, with a token."""
+    import httpx
+
+    token = httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
+    with httpx.Client(base_url=genesys.api_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client

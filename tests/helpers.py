@@ -110,3 +110,15 @@ async def refresh_index(client, stack) -> None:
         desc = await handle.describe()
         if desc.status == WorkflowExecutionStatus.COMPLETED and desc.start_time.timestamp() >= mark:
             return
+
+
+GENESYS_CONTACTS = "/api/v2/externalcontacts/contacts"
+
+
+def new_sf_contact(sf: Salesforce, **fields: Any) -> str:
+    """A Salesforce contact with a fresh Austin number and a unique email (for sync tests)."""
+    _, digits = unique_us_number()
+    body = {"FirstName": "Ana", "LastName": f"Silva{time.monotonic_ns() % 10**6}",
+            "Email": f"ana.{time.monotonic_ns()}@example.com", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
+            "MailingCountry": "USA", **fields}
+    return sf.Contact.create(body)["id"]

@@ -17,18 +17,12 @@ from tests.helpers import (
     call_event,
     conversation_id,
     post_webhook,
-    salesforce_client,
     tasks_for_conversation,
     unique_us_number,
 )
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sf(salesforce):
-    return salesforce_client(salesforce)
 
 
 @pytest.fixture(scope="module")

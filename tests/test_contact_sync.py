@@ -10,7 +10,8 @@ from callbridge.store import caller_index as state
 from callbridge.store.db import get_engine
 from callbridge.sync.config import load
 from callbridge.sync.models import ContactSyncInput
-from tests.test_sync_pair import CONTACTS, gc, new_sf_contact, sf  # noqa: F401 (fixtures)
+from tests.helpers import GENESYS_CONTACTS as CONTACTS
+from tests.helpers import new_sf_contact
 from workflows.contact_sync import ContactSyncWorkflow
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
 from callbridge.temporal import data_converter
 from tests.conftest import PAYLOAD_KEYS, VENV_BIN
-from tests.helpers import call_event, conversation_id, refresh_index, salesforce_client, unique_us_number
+from tests.helpers import call_event, conversation_id, refresh_index, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow
 from workflows.call_logging import workflow_id as call_log_id
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
@@ -38,11 +38,6 @@ pytestmark = pytest.mark.integration
 ADMIN = ("admin", "callbridge-demo-admin")
 # Every email this module makes up ends with this: the log scan (test_privacy_logs) looks for it.
 TEST_EMAIL_DOMAIN = "erasure-test.example"
-
-
-@pytest.fixture(scope="module")
-def sf(salesforce):
-    return salesforce_client(salesforce)
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,11 @@ from callbridge.privacy_models import RetentionInput
 from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
 from tests.conftest import REPO
-from tests.helpers import salesforce_client, unique_us_number
+from tests.helpers import unique_us_number
 from tests.test_gdpr_erasure import TEST_EMAIL_DOMAIN, genesys_token, place_call, stack_settings
 from workflows.retention import RetentionWorkflow
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sf(salesforce):
-    return salesforce_client(salesforce)
 
 
 def test_consent_withdrawal_stops_sync(stack, sf):

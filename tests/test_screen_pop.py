@@ -8,16 +8,11 @@ import time
 import httpx
 import pytest
 from tests.helpers import refresh_index as refresh
-from tests.helpers import salesforce_client, unique_us_number
+from tests.helpers import unique_us_number
 
 pytestmark = pytest.mark.integration
 
 AUTH = ("genesys-data-action", "callbridge-demo-lookup")
-
-
-@pytest.fixture(scope="module")
-def sf(salesforce):
-    return salesforce_client(salesforce)
 
 
 @pytest.fixture(scope="module")

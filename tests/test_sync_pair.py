@@ -10,23 +10,11 @@ import pytest
 
 from callbridge.sync.config import load
 from callbridge.sync.models import PairKey, SyncPairInput
-from tests.helpers import salesforce_client, unique_us_number
+from tests.helpers import GENESYS_CONTACTS as CONTACTS
+from tests.helpers import new_sf_contact, unique_us_number
 from workflows.sync_pair import SyncPairWorkflow
 
 pytestmark = pytest.mark.integration
-CONTACTS = "/api/v2/externalcontacts/contacts"
-
-
-@pytest.fixture(scope="module")
-def sf(salesforce):
-    return salesforce_client(salesforce)
-
-
-@pytest.fixture(scope="module")
-def gc(genesys):
-    token = httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
-                       auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
-    return httpx.Client(base_url=genesys.api_url, headers={"Authorization": f"Bearer {token}"})
 
 
 async def sync(client, stack, mode="one_way", **key):
@@ -34,14 +22,6 @@ async def sync(client, stack, mode="one_way", **key):
     return await client.execute_workflow(
         SyncPairWorkflow.run, SyncPairInput.from_config(k, load(), mode=mode),
         id=k.workflow_id, task_queue=stack.task_queue)
-
-
-def new_sf_contact(sf, **fields) -> str:
-    e164, digits = unique_us_number()
-    body = {"FirstName": "Ana", "LastName": f"Silva{time.monotonic_ns() % 10**6}",
-            "Email": f"ana.{time.monotonic_ns()}@example.com", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
-            "MailingCountry": "USA", **fields}
-    return sf.Contact.create(body)["id"]
 
 
 async def test_one_way_creates_links_updates_and_deletes(stack, sf, gc, temporal_client):
