@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -43,12 +44,14 @@ class SyncActivities:
         self._genesys = genesys
         self._settings = settings
 
-    def _config(self):
+    @functools.cached_property
+    def _mapping(self):
+        """The mapping file, read once per worker (activities run for every pair)."""
         path = self._settings.sync_config_path
         return sync_config.load(Path(path) if path else None)
 
     def _read_salesforce(self, contact_id: str) -> dict | None:
-        fields = ", ".join(sorted({m.salesforce for m in self._config().fields}
+        fields = ", ".join(sorted({m.salesforce for m in self._mapping.fields}
                                   | {"Id", "IsDeleted", "LastModifiedDate", "Genesys_Contact_Id__c",
                                      "MailingCountry"}))
         soql = format_soql(f"SELECT {fields} FROM Contact WHERE Id = {{}}", contact_id)
@@ -60,7 +63,7 @@ class SyncActivities:
 
     @activity.defn
     async def load_sync_pair(self, key: PairKey) -> PairSnapshot:
-        config, region = self._config(), self._settings.default_region
+        config, region = self._mapping, self._settings.default_region
         engine = get_engine(self._settings.database_url)
         stored = sync_store.get_pair(engine, key.salesforce_id, key.genesys_id)
         sf_id = key.salesforce_id or (stored or {}).get("salesforce_id")
@@ -137,7 +140,7 @@ class SyncActivities:
 
     @activity.defn
     async def write_genesys_contact(self, write: GenesysWrite) -> str:
-        config = self._config()
+        config = self._mapping
         body = to_genesys(write.fields, config)
         if write.op == "create":
             body["externalIds"] = [{"externalSource": {"id": self._settings.genesys_external_source_id},
@@ -237,7 +240,9 @@ class SyncRunActivities:
                 raise ApplicationError(f"Genesys scan failed ({resp.status_code})",
                                        non_retryable=resp.status_code < 500 and resp.status_code != 429)
             body = resp.json()
-            for contact in body.get("entities", []):
+            entities = body.get("entities", [])
+            stored_by_gc = sync_store.pairs_by_genesys_ids(engine, [c["id"] for c in entities])
+            for contact in entities:
                 modified = parse_sf_datetime(contact.get("modifyDate"))
                 if gc_since is not None and modified is not None and modified < gc_since:
                     continue
@@ -245,8 +250,8 @@ class SyncRunActivities:
                 linked = next((e.get("value") for e in contact.get("externalIds") or []
                                if (e.get("externalSource") or {}).get("id") == self._settings.genesys_external_source_id),
                               None)
-                stored = sync_store.get_pair(engine, None, contact["id"])
-                sf_id = (stored or {}).get("salesforce_id") or linked
+                stored = stored_by_gc.get(contact["id"])
+                sf_id = stored or linked
                 if stored is None and linked:
                     unverified[contact["id"]] = linked  # a link we never made: check it exists
                     continue

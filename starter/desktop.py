@@ -76,6 +76,8 @@ async def agent_events(genesys: GenesysConnection, agent_id: str) -> AsyncIterat
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/desktop", tags=["agent desktop"], dependencies=[Depends(require_desktop_auth(settings))])
     engine = get_engine(settings.database_url)
+    # One Platform API client for every page: its token is fetched once and reused until it expires.
+    genesys = GenesysConnection(settings)
 
     @router.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -101,11 +103,7 @@ def build_router(settings: Settings) -> APIRouter:
         """Interaction-widget mode: Genesys passes {{gcConversationId}} in the page's URL."""
         if not _USER_ID.match(conversationId):
             raise HTTPException(422, "conversationId is not a Genesys conversation id")
-        genesys = GenesysConnection(settings)
-        try:
-            resp = await genesys.get(f"/api/v2/conversations/{conversationId}")
-        finally:
-            await genesys.aclose()
+        resp = await genesys.get(f"/api/v2/conversations/{conversationId}")
         if resp.status_code == 404:
             raise HTTPException(404, "no such conversation")
         resp.raise_for_status()
@@ -120,15 +118,12 @@ def build_router(settings: Settings) -> APIRouter:
             raise HTTPException(422, "agentId is not a Genesys user id")
 
         async def stream() -> AsyncIterator[bytes]:
-            genesys = GenesysConnection(settings)
             try:
                 async for event in agent_events(genesys, agentId):
                     yield f"data: {json.dumps(event)}\n\n".encode()
             except (OSError, websockets.WebSocketException, KeyError) as exc:
                 log.warning("notification relay ended", error=type(exc).__name__)
                 yield b'data: {"type": "error"}\n\n'
-            finally:
-                await genesys.aclose()
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

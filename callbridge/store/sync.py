@@ -43,6 +43,16 @@ def get_pair(engine: Engine, salesforce_id: str | None, genesys_id: str | None) 
     return {**row, "base": json.loads(row["base"])}
 
 
+def pairs_by_genesys_ids(engine: Engine, genesys_ids: list[str]) -> dict[str, str]:
+    """{genesys id: salesforce id} of the linked pairs among these Genesys contacts: one query a page."""
+    if not genesys_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(sync_pairs.c.genesys_id, sync_pairs.c.salesforce_id)
+                            .where(sync_pairs.c.genesys_id.in_(genesys_ids))).all()
+    return dict(rows)
+
+
 def store_base(engine: Engine, salesforce_id: str, genesys_id: str, base: dict[str, Any],
                expected_version: int) -> int:
     """Write the pair's new base if nobody else did since `expected_version` (0: a new pair)."""
