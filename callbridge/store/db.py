@@ -76,6 +76,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
     from callbridge.store import sync as _sync  # noqa: F401  (registers its tables)
+    from callbridge.store import sync_runs as _sync_runs  # noqa: F401  (registers its tables)
 
     from callbridge.store.migrations import upgrade_to_head
 
