@@ -1,0 +1,517 @@
+"""bench/chaos.py: the product under SIGKILLed workers, a restarted Temporal and a faulty Salesforce.
+
+Starts its own stack (file-backed Temporal dev server, both emulators, worker, starter) under
+var/chaos on free ports. While a scenario runs, the worker is SIGKILLed (and restarted at once,
+as a supervisor would) at random moments, the dev server is stopped and started again on the
+same file and port, and the Salesforce emulator answers 5% of requests 503, 1% of writes
+UNABLE_TO_LOCK_ROW and expires every session once. Then it checks the outcome against
+Salesforce and Genesys directly (SOQL, REST), not against what Callbridge says it did.
+
+    .venv/bin/python bench/chaos.py --scenario calls --calls 1000
+    .venv/bin/python bench/chaos.py --scenario erasures --erasures 20
+    .venv/bin/python bench/chaos.py --scenario sync --changes 10000
+    .venv/bin/python bench/chaos.py --scenario all
+
+Scenarios:
+  calls     N calls through the webhook, delivered the way Genesys does (3 tries, 1 s and 2 s
+            apart): exactly N Tasks, each on the caller's contact, no duplicate, none lost.
+  erasures  N GDPR erasures of people present in both systems: all complete, and nothing of
+            them is left in Salesforce or Genesys.
+  sync      N contact changes (Salesforce and Genesys sides) through ContactSyncWorkflow runs:
+            every change lands once on the other side; a change made during a run is taken by
+            the next one (the watermark never skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import httpx
+import requests
+from rich.console import Console
+from rich.table import Table
+from simple_salesforce import Salesforce
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from callbridge import signature  # noqa: E402
+from callbridge.matching import contact_region  # noqa: E402
+from callbridge.phone import all_e164  # noqa: E402
+from callbridge.processes import ManagedProcess, free_port  # noqa: E402
+from callbridge.settings import Settings  # noqa: E402
+from callbridge.stack import LocalStack  # noqa: E402
+from callbridge.temporal import connect  # noqa: E402
+
+console = Console()
+
+# Genesys's delivery of the conversation-ended webhook (emulators/genesys/simulator.py).
+GENESYS_RETRY_DELAYS = (1.0, 2.0)
+GENESYS_ATTEMPT_TIMEOUT = 5.0
+SALESFORCE_FAULTS = {"error_rate": 0.05, "error_status": 503, "unable_to_lock_row_rate": 0.01}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+# --- the stack and its faults ---------------------------------------------------------------------
+
+
+def chaos_settings(var: Path, **overrides: Any) -> Settings:
+    sf_port, gc_port, t_port, ui_port, st_port, wm_port, wt_port = (free_port() for _ in range(7))
+    return Settings(**{
+        "var_dir": var, "temporal_address": f"127.0.0.1:{t_port}", "temporal_ui_url": f"http://127.0.0.1:{ui_port}",
+        "temporal_task_queue": "callbridge-chaos",
+        "salesforce_instance_url": f"https://127.0.0.1:{sf_port}", "salesforce_login_url": f"https://127.0.0.1:{sf_port}",
+        "salesforce_ca_file": var / "salesforce" / "ca.pem", "genesys_api_url": f"http://127.0.0.1:{gc_port}",
+        "genesys_login_url": f"http://127.0.0.1:{gc_port}", "starter_port": st_port,
+        "webhook_secret": "chaos-webhook-secret", "database_url": f"sqlite:///{var / 'callbridge.db'}",
+        "log_level": "WARNING", "metrics_host": "127.0.0.1",
+        "worker_metrics_port": wm_port, "worker_temporal_metrics_port": wt_port,
+        **overrides,
+    })
+
+
+@dataclass
+class Fault:
+    kind: str  # worker-kill | temporal-restart | session-expiry
+    at: float  # perf_counter when it struck
+    back: float  # perf_counter when the process was ready again (= at for session expiry)
+
+
+class ChaosStack:
+    """The local stack plus the faults: kill/restart processes, Salesforce fault injection."""
+
+    def __init__(self, var: Path, contacts: int, temporal_outage: float = 0.0, **overrides: Any) -> None:
+        self.temporal_outage = temporal_outage  # seconds the dev server stays down when restarted
+        self.settings = chaos_settings(var, **overrides)
+        self.stack = LocalStack(self.settings)
+        self.contacts = contacts
+        self.faults: list[Fault] = []
+        self._admin: httpx.Client | None = None
+
+    def start(self) -> None:
+        s = self.stack
+        s.start_temporal()
+        s.seed_salesforce(self.contacts)
+        s.start_salesforce()
+        s.start_genesys()
+        s.start_worker().ready_url = self._worker_ready_url
+        self.worker.wait_ready(60)
+        s.start_starter()
+
+    def stop(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+        self.stack.stop()
+
+    @property
+    def _sf_admin(self) -> httpx.Client:
+        if self._admin is None:  # the emulator writes its CA on first start
+            self._admin = httpx.Client(base_url=f"{self.settings.salesforce_instance_url}/_emulator",
+                                       verify=str(self.settings.salesforce_ca_file), timeout=30)
+        return self._admin
+
+    @property
+    def _worker_ready_url(self) -> str:
+        # The worker serves metrics before it connects; good enough as "the process is up".
+        return f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics"
+
+    def _proc(self, name: str) -> ManagedProcess:
+        return next(p for p in self.stack.processes if p.name == name)
+
+    @property
+    def worker(self) -> ManagedProcess:
+        return self._proc("worker")
+
+    @property
+    def temporal(self) -> ManagedProcess:
+        return self._proc("temporal")
+
+    # Blocking (they wait for readiness): the scenarios run them in a thread.
+    def kill_worker(self) -> Fault:
+        at = time.perf_counter()
+        self.worker.kill()
+        self.worker.start(60)  # restarted at once, as systemd/Kubernetes would
+        fault = Fault("worker-kill", at, time.perf_counter())
+        self.faults.append(fault)
+        return fault
+
+    def restart_temporal(self) -> Fault:
+        at = time.perf_counter()
+        self.temporal.stop()
+        time.sleep(self.temporal_outage)
+        self.temporal.start(60)  # same --db-filename, same ports
+        fault = Fault("temporal-restart", at, time.perf_counter())
+        self.faults.append(fault)
+        return fault
+
+    def expire_sessions(self) -> Fault:
+        at = time.perf_counter()
+        self._sf_admin.post("/sessions/expire").raise_for_status()
+        fault = Fault("session-expiry", at, at)
+        self.faults.append(fault)
+        return fault
+
+    def salesforce_faults(self, seed: int, **extra: Any) -> None:
+        self._sf_admin.post("/faults", json={**SALESFORCE_FAULTS, "seed": seed, **extra}).raise_for_status()
+
+    def clear_salesforce_faults(self) -> None:
+        self._sf_admin.delete("/faults").raise_for_status()
+
+    def salesforce_stats(self) -> dict[str, Any]:
+        return self._sf_admin.get("/stats").json()
+
+    def salesforce_client(self) -> Salesforce:
+        """A plain simple-salesforce client (not Callbridge's connector) for setup and checks."""
+        s = self.settings
+        session = requests.Session()
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides session.verify
+        session.verify = str(s.salesforce_ca_file)
+        token = session.post(f"{s.salesforce_login_url}/services/oauth2/token", data={
+            "grant_type": "client_credentials", "client_id": s.salesforce_client_id,
+            "client_secret": s.salesforce_client_secret.get_secret_value()}).json()["access_token"]
+        return Salesforce(instance_url=s.salesforce_instance_url, session_id=token, session=session,
+                          version=s.salesforce_api_version)
+
+    def genesys_client(self) -> httpx.Client:
+        s = self.settings
+        token = httpx.post(f"{s.genesys_login_url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(s.genesys_client_id, s.genesys_client_secret.get_secret_value())).json()
+        return httpx.Client(base_url=s.genesys_api_url, timeout=30,
+                            headers={"Authorization": f"Bearer {token['access_token']}"})
+
+
+@dataclass
+class ChaosPlan:
+    kills: int
+    restarts: int
+    session_expiries: int = 1
+
+
+def schedule(plan: ChaosPlan, span: float, rng: random.Random, gap: float = 6.0) -> list[tuple[float, str]]:
+    """Random moments within (5%, 90%) of `span` seconds, at least `gap` apart where that fits,
+    so each fault's recovery can be told apart."""
+    kinds = ["worker-kill"] * plan.kills + ["temporal-restart"] * plan.restarts + \
+        ["session-expiry"] * plan.session_expiries
+    lo, hi = 0.05 * span, 0.9 * span
+    gap = min(gap, (hi - lo) / max(1, len(kinds)))
+    for _ in range(1000):
+        moments = sorted(rng.uniform(lo, hi) for _ in kinds)
+        if all(b - a >= gap for a, b in zip(moments, moments[1:])):
+            break
+    rng.shuffle(kinds)
+    return list(zip(moments, kinds))
+
+
+async def run_faults(cs: ChaosStack, plan: list[tuple[float, str]], t0: float, stop: asyncio.Event) -> None:
+    """Strike each fault at its moment (seconds after t0) unless the workload finished first."""
+    actions: dict[str, Callable[[], Fault]] = {
+        "worker-kill": cs.kill_worker, "temporal-restart": cs.restart_temporal, "session-expiry": cs.expire_sessions,
+    }
+    for at, kind in plan:
+        delay = t0 + at - time.perf_counter()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.to_thread(actions[kind])
+
+
+@dataclass
+class Recovery:
+    kind: str
+    at: float  # seconds into the run
+    down: float  # until the process was ready again
+    first_done: float  # until the first item completed after it was back
+    in_flight: int  # items accepted before the fault and not yet done
+    in_flight_done: float  # until the last of those completed
+
+
+def recoveries(faults: list[Fault], items: list[tuple[float, float | None]], t0: float) -> list[Recovery]:
+    """items: (accepted_at, completed_at) per workflow, perf_counter times."""
+    done = sorted(c for _, c in items if c is not None)
+    out = []
+    for f in faults:
+        first = next((c for c in done if c > f.back), None)
+        pending = [c for a, c in items if a < f.at and (c is None or c > f.at)]
+        last = max((c for c in pending if c is not None), default=None)
+        out.append(Recovery(
+            f.kind, f.at - t0, f.back - f.at,
+            (first - f.at) if first is not None else float("nan"), len(pending),
+            (last - f.at) if last is not None and None not in pending else float("nan"),
+        ))
+    return out
+
+
+async def wait_result(client: Client, workflow_id: str, deadline: float) -> Any:
+    """A workflow's result, riding out a Temporal restart (the long poll fails while it's down)."""
+    while True:
+        try:
+            return await client.get_workflow_handle(workflow_id).result()
+        except RPCError:
+            if time.perf_counter() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def recovery_table(title: str, recs: list[Recovery]) -> Table:
+    table = Table(title=title)
+    for col in ("fault", "at", "process back", "first done after", "in flight", "all of them done"):
+        table.add_column(col, justify="left" if col == "fault" else "right", no_wrap=True)
+    for r in sorted(recs, key=lambda r: r.at):
+        table.add_row(r.kind, f"{r.at:.1f} s", f"{r.down:.1f} s" if r.kind != "session-expiry" else "—",
+                      f"{r.first_done:.1f} s", str(r.in_flight), f"{r.in_flight_done:.1f} s")
+    return table
+
+
+# --- scenario: calls --------------------------------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    e164: str
+    contact_id: str
+    by_id: bool  # the IVR identified the contact (attributes.contact_id)
+
+
+def callers_with_one_owner(sf: Salesforce, default_region: str) -> list[tuple[str, str]]:
+    """(E.164, contact id) for every number exactly one contact holds in any phone field, so the
+    right contact is known without asking Callbridge."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    soql = ("SELECT Id, Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, Account.BillingCountry "
+            "FROM Contact")
+    for r in sf.query_all_iter(soql):
+        region, guessed = contact_region(r, default_region)
+        for fld in ("Phone", "MobilePhone", "HomePhone", "OtherPhone"):
+            for e164 in all_e164(r.get(fld), region, guessed):
+                owners[e164].add(r["Id"])
+    return sorted((e164, next(iter(ids))) for e164, ids in owners.items() if len(ids) == 1)
+
+
+def call_event(conversation: str, caller: Caller) -> dict[str, Any]:
+    end = datetime.now(timezone.utc) - timedelta(seconds=1)
+    return {
+        "conversationId": conversation, "participantId": "chaos", "conversationType": "phone",
+        "callerId": caller.e164, "calleeId": "+18005550100", "direction": "INBOUND",
+        "startTime": (end - timedelta(seconds=240)).isoformat(), "endTime": end.isoformat(),
+        "durationSeconds": 240, "recordingId": None, "agentId": "agent-1", "agentName": "Chaos Agent",
+        "queueId": "q-1", "queueName": "Support Queue", "interactionId": str(uuid.uuid4()),
+        "attributes": {"contact_id": caller.contact_id} if caller.by_id else {},
+    }
+
+
+async def deliver(http: httpx.AsyncClient, url: str, secret: str, body: bytes) -> tuple[int | None, int]:
+    """Deliver like Genesys: 3 tries on a non-2xx answer or a connection error."""
+    status: int | None = None
+    for attempt in range(len(GENESYS_RETRY_DELAYS) + 1):
+        if attempt:
+            await asyncio.sleep(GENESYS_RETRY_DELAYS[attempt - 1])
+        try:
+            resp = await http.post(url, content=body, timeout=GENESYS_ATTEMPT_TIMEOUT,
+                                   headers=signature.signed_headers(secret, int(time.time()), body))
+            status = resp.status_code
+            if 200 <= status < 300:
+                return status, attempt + 1
+        except httpx.HTTPError:
+            status = None
+    return status, len(GENESYS_RETRY_DELAYS) + 1
+
+
+@dataclass
+class CallsReport:
+    calls: int
+    delivered: int
+    redelivered: int  # needed a second or third try
+    undelivered: int  # refused 3 times: Genesys gives up
+    tasks: int
+    on_right_contact: int
+    wrong_contact: int
+    duplicates: int  # conversations with more than one Task
+    lost: int  # delivered but no Task
+    unexpected: int  # Tasks for conversations nobody called
+    not_finished: int  # workflows still not done at the deadline
+    elapsed: float
+    logged_latency: list[float]
+    ack_latency: list[float]
+    recoveries: list[Recovery]
+    salesforce_requests: int
+    salesforce_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return (self.tasks == self.calls == self.on_right_contact and not self.duplicates and not self.lost
+                and not self.undelivered and not self.wrong_contact and not self.unexpected)
+
+
+async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPlan, seed: int = 7,
+                         settle_timeout: float = 600.0) -> CallsReport:
+    s = cs.settings
+    rng = random.Random(seed)
+    sf = cs.salesforce_client()
+    owned = callers_with_one_owner(sf, s.default_region)
+    # One call in five arrives with the contact the IVR identified; the rest by caller number.
+    callers = [Caller(e164, cid, rng.random() < 0.2) for e164, cid in rng.sample(owned, min(len(owned), calls))]
+    callers = [callers[i % len(callers)] for i in range(calls)]
+    conversations = [str(uuid.uuid4()) for _ in range(calls)]
+    expected = dict(zip(conversations, (c.contact_id for c in callers)))
+
+    client = await connect(s)
+    url = f"http://127.0.0.1:{s.starter_port}/webhooks/genesys/conversation-ended"
+    secret = s.webhook_secret.get_secret_value()
+    span = calls / rate
+    faults_plan = schedule(plan, span, rng)
+    cs.salesforce_faults(seed)
+    stats_before = cs.salesforce_stats()["apiRequests"]
+    items: list[tuple[float, float | None]] = []
+    attempts: list[int] = []
+    acks: list[float] = []
+    undelivered: list[str] = []
+    unfinished: list[str] = []
+    latency: list[float] = []
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=300)) as http:
+
+        async def one(i: int, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            conversation = conversations[i]
+            body = json.dumps(call_event(conversation, callers[i])).encode()
+            sent = time.perf_counter()
+            status, tries = await deliver(http, url, secret, body)
+            acks.append(time.perf_counter() - sent)
+            attempts.append(tries)
+            if status is None or not 200 <= status < 300:
+                undelivered.append(conversation)
+                return
+            accepted = time.perf_counter()
+            try:
+                await wait_result(client, f"call-log-{conversation}", accepted + settle_timeout)
+            except Exception:  # noqa: BLE001 - failed or never finished: the Task count tells
+                items.append((accepted, None))
+                unfinished.append(conversation)
+                return
+            done = time.perf_counter()
+            items.append((accepted, done))
+            latency.append(done - sent)
+
+        t0 = time.perf_counter()
+        chaos = asyncio.create_task(run_faults(cs, faults_plan, t0, stop))
+        await asyncio.gather(*(one(i, t0 + i / rate) for i in range(calls)))
+        stop.set()
+        await chaos
+        elapsed = time.perf_counter() - t0
+    cs.clear_salesforce_faults()
+    sf_requests = cs.salesforce_stats()["apiRequests"] - stats_before
+
+    # The verdict from Salesforce itself: every Task carrying a conversation id.
+    sf = cs.salesforce_client()  # a fresh session: the old one was expired on purpose
+    per_conversation: dict[str, list[str | None]] = defaultdict(list)
+    for r in sf.query_all_iter("SELECT Genesys_Conversation_Id__c, WhoId FROM Task "
+                               "WHERE Genesys_Conversation_Id__c != null"):
+        per_conversation[r["Genesys_Conversation_Id__c"]].append(r["WhoId"])
+    tasks = sum(len(v) for k, v in per_conversation.items() if k in expected)
+    right = sum(1 for k, v in per_conversation.items() if k in expected and v == [expected[k]])
+    wrong = sum(1 for k, v in per_conversation.items() if k in expected and any(w != expected[k] for w in v))
+    dupes = sum(1 for k, v in per_conversation.items() if k in expected and len(v) > 1)
+    delivered_ok = set(conversations) - set(undelivered)
+    lost = sum(1 for k in delivered_ok if k not in per_conversation)
+    return CallsReport(
+        calls=calls, delivered=len(delivered_ok), redelivered=sum(1 for a in attempts if a > 1),
+        undelivered=len(undelivered), tasks=tasks, on_right_contact=right, wrong_contact=wrong, duplicates=dupes,
+        lost=lost, unexpected=sum(1 for k in per_conversation if k not in expected), not_finished=len(unfinished),
+        elapsed=elapsed, logged_latency=latency, ack_latency=acks, recoveries=recoveries(cs.faults, items, t0),
+        salesforce_requests=sf_requests,
+    )
+
+
+def print_calls(report: CallsReport, rate: float) -> None:
+    table = Table(title=f"Chaos: {report.calls} calls at {rate:g}/s")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("webhooks delivered (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
+        ("webhooks refused 3 times (Genesys gives up)", str(report.undelivered)),
+        ("Tasks for the calls made", str(report.tasks)),
+        ("… each on the caller's contact", str(report.on_right_contact)),
+        ("… on a wrong contact", str(report.wrong_contact)),
+        ("duplicates", str(report.duplicates)),
+        ("lost (delivered, no Task)", str(report.lost)),
+        ("Tasks nobody called for", str(report.unexpected)),
+        ("webhook accepted (retries included) p50 / p99 / max",
+         f"{pct(report.ack_latency, .5):.2f} s / {pct(report.ack_latency, .99):.2f} s / "
+         f"{max(report.ack_latency, default=float('nan')):.2f} s"),
+        ("call end → Task logged p50 / p99 / max",
+         f"{pct(report.logged_latency, .5):.1f} s / {pct(report.logged_latency, .99):.1f} s / "
+         f"{max(report.logged_latency, default=float('nan')):.1f} s"),
+        ("run time (all calls done)", f"{report.elapsed:.0f} s"),
+        ("Salesforce API requests per call (faults included)", f"{report.salesforce_requests / report.calls:.2f}"),
+        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(recovery_table("Recovery (seconds after the fault)", report.recoveries))
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["calls", "erasures", "sync", "all"], default="calls")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=10.0, help="webhooks per second offered")
+    parser.add_argument("--erasures", type=int, default=20)
+    parser.add_argument("--changes", type=int, default=10000, help="contact changes for the sync scenario")
+    parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs per scenario")
+    parser.add_argument("--restarts", type=int, default=1, help="dev-server restarts per scenario")
+    parser.add_argument("--outage", type=float, default=0.0,
+                        help="seconds the dev server stays down when restarted (default: started again at once)")
+    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--var", type=Path, default=Path("var/chaos"))
+    parser.add_argument("--keep", action="store_true", help="keep the var directory for inspection")
+    args = parser.parse_args()
+
+    scenarios = ["calls", "erasures", "sync"] if args.scenario == "all" else [args.scenario]
+    plan = ChaosPlan(kills=args.kills, restarts=args.restarts)
+    failed = False
+    for name in scenarios:
+        var = args.var.resolve() / name
+        shutil.rmtree(var, ignore_errors=True)
+        var.mkdir(parents=True)
+        cs = ChaosStack(var, contacts=args.contacts, temporal_outage=args.outage)
+        try:
+            with console.status(f"[{name}] starting the stack…"):
+                cs.start()
+            with console.status(f"[{name}] running under chaos…"):
+                if name == "calls":
+                    report = await calls_scenario(cs, args.calls, args.rate, plan, seed=args.seed)
+                    print_calls(report, args.rate)
+                    failed |= not report.ok
+        finally:
+            cs.stop()
+            if not args.keep:
+                shutil.rmtree(var, ignore_errors=True)
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
