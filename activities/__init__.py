@@ -13,7 +13,9 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.genesys_connection import GenesysConnection
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
-    from activities.sync import SyncActivities, SyncRunActivities
+    from activities.sync import SyncActivities
+    from activities.sync_bulk import SyncBulkActivities
+    from activities.sync_run import SyncRunActivities
 
     connection = SalesforceConnection(settings)
     salesforce = SalesforceActivities(connection)
@@ -22,6 +24,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     genesys = GenesysActivities(genesys_connection)
     sync = SyncActivities(connection, genesys_connection, settings)
     sync_run = SyncRunActivities(connection, genesys_connection, settings)
+    sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
     return [
         salesforce.find_contact_by_id,
         salesforce.find_contacts_by_phone,
@@ -33,8 +36,13 @@ def build_activities(settings: Settings) -> list[Callable]:
         sync.write_salesforce_contact,
         sync.write_genesys_contact,
         sync.store_sync_base,
+        sync.record_sync_review,
         sync_run.collect_sync_changes,
-        sync_run.advance_sync_watermarks,
+        sync_run.load_run_pairs,
+        sync_run.start_sync_run,
+        sync_run.finish_sync_run,
+        sync_run.check_salesforce_allowance,
+        sync_bulk.sync_contact_page,
         *privacy_activities(settings, connection),
     ]
 

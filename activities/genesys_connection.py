@@ -1,18 +1,59 @@
-"""A Genesys Cloud Platform API v2 client: OAuth client credentials over httpx."""
+"""A Genesys Cloud Platform API v2 client: OAuth client credentials over httpx.
+
+Genesys allows each token a budget of requests per minute (300 by default) and answers 429
+with Retry-After beyond it. The client paces itself to the budget (a sliding one-minute
+window, per connection = per token) and waits out a 429's Retry-After before retrying, so a
+large sync run slows down to the budget instead of failing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import time
 from typing import Any
 
 import httpx
 
+from activities.metering import count_genesys
 from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
 
 
 async def _count_response(resp: httpx.Response) -> None:
     record_api_response("genesys", resp.status_code)
+    count_genesys(resp.status_code)
+
+
+class RequestBudget:
+    """At most `per_minute` requests in any sliding minute (0: no pacing)."""
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.per_minute <= 0:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self.WINDOW:
+                    self._sent.popleft()
+                if len(self._sent) < self.per_minute:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(self._sent[0] + self.WINDOW - now)
+
+
+def retry_after_seconds(resp: httpx.Response, default: float = 1.0) -> float:
+    try:
+        return max(0.0, float(resp.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
 
 
 class GenesysConnection:
@@ -22,6 +63,7 @@ class GenesysConnection:
         self._http.event_hooks["response"].append(_count_response)
         self._token: str | None = None
         self._lock = asyncio.Lock()
+        self._budget = RequestBudget(settings.genesys_requests_per_minute)
 
     async def _fetch_token(self) -> str:
         s = self._settings
@@ -40,14 +82,24 @@ class GenesysConnection:
             return self._token
 
     async def request(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
-        """A Platform API call with a bearer token; a 401 means the token expired: fetch one, retry once."""
+        """A Platform API call with a bearer token, paced to the budget.
+
+        A 401 means the token expired: fetch one, retry once. A 429 is waited out (Retry-After)
+        and retried, a few times; after that the caller sees the 429 (its activity retries).
+        """
         if timeout is not None:
             kwargs["timeout"] = timeout
         token = await self._bearer()
-        resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-        if resp.status_code == 401:
-            token = await self._bearer(stale=token)
+        for _ in range(self._settings.genesys_max_429_retries + 1):
+            await self._budget.acquire()
             resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            if resp.status_code == 401:
+                token = await self._bearer(stale=token)
+                await self._budget.acquire()
+                resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            if resp.status_code != 429:
+                return resp
+            await asyncio.sleep(retry_after_seconds(resp))
         return resp
 
     async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:

@@ -14,6 +14,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
+from activities.metering import count_salesforce
 from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
 
@@ -38,6 +39,7 @@ def _count_response(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
     # The body is only peeked at for Salesforce's limit error code (403 REQUEST_LIMIT_EXCEEDED).
     hint = resp.text[:200] if resp.status_code == 403 else None
     record_api_response("salesforce", resp.status_code, hint)
+    count_salesforce(resp.headers.get("Sforce-Limit-Info"))
 
 
 class SalesforceAuthError(RuntimeError):

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     genesys_login_url: str = "http://127.0.0.1:8081"
     genesys_client_id: str = "callbridge-demo"
     genesys_client_secret: SecretStr = SecretStr("callbridge-demo-secret")
+    # Genesys's per-token budget (requests per minute; 0: don't pace) and how many 429s one
+    # request waits out (Retry-After) before its activity sees the error and retries.
+    genesys_requests_per_minute: int = 300
+    genesys_max_429_retries: int = 5
 
     # Webhook starter
     starter_host: str = "127.0.0.1"

@@ -8,6 +8,7 @@ If-Unmodified-Since) or a base stored by someone else means: read again, merge a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,8 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync import SyncActivities
     from callbridge.matching import parse_sf_datetime
     from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
+    from activities.sync_records import LINK_FIELD
     from callbridge.sync.models import (
+        AuditEntry,
         ConflictDecision,
+        ReviewRequest,
         GenesysWrite,
         PendingConflict,
         PairSnapshot,
@@ -59,10 +63,18 @@ class SyncPairWorkflow:
         # then wait durably for an operator's decision (`callbridge conflicts resolve`).
         await self._tell_parent_settled()
         fields = set(result.conflicts)
-        decided = await workflow.wait_condition(lambda: fields <= set(self._decisions),
-                                                timeout=timedelta(days=inp.manual_deadline_days))
-        if decided is False:
-            return result  # deadline passed: left as it is, reported with its conflicts
+        try:
+            await workflow.wait_condition(lambda: fields <= set(self._decisions),
+                                          timeout=timedelta(days=inp.manual_deadline_days))
+        except asyncio.TimeoutError:
+            # Deadline passed: the fields stay as they are, the case goes to the review list.
+            await workflow.execute_activity_method(
+                SyncActivities.record_sync_review,
+                ReviewRequest(reason="manual_deadline", salesforce_id=result.salesforce_id,
+                              genesys_id=result.genesys_id,
+                              detail=f"no decision within {inp.manual_deadline_days} days: {', '.join(sorted(fields))}"),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+            return result
         rules = [FieldRule(r.name, r.direction, self._decisions.get(r.name, r.policy)) for r in inp.rules]
         self._pending = []
         final = await self._sync(inp, rules)
@@ -98,18 +110,32 @@ class SyncPairWorkflow:
             return result
         raise ApplicationError(f"the pair kept changing during {MAX_ROUNDS} rounds", non_retryable=True)
 
-    async def _sf(self, write: SalesforceWrite) -> str:
-        return await workflow.execute_activity_method(
+    async def _sf(self, write: SalesforceWrite, result: SyncPairResult) -> str:
+        done = await workflow.execute_activity_method(
             SyncActivities.write_salesforce_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+        result.salesforce_requests += done.salesforce_requests
+        return done.id
 
-    async def _gc(self, write: GenesysWrite) -> str:
-        return await workflow.execute_activity_method(
+    async def _gc(self, write: GenesysWrite, result: SyncPairResult) -> str:
+        done = await workflow.execute_activity_method(
             SyncActivities.write_genesys_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+        result.genesys_requests += done.genesys_requests
+        return done.id
 
-    async def _store(self, sf_id: str, gc_id: str, base: dict | None, version: int) -> None:
+    async def _store(self, sf_id: str, gc_id: str, base: dict | None, snap: PairSnapshot, plan: Plan,
+                     written_to_salesforce: dict | None = None) -> None:
+        audit = [AuditEntry(action=plan.action.value, field=c.field, old=c.old, new=c.new, written_to=c.to.value,
+                            reason=c.reason) for c in plan.changes]
+        if not audit and plan.action is not Action.NOOP:
+            audit = [AuditEntry(action=plan.action.value, reason=REASONS.get(plan.action, ""))]
+        index_record = None
+        if written_to_salesforce is not None and plan.action not in (Action.DELETE_IN_SALESFORCE,):
+            index_record = {**(snap.index_record or {}), **written_to_salesforce, "Id": sf_id}
         await workflow.execute_activity_method(
-            SyncActivities.store_sync_base, StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id, base=base,
-                                                             expected_version=version),
+            SyncActivities.store_sync_base,
+            StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id, base=base, expected_version=snap.version,
+                             audit=audit, action=plan.action.value, index_record=index_record,
+                             salesforce_deleted=plan.action is Action.DELETE_IN_SALESFORCE or snap.salesforce_deleted),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
 
     async def _apply(self, snap: PairSnapshot, plan: Plan) -> SyncPairResult:
@@ -117,42 +143,60 @@ class SyncPairWorkflow:
         result = SyncPairResult(action=plan.action.value, salesforce_id=sf_id, genesys_id=gc_id,
                                 written_to_salesforce=sorted(plan.write_salesforce),
                                 written_to_genesys=sorted(plan.write_genesys),
-                                conflicts=[c.field for c in plan.conflicts])
+                                conflicts=[c.field for c in plan.conflicts],
+                                salesforce_requests=snap.salesforce_requests, genesys_requests=snap.genesys_requests)
         action = plan.action
         if action is Action.CREATE_IN_GENESYS:
-            gc_id = await self._gc(GenesysWrite(op="create", fields=plan.write_genesys, link_salesforce_id=sf_id))
-            # The link on the Salesforce side; unconditional: it is Callbridge's own field, and a
-            # lost link would make the next run create a second Genesys contact.
-            await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields={"Genesys_Contact_Id__c": gc_id}))
-            await self._store(sf_id, gc_id, plan.new_base, snap.version)
+            gc_id = await self._gc(GenesysWrite(op="create", fields=plan.write_genesys, link_salesforce_id=sf_id),
+                                   result)
+            # The base first: a crash before the Salesforce link is written then finds the pair
+            # linked and writes the link again, instead of creating a second Genesys contact.
+            await self._store(sf_id, gc_id, plan.new_base, snap, plan, written_to_salesforce={})
+            await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields={LINK_FIELD: gc_id}), result)
         elif action is Action.CREATE_IN_SALESFORCE:
-            fields = {**plan.write_salesforce, "Genesys_Contact_Id__c": gc_id}
+            fields = {**plan.write_salesforce, LINK_FIELD: gc_id}
             fields["LastName"] = fields.get("LastName") or "Unknown"  # required in Salesforce
-            sf_id = await self._sf(SalesforceWrite(op="create", fields=fields))
+            sf_id = await self._sf(SalesforceWrite(op="create", fields=fields), result)
+            await self._store(sf_id, gc_id, plan.new_base, snap, plan, written_to_salesforce=fields)
             await self._gc(GenesysWrite(op="update", contact_id=gc_id, current=snap.genesys_raw,
-                                        link_salesforce_id=sf_id))
-            await self._store(sf_id, gc_id, plan.new_base, snap.version)
-        elif action in (Action.UPDATE, Action.NOOP):
-            new_link = snap.version == 0  # matched this run (by email…): link both sides now
+                                        link_salesforce_id=sf_id), result)
+        elif action in (Action.UPDATE, Action.NOOP) and snap.salesforce is not None and snap.genesys is not None:
             sf_fields = dict(plan.write_salesforce)
-            if new_link:
-                sf_fields["Genesys_Contact_Id__c"] = gc_id
+            if gc_id and not snap.salesforce_link_ok:
+                sf_fields[LINK_FIELD] = gc_id  # matched this run, or a link lost: write it
             if sf_fields:
                 await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=sf_fields,
-                                               if_unmodified_since=snap.salesforce_modified))
-            if plan.write_genesys or new_link:
+                                               if_unmodified_since=snap.salesforce_modified), result)
+            if plan.write_genesys or (sf_id and not snap.genesys_link_ok):
                 await self._gc(GenesysWrite(op="update", contact_id=gc_id, fields=plan.write_genesys,
-                                            current=snap.genesys_raw, link_salesforce_id=sf_id))
+                                            current=snap.genesys_raw, link_salesforce_id=sf_id), result)
             if sf_id and gc_id and plan.new_base is not None and (plan.new_base != snap.base or snap.version == 0):
-                await self._store(sf_id, gc_id, plan.new_base, snap.version)
+                await self._store(sf_id, gc_id, plan.new_base, snap, plan,
+                                  written_to_salesforce=plan.write_salesforce)
         elif action is Action.DELETE_IN_GENESYS:
-            await self._gc(GenesysWrite(op="delete", contact_id=gc_id))
-            await self._store(sf_id, gc_id, None, snap.version)
+            await self._gc(GenesysWrite(op="delete", contact_id=gc_id), result)
+            await self._store(sf_id, gc_id, None, snap, plan)
         elif action is Action.DELETE_IN_SALESFORCE:
-            await self._sf(SalesforceWrite(op="delete", contact_id=sf_id))
-            await self._store(sf_id, gc_id, None, snap.version)
+            await self._sf(SalesforceWrite(op="delete", contact_id=sf_id), result)
+            await self._store(sf_id, gc_id, None, snap, plan)
         elif action in (Action.FORGET, Action.UNLINK):
             if sf_id and snap.version:
-                await self._store(sf_id, gc_id or "", None, snap.version)
+                await self._store(sf_id, gc_id or "", None, snap, plan)
+        elif action is Action.DELETE_CONFLICT:
+            await workflow.execute_activity_method(
+                SyncActivities.record_sync_review,
+                ReviewRequest(reason="delete_conflict", salesforce_id=sf_id, genesys_id=gc_id,
+                              detail=("deleted in Salesforce, edited in Genesys" if snap.salesforce_deleted
+                                      else "deleted in Genesys, edited in Salesforce")),
+                start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         result.salesforce_id, result.genesys_id = sf_id, gc_id
         return result
+
+
+REASONS = {
+    Action.DELETE_IN_GENESYS: "deleted in Salesforce",
+    Action.DELETE_IN_SALESFORCE: "deleted in Genesys",
+    Action.FORGET: "deleted on both sides",
+    Action.UNLINK: "deleted on one side; delete handling is unlink",
+    Action.UPDATE: "link written",
+}

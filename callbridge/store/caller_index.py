@@ -29,28 +29,37 @@ def _bump_version(conn) -> None:
 
 def apply_contacts(engine: Engine, records: Iterable[dict[str, Any]], default_region: str) -> int:
     """Replace the index rows of these contacts (a changed or removed number disappears)."""
+    with engine.begin() as conn:
+        return apply_contacts_in(conn, records, default_region)
+
+
+def apply_contacts_in(conn, records: Iterable[dict[str, Any]], default_region: str) -> int:
+    """`apply_contacts` inside the caller's transaction (contact sync stores its base with it)."""
     records = list(records)
     if not records:
         return 0
     rows = [row for r in records for row in index_rows(r, default_region)]
     account_rows = {a["account_id"]: a for r in records if (a := account_row(r))}
-    with engine.begin() as conn:
-        conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_([r["Id"] for r in records])))
-        if rows:
-            conn.execute(insert(caller_index), rows)
-        if account_rows:
-            conn.execute(_upsert(engine, accounts, list(account_rows.values()), ["account_id"]))
-        _bump_version(conn)
+    conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_([r["Id"] for r in records])))
+    if rows:
+        conn.execute(insert(caller_index), rows)
+    if account_rows:
+        conn.execute(_upsert(conn.engine, accounts, list(account_rows.values()), ["account_id"]))
+    _bump_version(conn)
     return len(records)
 
 
 def remove_contacts(engine: Engine, contact_ids: Iterable[str]) -> int:
+    with engine.begin() as conn:
+        return remove_contacts_in(conn, contact_ids)
+
+
+def remove_contacts_in(conn, contact_ids: Iterable[str]) -> int:
     ids = list(contact_ids)
     if not ids:
         return 0
-    with engine.begin() as conn:
-        removed = conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_(ids))).rowcount
-        _bump_version(conn)
+    removed = conn.execute(delete(caller_index).where(caller_index.c.contact_id.in_(ids))).rowcount
+    _bump_version(conn)
     return removed
 
 

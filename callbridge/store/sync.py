@@ -56,23 +56,35 @@ def pairs_by_genesys_ids(engine: Engine, genesys_ids: list[str]) -> dict[str, st
 def store_base(engine: Engine, salesforce_id: str, genesys_id: str, base: dict[str, Any],
                expected_version: int) -> int:
     """Write the pair's new base if nobody else did since `expected_version` (0: a new pair)."""
-    now = datetime.now(timezone.utc)
     with engine.begin() as conn:
-        if expected_version == 0:
-            exists = conn.execute(select(sync_pairs.c.version).where(
-                or_(sync_pairs.c.salesforce_id == salesforce_id, sync_pairs.c.genesys_id == genesys_id))).first()
-            if exists is not None:
-                raise StaleBase(salesforce_id)
-            conn.execute(insert(sync_pairs).values(salesforce_id=salesforce_id, genesys_id=genesys_id,
-                                                   base=json.dumps(base, sort_keys=True), version=1,
-                                                   updated_at=now))
-            return 1
-        done = conn.execute(
-            update(sync_pairs)
-            .where(sync_pairs.c.salesforce_id == salesforce_id, sync_pairs.c.version == expected_version)
-            .values(genesys_id=genesys_id, base=json.dumps(base, sort_keys=True), version=expected_version + 1,
-                    updated_at=now)
-        ).rowcount
+        return store_base_in(conn, salesforce_id, genesys_id, base, expected_version)
+
+
+def store_base_in(conn, salesforce_id: str, genesys_id: str, base: dict[str, Any] | None,
+                  expected_version: int) -> int:
+    """`store_base` in the caller's transaction; base None forgets the pair (same CAS)."""
+    now = datetime.now(timezone.utc)
+    if base is None:
+        query = delete(sync_pairs).where(sync_pairs.c.salesforce_id == salesforce_id)
+        if expected_version:
+            query = query.where(sync_pairs.c.version == expected_version)
+        conn.execute(query)
+        return 0
+    if expected_version == 0:
+        exists = conn.execute(select(sync_pairs.c.version).where(
+            or_(sync_pairs.c.salesforce_id == salesforce_id, sync_pairs.c.genesys_id == genesys_id))).first()
+        if exists is not None:
+            raise StaleBase(salesforce_id)
+        conn.execute(insert(sync_pairs).values(salesforce_id=salesforce_id, genesys_id=genesys_id,
+                                               base=json.dumps(base, sort_keys=True), version=1,
+                                               updated_at=now))
+        return 1
+    done = conn.execute(
+        update(sync_pairs)
+        .where(sync_pairs.c.salesforce_id == salesforce_id, sync_pairs.c.version == expected_version)
+        .values(genesys_id=genesys_id, base=json.dumps(base, sort_keys=True), version=expected_version + 1,
+                updated_at=now)
+    ).rowcount
     if done != 1:
         raise StaleBase(salesforce_id)
     return expected_version + 1
@@ -81,3 +93,49 @@ def store_base(engine: Engine, salesforce_id: str, genesys_id: str, base: dict[s
 def forget_pair(engine: Engine, salesforce_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(sync_pairs).where(sync_pairs.c.salesforce_id == salesforce_id))
+
+
+def pairs_for(engine: Engine, salesforce_ids: list[str], genesys_ids: list[str]) -> list[dict[str, Any]]:
+    """The stored pairs touching any of these ids: one query for a bulk page."""
+    conds = []
+    if salesforce_ids:
+        conds.append(sync_pairs.c.salesforce_id.in_(salesforce_ids))
+    if genesys_ids:
+        conds.append(sync_pairs.c.genesys_id.in_(genesys_ids))
+    if not conds:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(select(sync_pairs).where(or_(*conds))).mappings().all()
+    return [{**r, "base": json.loads(r["base"])} for r in rows]
+
+
+def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: str) -> list[str]:
+    """Store what sync agreed for these pairs, each all-or-nothing in one transaction: the new
+    base (compare-and-swap), its audit lines, and the Salesforce record in the caller-ID index.
+
+    A settlement: salesforce_id, genesys_id, base (None: forget), expected_version, audit
+    (sync_audit rows), index_record (the Salesforce record as written, or None),
+    salesforce_deleted. Returns the Salesforce ids whose base was stale (someone stored a
+    newer one): their caller re-reads and merges again.
+    """
+    from callbridge.store import caller_index as index
+    from callbridge.store.sync_runs import add_audit_in
+
+    stale: list[str] = []
+    with engine.begin() as conn:
+        for item in settlements:
+            savepoint = conn.begin_nested()
+            try:
+                store_base_in(conn, item["salesforce_id"], item["genesys_id"], item["base"],
+                              item["expected_version"])
+            except StaleBase:
+                savepoint.rollback()
+                stale.append(item["salesforce_id"])
+                continue
+            add_audit_in(conn, item.get("audit") or [])
+            if item.get("salesforce_deleted"):
+                index.remove_contacts_in(conn, [item["salesforce_id"]])
+            elif item.get("index_record"):
+                index.apply_contacts_in(conn, [item["index_record"]], default_region)
+            savepoint.commit()
+    return stale

@@ -82,6 +82,17 @@ sync_review = Table(
 )
 
 
+# The pairs one run must settle, written by the run's change collection and read back a page
+# at a time: a 100k-contact initial load would not fit in a workflow's history or payloads.
+sync_run_pairs = Table(
+    "sync_run_pairs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("salesforce_id", String(18)),
+    Column("genesys_id", String(64)),
+)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -119,10 +130,40 @@ def runs_since(engine: Engine, since: datetime) -> list[dict[str, Any]]:
     return [{**r, "stats": json.loads(r["stats"] or "{}")} for r in rows]
 
 
+def store_run_pairs(engine: Engine, run_id: str, keys: list[tuple[str | None, str | None]]) -> int:
+    """Idempotent: a retried collection replaces what an earlier attempt wrote."""
+    with engine.begin() as conn:
+        conn.execute(delete(sync_run_pairs).where(sync_run_pairs.c.run_id == run_id))
+        for start in range(0, len(keys), 5000):
+            conn.execute(insert(sync_run_pairs), [
+                {"run_id": run_id, "seq": start + i, "salesforce_id": sf, "genesys_id": gc}
+                for i, (sf, gc) in enumerate(keys[start:start + 5000])])
+    return len(keys)
+
+
+def run_pairs(engine: Engine, run_id: str, offset: int, limit: int) -> list[tuple[str | None, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(sync_run_pairs.c.salesforce_id, sync_run_pairs.c.genesys_id)
+                            .where(sync_run_pairs.c.run_id == run_id, sync_run_pairs.c.seq >= offset,
+                                   sync_run_pairs.c.seq < offset + limit)
+                            .order_by(sync_run_pairs.c.seq)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def forget_run_pairs(engine: Engine, run_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(sync_run_pairs).where(sync_run_pairs.c.run_id == run_id))
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 def add_audit(engine: Engine, entries: Iterable[dict[str, Any]]) -> int:
     """Entries: workflow_id, run_id, salesforce_id, genesys_id, action, field, old, new, written_to, reason."""
+    with engine.begin() as conn:
+        return add_audit_in(conn, entries)
+
+
+def add_audit_in(conn, entries: Iterable[dict[str, Any]]) -> int:
     now = _now()
     rows = [{"at": now, "workflow_id": e["workflow_id"], "run_id": e.get("run_id"),
              "salesforce_id": e.get("salesforce_id"), "genesys_id": e.get("genesys_id"),
@@ -131,8 +172,7 @@ def add_audit(engine: Engine, entries: Iterable[dict[str, Any]]) -> int:
              "new_value": None if e.get("new") is None else json.dumps(e["new"]),
              "written_to": e.get("written_to"), "reason": (e.get("reason") or "")[:120]} for e in entries]
     if rows:
-        with engine.begin() as conn:
-            conn.execute(insert(sync_audit), rows)
+        conn.execute(insert(sync_audit), rows)
     return len(rows)
 
 

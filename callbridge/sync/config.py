@@ -53,6 +53,10 @@ class SyncConfig(BaseModel):
     matching: list[Literal["link", "email", "phone", "name_account"]] = list(MATCH_KEYS)
     bulk_threshold: int = Field(2000, ge=1)
     manual_deadline_days: int = Field(7, ge=1, le=90)
+    salesforce_allowance_share: float = Field(0.8, gt=0, le=1)  # stop the run at this share of the daily allowance
+    alert_errors: int = Field(10, ge=0)            # the seed's alerts, per run
+    alert_duration_minutes: float = Field(5, gt=0)
+    alert_conflicts: int = Field(10, ge=0)
     fields: list[FieldMapping] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -286,6 +286,8 @@ class Emulator:
             return self.sobjects(ctx, method, seg[1:], params, headers, body)
         if head == "composite" and seg[1:] == ["sobjects"]:
             return self.collections(ctx, method, params, body)
+        if head == "composite" and len(seg) == 4 and seg[1] == "sobjects":
+            return self.collections_upsert(ctx, method, seg[2], seg[3], body)
         if head == "jobs" and seg[1:2] == ["query"]:
             return self.bulk_query(ctx, method, seg[2:], params, body)
         if head == "search" and len(seg) == 1:
@@ -498,7 +500,8 @@ class Emulator:
             obj = schema.sobject(type_name or "")
             if obj is None:
                 raise ApiError(400, "INVALID_TYPE", "sObject type is missing or not supported", [])
-            data = {k: val for k, val in rec.items() if k not in ("attributes",)}
+            # Field names are case-insensitive: the docs' own examples send "id".
+            data = {("Id" if k.lower() == "id" else k): val for k, val in rec.items() if k != "attributes"}
             if method == "POST":
                 if "Id" in data:
                     raise ApiError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
@@ -509,6 +512,43 @@ class Emulator:
             return store.update(obj, record_id, data)
 
         return self._collection(store, all_or_none, records, one)
+
+    def collections_upsert(self, ctx: Ctx, method: str, type_name: str, field_name: str, body: object) -> Resp:
+        """PATCH composite/sobjects/{SObject}/{ExternalIdField} (API 46+): UpsertResults in order."""
+        if method != "PATCH":
+            raise _method_not_allowed(method, "PATCH")
+        obj = schema.sobject(type_name)
+        if obj is None:
+            raise not_found()
+        f = obj.field(field_name)
+        if f is None or f.name == "Id" or not f.external_id:
+            raise ApiError(400, "INVALID_FIELD", f"Field {field_name} is not an external id field of {obj.name}", [])
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise json_parser_error("Cannot deserialize instance of collection: 'records' is required")
+        created: dict[int, bool] = {}
+
+        def one(rec: dict) -> str:
+            if not isinstance(rec, dict):
+                raise json_parser_error("each record must be a JSON object")
+            if (rec.get("attributes") or {}).get("type", "").lower() != obj.name.lower():
+                raise ApiError(400, "INVALID_TYPE", "sObject type does not match the request URI", [])
+            data = {("Id" if k.lower() == "id" else k): val for k, val in rec.items() if k != "attributes"}
+            if "Id" in data:
+                raise ApiError(400, "INVALID_FIELD", "Id can't be set in an upsert by external id", ["Id"])
+            value = data.pop(f.name, None)
+            if not value:
+                raise ApiError(400, "MISSING_ARGUMENT", f"{f.name} not specified", [f.name])
+            record_id, was_created = ctx.store.upsert(obj, f.name, str(value), {**data, f.name: value},
+                                                      version=ctx.version)
+            created[len(created)] = was_created
+            return record_id
+
+        resp = self._collection(ctx.store, bool(body.get("allOrNone", False)), body["records"], one)
+        done = iter(created.values())
+        for result in resp.body:
+            if result.get("success"):
+                result["created"] = next(done)
+        return resp
 
     def _delete_any(self, store: Store, record_id: str) -> str:
         obj = schema.sobject_for_id(record_id) if ids.is_valid(record_id) else None

@@ -11,7 +11,7 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
-TABLES = ["sync_runs", "sync_audit", "sync_review"]
+TABLES = ["sync_runs", "sync_audit", "sync_review", "sync_run_pairs"]
 
 
 def upgrade() -> None:
@@ -61,7 +61,17 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "sync_run_pairs",
+        sa.Column("run_id", sa.String(length=64), primary_key=True),
+        sa.Column("seq", sa.Integer(), primary_key=True),
+        sa.Column("salesforce_id", sa.String(length=18)),
+        sa.Column("genesys_id", sa.String(length=64)),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("sync_run_pairs")
     op.drop_table("sync_review")
     op.drop_table("sync_audit")
     op.drop_index("ix_sync_runs_started", "sync_runs")
