@@ -29,6 +29,7 @@ import asyncio
 import json
 import random
 import shutil
+import ssl
 import sys
 import time
 import uuid
@@ -56,7 +57,7 @@ from callbridge.settings import Settings  # noqa: E402
 from callbridge.stack import LocalStack  # noqa: E402
 from callbridge.temporal import connect  # noqa: E402
 
-console = Console()
+console = Console(width=110) if not Console().is_terminal else Console()
 
 # Genesys's delivery of the conversation-ended webhook (emulators/genesys/simulator.py).
 GENESYS_RETRY_DELAYS = (1.0, 2.0)
@@ -123,8 +124,8 @@ class ChaosStack:
     @property
     def _sf_admin(self) -> httpx.Client:
         if self._admin is None:  # the emulator writes its CA on first start
-            self._admin = httpx.Client(base_url=f"{self.settings.salesforce_instance_url}/_emulator",
-                                       verify=str(self.settings.salesforce_ca_file), timeout=30)
+            self._admin = httpx.Client(base_url=f"{self.settings.salesforce_instance_url}/_emulator", timeout=30,
+                                       verify=ssl.create_default_context(cafile=str(self.settings.salesforce_ca_file)))
         return self._admin
 
     @property
@@ -204,19 +205,14 @@ class ChaosPlan:
     session_expiries: int = 1
 
 
-def schedule(plan: ChaosPlan, span: float, rng: random.Random, gap: float = 6.0) -> list[tuple[float, str]]:
-    """Random moments within (5%, 90%) of `span` seconds, at least `gap` apart where that fits,
-    so each fault's recovery can be told apart."""
+def schedule(plan: ChaosPlan, span: float, rng: random.Random) -> list[tuple[float, str]]:
+    """Random moments within (5%, 90%) of `span` seconds, one per equal slot (jittered within its
+    middle half), so faults never bunch up and each one's recovery can be told apart."""
     kinds = ["worker-kill"] * plan.kills + ["temporal-restart"] * plan.restarts + \
         ["session-expiry"] * plan.session_expiries
-    lo, hi = 0.05 * span, 0.9 * span
-    gap = min(gap, (hi - lo) / max(1, len(kinds)))
-    for _ in range(1000):
-        moments = sorted(rng.uniform(lo, hi) for _ in kinds)
-        if all(b - a >= gap for a, b in zip(moments, moments[1:])):
-            break
     rng.shuffle(kinds)
-    return list(zip(moments, kinds))
+    lo, slot = 0.05 * span, 0.85 * span / max(1, len(kinds))
+    return [(lo + slot * (i + rng.uniform(0.25, 0.75)), kind) for i, kind in enumerate(kinds)]
 
 
 async def run_faults(cs: ChaosStack, plan: list[tuple[float, str]], t0: float, stop: asyncio.Event) -> None:
@@ -378,6 +374,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
     secret = s.webhook_secret.get_secret_value()
     span = calls / rate
     faults_plan = schedule(plan, span, rng)
+    cs.faults.clear()
     cs.salesforce_faults(seed)
     stats_before = cs.salesforce_stats()["apiRequests"]
     items: list[tuple[float, float | None]] = []
@@ -470,6 +467,402 @@ def print_calls(report: CallsReport, rate: float) -> None:
     console.print(recovery_table("Recovery (seconds after the fault)", report.recoveries))
 
 
+# --- scenario: erasures -----------------------------------------------------------------------------
+
+ADMIN_PATH = "/gdpr/erasures"
+
+
+@dataclass
+class Person:
+    email: str
+    e164: str
+    contact_id: str
+    consent_id: str
+    event_id: str
+    external_id: str
+    conversation: str
+
+
+def make_people(cs: ChaosStack, count: int, rng: random.Random) -> list[Person]:
+    """People present everywhere: contact, consent, event, a logged call (Task and its workflow
+    history) and a Genesys external contact with the same email and number."""
+    sf = cs.salesforce_client()
+    account = sf.Account.create({"Name": "Erasure chaos", "BillingCountry": "United States"})["id"]
+    people = []
+    with cs.genesys_client() as gc:
+        for i in range(count):
+            digits = f"737{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+            email = f"chaos{uuid.uuid4().hex[:10]}@erasure-chaos.example"
+            contact = sf.Contact.create({
+                "FirstName": "Erika", "LastName": f"Chaos{i}", "Email": email, "AccountId": account,
+                "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", "MailingCountry": "United States",
+            })["id"]
+            consent = sf.Contact_Consent__c.create({"Contact__c": contact, "Consent_Type__c": "Data Processing",
+                                                    "Channel__c": "Phone", "Version__c": "v1"})["id"]
+            event = sf.Event.create({"WhoId": contact, "Subject": "Callback", "StartDateTime": "2026-01-05T10:00:00Z",
+                                     "EndDateTime": "2026-01-05T10:30:00Z"})["id"]
+            ext = gc.post("/api/v2/externalcontacts/contacts", json={
+                "firstName": "Erika", "lastName": f"Chaos{i}", "workEmail": email,
+                "cellPhone": {"display": "+1" + digits}})
+            ext.raise_for_status()
+            people.append(Person(email, "+1" + digits, contact, consent, event, ext.json()["id"], str(uuid.uuid4())))
+    return people
+
+
+async def log_calls_for(cs: ChaosStack, client: Client, people: list[Person]) -> None:
+    """One call per person through the webhook, before the chaos: a Task and a history to erase."""
+    s = cs.settings
+    url = f"http://127.0.0.1:{s.starter_port}/webhooks/genesys/conversation-ended"
+    async with httpx.AsyncClient() as http:
+        for p in people:
+            body = json.dumps(call_event(p.conversation, Caller(p.e164, p.contact_id, by_id=True))).encode()
+            status, _ = await deliver(http, url, s.webhook_secret.get_secret_value(), body)
+            assert status is not None and status < 300, status
+        for p in people:
+            await wait_result(client, f"call-log-{p.conversation}", time.perf_counter() + 120)
+
+
+def leftovers(cs: ChaosStack, sf: Salesforce, gc: httpx.Client, p: Person) -> dict[str, int]:
+    """What is still findable of one person, searched directly in each system."""
+    from simple_salesforce.format import format_soql
+
+    def count(soql: str, *args: Any) -> int:
+        return sf.query(format_soql(soql, *args))["totalSize"]
+
+    return {
+        "contact": count("SELECT Id FROM Contact WHERE Id = {} OR Email = {}", p.contact_id, p.email),
+        "task": count("SELECT Id FROM Task WHERE Genesys_Conversation_Id__c = {} OR WhoId = {}",
+                      p.conversation, p.contact_id),
+        "event": count("SELECT Id FROM Event WHERE Id = {}", p.event_id),
+        "consent": count("SELECT Id FROM Contact_Consent__c WHERE Id = {}", p.consent_id),
+        "genesys contact": int(gc.get(f"/api/v2/externalcontacts/contacts/{p.external_id}").status_code != 404),
+        "genesys lookup": sum(len(gc.get("/api/v2/externalcontacts/reversewhitepageslookup",
+                                         params={"lookupVal": v}).json().get("contacts", []))
+                              for v in (p.email, p.e164)),
+    }
+
+
+@dataclass
+class ErasuresReport:
+    erasures: int
+    completed: int
+    failed: int  # finished, but not "completed"
+    not_finished: int
+    verified_clean: int  # nothing of the person left anywhere, searched independently
+    leftovers: dict[str, int]
+    histories_left: int  # the person's call-logging history still in Temporal
+    start_retries: int  # admin API answers that had to be retried (Temporal down)
+    elapsed: float
+    durations: list[float]
+    recoveries: list[Recovery]
+
+    @property
+    def ok(self) -> bool:
+        return self.completed == self.verified_clean == self.erasures and not self.histories_left
+
+
+async def erasures_scenario(cs: ChaosStack, count: int, plan: ChaosPlan, seed: int = 7, spacing: float = 1.0,
+                            settle_timeout: float = 900.0) -> ErasuresReport:
+    """`count` erasures requested through the admin API, `spacing` seconds apart, under chaos."""
+    s = cs.settings
+    rng = random.Random(seed)
+    client = await connect(s)
+    people = await asyncio.to_thread(make_people, cs, count, rng)
+    await log_calls_for(cs, client, people)
+
+    base = f"http://127.0.0.1:{s.starter_port}"
+    auth = (s.admin_username, s.admin_password.get_secret_value())
+    # An erasure runs a dozen steps: give the faults a window wider than the requests.
+    faults_plan = schedule(plan, max(30.0, count * spacing * 2), rng)
+    cs.faults.clear()
+    cs.salesforce_faults(seed)
+    items: list[tuple[float, float | None]] = []
+    results: list[Any] = []
+    durations: list[float] = []
+    retries = 0
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base, auth=auth, timeout=30) as http:
+
+        async def one(i: int, at: float) -> None:
+            nonlocal retries
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            sent = time.perf_counter()
+            while True:  # an operator (or their script) retries a refused request
+                try:
+                    resp = await http.post(ADMIN_PATH, json={"email": people[i].email})
+                    if resp.status_code == 202:
+                        break
+                except httpx.HTTPError:
+                    pass
+                retries += 1
+                await asyncio.sleep(1.0)
+            accepted = time.perf_counter()
+            try:
+                result = await wait_result(client, f"gdpr-erasure-{resp.json()['requestId']}",
+                                           accepted + settle_timeout)
+            except Exception:  # noqa: BLE001
+                items.append((accepted, None))
+                results.append(None)
+                return
+            items.append((accepted, time.perf_counter()))
+            durations.append(time.perf_counter() - sent)
+            results.append(result)
+
+        t0 = time.perf_counter()
+        chaos = asyncio.create_task(run_faults(cs, faults_plan, t0, stop))
+        await asyncio.gather(*(one(i, t0 + i * spacing) for i in range(count)))
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        await chaos
+    cs.clear_salesforce_faults()
+
+    sf = cs.salesforce_client()
+    left: Counter[str] = Counter()
+    clean = 0
+    histories = 0
+    with cs.genesys_client() as gc:
+        for p in people:
+            found = leftovers(cs, sf, gc, p)
+            left.update({k: v for k, v in found.items() if v})
+            clean += not any(found.values())
+            try:
+                await client.get_workflow_handle(f"call-log-{p.conversation}").describe()
+                histories += 1
+            except RPCError:
+                pass  # NOT_FOUND: deleted
+    # Untyped results come back as dicts.
+    statuses = Counter(None if r is None else r["status"] if isinstance(r, dict) else r.status for r in results)
+    return ErasuresReport(
+        erasures=count, completed=statuses["completed"], failed=sum(v for k, v in statuses.items()
+                                                                    if k not in ("completed", None)),
+        not_finished=statuses[None], verified_clean=clean, leftovers=dict(left), histories_left=histories,
+        start_retries=retries, elapsed=elapsed, durations=durations, recoveries=recoveries(cs.faults, items, t0),
+    )
+
+
+def print_erasures(report: ErasuresReport) -> None:
+    table = Table(title=f"Chaos: {report.erasures} GDPR erasures")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for row in (
+        ("completed (certificate recorded)", str(report.completed)),
+        ("failed / not finished", f"{report.failed} / {report.not_finished}"),
+        ("verified clean in Salesforce and Genesys (searched directly)", str(report.verified_clean)),
+        ("left over", ", ".join(f"{k}: {v}" for k, v in report.leftovers.items()) or "nothing"),
+        ("call histories left in Temporal", str(report.histories_left)),
+        ("admin API requests retried (Temporal down)", str(report.start_retries)),
+        ("request → completed p50 / max",
+         f"{pct(report.durations, .5):.1f} s / {max(report.durations, default=float('nan')):.1f} s"),
+        ("run time", f"{report.elapsed:.0f} s"),
+        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
+    ):
+        table.add_row(*row)
+    console.print(table)
+    console.print(recovery_table("Recovery (seconds after the fault)", report.recoveries))
+
+
+# --- scenario: contact sync --------------------------------------------------------------------------
+
+GC_CONTACTS = "/api/v2/externalcontacts/contacts"
+
+
+def genesys_contacts(gc: httpx.Client) -> list[dict[str, Any]]:
+    """Every Genesys external contact, by the scan API (200 a page)."""
+    out, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = gc.get("/api/v2/externalcontacts/scan/contacts", params=params)
+        if page.status_code == 429:  # our own token's budget: wait as told
+            time.sleep(float(page.headers.get("Retry-After", "1")))
+            continue
+        page.raise_for_status()
+        body = page.json()
+        out += body.get("entities", [])
+        cursor = (body.get("cursors") or {}).get("after")
+        if not cursor:
+            return out
+
+
+def linked(contacts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Genesys contacts by the Salesforce id in their externalIds."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in contacts:
+        for ext in c.get("externalIds") or []:
+            out[ext.get("value")].append(c)
+    return out
+
+
+def change_salesforce(sf: Salesforce, titles: dict[str, str]) -> None:
+    """Title per contact id, 200 a request (sObject collections)."""
+    items = list(titles.items())
+    for i in range(0, len(items), 200):
+        records = [{"attributes": {"type": "Contact"}, "id": cid, "Title": t} for cid, t in items[i:i + 200]]
+        for r in sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": True, "records": records}):
+            assert r.get("success"), r
+
+
+def change_genesys(gc: httpx.Client, first_names: dict[str, str]) -> None:
+    """firstName per Genesys contact id, 200 a request (bulk fetch, then bulk update)."""
+    ids = list(first_names)
+    for i in range(0, len(ids), 200):
+        fetched = gc.post("/api/v2/externalcontacts/bulk/contacts", json={"entities": [{"id": x} for x in ids[i:i + 200]]})
+        fetched.raise_for_status()
+        entities = [{**r, "firstName": first_names[r["id"]]} for r in fetched.json()["results"]]
+        done = gc.post("/api/v2/externalcontacts/bulk/contacts/update", json={"entities": entities})
+        done.raise_for_status()
+        assert done.json()["errorCount"] == 0, done.json()
+
+
+async def sync_once(client: Client, settings: Settings, run_no: int) -> tuple[dict[str, Any], float]:
+    """One ContactSyncWorkflow run (what `callbridge sync run --mode bidirectional` starts)."""
+    from callbridge.sync.config import load
+    from callbridge.sync.models import ContactSyncInput
+    from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
+
+    inp = ContactSyncInput.from_config(load(), mode="bidirectional")
+    started = time.perf_counter()
+    while True:
+        try:
+            await client.start_workflow(ContactSyncWorkflow.run, inp, id=WORKFLOW_ID,
+                                        task_queue=settings.temporal_task_queue)
+            break
+        except RPCError:
+            await asyncio.sleep(1.0)  # Temporal restarting
+    result = await wait_result(client, WORKFLOW_ID, started + 3 * 3600)
+    return result, time.perf_counter() - started
+
+
+@dataclass
+class SyncReport:
+    contacts: int
+    changes: int
+    initial_load_seconds: float
+    runs: list[tuple[str, dict[str, Any], float]]  # (label, result, seconds)
+    landed_after_chaos: int  # of `changes`, on the other side once the chaos run finished
+    landed_after_next: int  # … after one more run without chaos
+    during: int  # changes made while the chaos run was going
+    during_landed: int  # … on the other side after the next run (the watermark didn't skip them)
+    doubled: int  # Salesforce contacts with more than one Genesys twin, or extra contacts on either side
+    unlinked: int  # Salesforce contacts without a Genesys twin
+    watermarks: list[tuple[str, str | None, str | None]]
+    recoveries: list[Recovery]
+
+    @property
+    def ok(self) -> bool:
+        return (self.landed_after_next == self.changes and self.during_landed == self.during
+                and not self.doubled and not self.unlinked)
+
+
+async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int = 7) -> SyncReport:
+    """Initial load (no chaos), then `changes` edits split between both sides, synced under chaos
+    with a few more edits made mid-run, then one more run; every edit is checked on the other side."""
+    from callbridge.store import caller_index as kv
+    from callbridge.store.db import get_engine
+
+    s = cs.settings
+    rng = random.Random(seed)
+    client = await connect(s)
+    engine = get_engine(s.database_url)
+    marks = lambda: (kv.get_text(engine, "sync_salesforce_watermark"), kv.get_text(engine, "sync_genesys_watermark"))  # noqa: E731
+    runs: list[tuple[str, dict[str, Any], float]] = []
+    watermarks = []
+
+    first, took = await sync_once(client, s, 0)
+    runs.append(("initial load (no chaos)", first, took))
+    watermarks.append(("after the initial load", *marks()))
+    sf = cs.salesforce_client()
+    sf_ids = [r["Id"] for r in sf.query_all_iter("SELECT Id FROM Contact")]
+    with cs.genesys_client() as gc:
+        twins = {k: v[0]["id"] for k, v in linked(genesys_contacts(gc)).items() if v}
+    pool = [cid for cid in sf_ids if cid in twins]
+    rng.shuffle(pool)
+    if changes + 20 > len(pool):
+        raise SystemExit(f"sync: {changes} changes need more than {len(pool)} linked contacts (--contacts)")
+    main, extra = pool[:changes], pool[changes:changes + 20]
+    tag = uuid.uuid4().hex[:6]
+    # Even: a Salesforce Title (flows to Genesys); odd: a Genesys firstName (flows to Salesforce).
+    sf_side = {cid: f"T{tag}{i}" for i, cid in enumerate(main) if i % 2 == 0}
+    gc_side = {cid: f"G{tag}{i}" for i, cid in enumerate(main) if i % 2 == 1}
+    during = {cid: f"D{tag}{i}" for i, cid in enumerate(extra)}
+    with cs.genesys_client() as gc:
+        await asyncio.to_thread(change_salesforce, sf, sf_side)
+        await asyncio.to_thread(change_genesys, gc, {twins[c]: v for c, v in gc_side.items()})
+
+    # The faults fall within the run's expected length, from the initial load's pace.
+    pace = max(1.0, first.get("pairs", 0)) / max(took, 1.0)
+    faults_plan = schedule(plan, max(30.0, changes / pace), rng)
+    cs.faults.clear()
+    cs.salesforce_faults(seed)
+    stop = asyncio.Event()
+    t0 = time.perf_counter()
+    chaos = asyncio.create_task(run_faults(cs, faults_plan, t0, stop))
+
+    async def edit_during() -> None:
+        await asyncio.sleep(min(10.0, changes / pace / 3))
+        await asyncio.to_thread(change_salesforce, cs.salesforce_client(), during)
+
+    editing = asyncio.create_task(edit_during())
+    result, took = await sync_once(client, s, 1)
+    await editing
+    stop.set()
+    await chaos
+    cs.clear_salesforce_faults()
+    runs.append((f"{changes} changes, under chaos", result, took))
+    watermarks.append(("after the chaos run", *marks()))
+
+    def landed() -> tuple[int, int, int, int]:
+        sf_now = {r["Id"]: r for r in cs.salesforce_client().query_all_iter("SELECT Id, FirstName, Title FROM Contact")}
+        with cs.genesys_client() as gc:
+            by_sf = linked(genesys_contacts(gc))
+        ok = sum(1 for c, v in sf_side.items() if by_sf.get(c) and by_sf[c][0].get("title") == v)
+        ok += sum(1 for c, v in gc_side.items() if sf_now.get(c, {}).get("FirstName") == v)
+        ok_during = sum(1 for c, v in during.items() if by_sf.get(c) and by_sf[c][0].get("title") == v)
+        doubled = sum(1 for v in by_sf.values() if len(v) > 1) + abs(len(sf_now) - len(sf_ids))
+        unlinked = sum(1 for c in sf_now if c not in by_sf)
+        return ok, ok_during, doubled, unlinked
+
+    after_chaos, _, _, _ = await asyncio.to_thread(landed)
+    result, took = await sync_once(client, s, 2)
+    runs.append(("the next run (no chaos)", result, took))
+    watermarks.append(("after the next run", *marks()))
+    after_next, during_ok, doubled, unlinked = await asyncio.to_thread(landed)
+    return SyncReport(
+        contacts=len(sf_ids), changes=changes, initial_load_seconds=runs[0][2], runs=runs,
+        landed_after_chaos=after_chaos, landed_after_next=after_next, during=len(during), during_landed=during_ok,
+        doubled=doubled, unlinked=unlinked, watermarks=watermarks, recoveries=recoveries(cs.faults, [], t0),
+    )
+
+
+def print_sync(report: SyncReport) -> None:
+    runs = Table(title=f"Chaos: contact sync, {report.changes} changes on {report.contacts} contacts (bidirectional)")
+    for col in ("run", "path", "pairs", "created", "updated", "errors", "seconds", "pairs/s"):
+        runs.add_column(col, justify="left" if col in ("run", "path") else "right")
+    for label, r, took in report.runs:
+        runs.add_row(label, str(r.get("path", "per_pair")), str(r.get("pairs")), str(r.get("created")), str(r.get("updated")), str(r.get("errors")),
+                     f"{took:.0f}", f"{r.get('pairs', 0) / max(took, 1e-9):.1f}")
+    console.print(runs)
+    table = Table(title="Changes")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for row in (
+        ("changes on the other side after the chaos run", f"{report.landed_after_chaos} / {report.changes}"),
+        ("… after the next run", f"{report.landed_after_next} / {report.changes}"),
+        ("changes made during the chaos run, landed after the next", f"{report.during_landed} / {report.during}"),
+        ("doubled (two twins, or contacts appearing)", str(report.doubled)),
+        ("Salesforce contacts without a Genesys twin", str(report.unlinked)),
+        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
+    ):
+        table.add_row(*row)
+    console.print(table)
+    marks = Table(title="Watermarks")
+    for col in ("when", "Salesforce", "Genesys"):
+        marks.add_column(col)
+    for row in report.watermarks:
+        marks.add_row(*(str(x) for x in row))
+    console.print(marks)
+    console.print(recovery_table("Faults during the chaos run", report.recoveries))
+
+
 # --- the command ------------------------------------------------------------------------------------
 
 
@@ -484,7 +877,8 @@ async def main() -> None:
     parser.add_argument("--restarts", type=int, default=1, help="dev-server restarts per scenario")
     parser.add_argument("--outage", type=float, default=0.0,
                         help="seconds the dev server stays down when restarted (default: started again at once)")
-    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--contacts", type=int, default=None,
+                        help="contacts seeded (default 3000; sync: changes + 40, each synced once first)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--var", type=Path, default=Path("var/chaos"))
     parser.add_argument("--keep", action="store_true", help="keep the var directory for inspection")
@@ -497,7 +891,8 @@ async def main() -> None:
         var = args.var.resolve() / name
         shutil.rmtree(var, ignore_errors=True)
         var.mkdir(parents=True)
-        cs = ChaosStack(var, contacts=args.contacts, temporal_outage=args.outage)
+        contacts = args.contacts or (args.changes + 40 if name == "sync" else 3000)
+        cs = ChaosStack(var, contacts=contacts, temporal_outage=args.outage)
         try:
             with console.status(f"[{name}] starting the stack…"):
                 cs.start()
@@ -505,6 +900,14 @@ async def main() -> None:
                 if name == "calls":
                     report = await calls_scenario(cs, args.calls, args.rate, plan, seed=args.seed)
                     print_calls(report, args.rate)
+                    failed |= not report.ok
+                elif name == "erasures":
+                    report = await erasures_scenario(cs, args.erasures, plan, seed=args.seed)
+                    print_erasures(report)
+                    failed |= not report.ok
+                else:
+                    report = await sync_scenario(cs, args.changes, plan, seed=args.seed)
+                    print_sync(report)
                     failed |= not report.ok
         finally:
             cs.stop()

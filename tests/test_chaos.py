@@ -12,14 +12,14 @@ import asyncio
 
 import pytest
 
-from bench.chaos import ChaosPlan, ChaosStack, calls_scenario
+from bench.chaos import ChaosPlan, ChaosStack, calls_scenario, erasures_scenario
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def chaos_stack(tmp_path):
-    cs = ChaosStack(tmp_path / "chaos", contacts=300)
+@pytest.fixture(scope="module")
+def chaos_stack(tmp_path_factory):
+    cs = ChaosStack(tmp_path_factory.mktemp("chaos"), contacts=300)
     try:
         cs.start()
         yield cs
@@ -36,3 +36,12 @@ async def test_every_call_logged_once_on_its_contact_through_kills_and_a_tempora
     assert report.tasks == 100 and report.on_right_contact == 100
     assert report.duplicates == 0 and report.lost == 0 and report.wrong_contact == 0
     assert report.unexpected == 0 and report.not_finished == 0
+
+
+async def test_erasures_complete_and_leave_nothing_through_a_kill_and_a_temporal_restart(chaos_stack):
+    report = await erasures_scenario(chaos_stack, count=3, plan=ChaosPlan(kills=1, restarts=1), seed=5)
+
+    assert sorted(f.kind for f in chaos_stack.faults) == ["session-expiry", "temporal-restart", "worker-kill"]
+    assert report.completed == 3 and report.failed == 0 and report.not_finished == 0
+    assert report.verified_clean == 3, report.leftovers  # searched in Salesforce and Genesys directly
+    assert report.histories_left == 0

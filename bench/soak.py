@@ -1,0 +1,249 @@
+"""bench/soak.py: the product at a steady load for a long time — does anything drift?
+
+Starts its own stack (file-backed Temporal dev server, both emulators, worker, starter) under
+var/soak on free ports, seeds the org, builds the caller-ID index, then for --minutes offers
+calls through the webhook (--call-rate per second) and screen-pop lookups (--lookup-rate per
+second) on a fixed schedule, whatever the answers' pace (an open loop: a slowdown shows as
+latency, not as less load). Prints per minute: calls accepted and logged, lookups, latency
+percentiles, errors; and the RSS of every process at the start, after the first minute
+(warmed up) and at the end.
+
+    .venv/bin/python bench/soak.py                 # 30 minutes, 10 calls/s, 50 lookups/s
+    .venv/bin/python bench/soak.py --minutes 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.chaos import Caller, call_event, callers_with_one_owner, chaos_settings, pct, wait_result  # noqa: E402
+from callbridge import signature  # noqa: E402
+from callbridge.stack import LocalStack  # noqa: E402
+from callbridge.temporal import connect  # noqa: E402
+
+console = Console(width=120) if not Console().is_terminal else Console()
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def group_rss(pgid: int) -> int:
+    """Bytes resident in every process of a process group (each stack process leads its own)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5, pgrp (after state and ppid)
+                with open(f"/proc/{entry}/statm") as f:
+                    total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+@dataclass
+class Minute:
+    calls_sent: int = 0
+    calls_accepted: int = 0
+    calls_logged: int = 0
+    lookups: int = 0
+    ack: list[float] = field(default_factory=list)
+    logged: list[float] = field(default_factory=list)
+    lookup: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def rss_snapshot(stack: LocalStack) -> dict[str, int]:
+    return {p.name: group_rss(p.proc.pid) for p in stack.processes if p.alive()}
+
+
+async def soak(stack: LocalStack, minutes: float, call_rate: float, lookup_rate: float, seed: int):
+    s = stack.settings
+    rng = random.Random(seed)
+    sf = _sf_client(s)
+    owned = callers_with_one_owner(sf, s.default_region)
+    callers = [Caller(e164, cid, False) for e164, cid in owned]
+    client = await connect(s)
+    base = f"http://127.0.0.1:{s.starter_port}"
+    secret = s.webhook_secret.get_secret_value()
+    auth = (s.screenpop_username, s.screenpop_password.get_secret_value())
+    per_minute: dict[int, Minute] = defaultdict(Minute)
+    rss: dict[str, dict[str, int]] = {"start": rss_snapshot(stack)}
+    duration = minutes * 60
+    pending: set[asyncio.Task] = set()
+
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=httpx.Limits(max_connections=400)) as http:
+
+        async def call(minute: Minute) -> None:
+            conversation = str(uuid.uuid4())
+            body = json.dumps(call_event(conversation, rng.choice(callers))).encode()
+            sent = time.perf_counter()
+            minute.calls_sent += 1
+            try:
+                resp = await http.post("/webhooks/genesys/conversation-ended", content=body,
+                                       headers=signature.signed_headers(secret, int(time.time()), body))
+            except httpx.HTTPError as exc:
+                minute.errors[f"webhook {type(exc).__name__}"] += 1
+                return
+            minute.ack.append(time.perf_counter() - sent)
+            if resp.status_code != 202:
+                minute.errors[f"webhook {resp.status_code}"] += 1
+                return
+            minute.calls_accepted += 1
+            try:
+                result = await wait_result(client, resp.json()["workflowId"], sent + 600)
+            except Exception as exc:  # noqa: BLE001
+                minute.errors[f"workflow {type(exc).__name__}"] += 1
+                return
+            if result.get("outcome") != "logged":
+                minute.errors[f"outcome {result.get('outcome')}"] += 1
+                return
+            minute.calls_logged += 1
+            minute.logged.append(time.perf_counter() - sent)
+
+        async def lookup(minute: Minute) -> None:
+            caller = rng.choice(callers)
+            sent = time.perf_counter()
+            try:
+                resp = await http.post("/screenpop/lookup", json={"phoneNumber": caller.e164}, auth=auth)
+            except httpx.HTTPError as exc:
+                minute.errors[f"lookup {type(exc).__name__}"] += 1
+                return
+            minute.lookup.append(time.perf_counter() - sent)
+            minute.lookups += 1
+            if resp.status_code != 200 or resp.json().get("contactId") != caller.contact_id:
+                minute.errors[f"lookup {resp.status_code} {'' if resp.status_code != 200 else 'wrong/none'}"] += 1
+
+        def spawn(coro) -> None:
+            task = asyncio.create_task(coro)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        t0 = time.perf_counter()
+        # One schedule for both streams: each event at its due time, never catching up in bursts
+        # beyond what fell due.
+        events = sorted([(i / call_rate, "call") for i in range(int(duration * call_rate))] +
+                        [(i / lookup_rate, "lookup") for i in range(int(duration * lookup_rate))])
+        warm_taken = False
+        for at, kind in events:
+            delay = t0 + at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            minute = per_minute[int(at // 60)]
+            spawn(call(minute) if kind == "call" else lookup(minute))
+            if not warm_taken and at >= 60:
+                rss["after 1 min"] = rss_snapshot(stack)
+                warm_taken = True
+        await asyncio.gather(*pending)
+        elapsed = time.perf_counter() - t0
+    rss["end"] = rss_snapshot(stack)
+    return per_minute, rss, elapsed
+
+
+def _sf_client(settings):
+    import requests
+    from simple_salesforce import Salesforce
+
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(settings.salesforce_ca_file)
+    token = session.post(f"{settings.salesforce_login_url}/services/oauth2/token", data={
+        "grant_type": "client_credentials", "client_id": settings.salesforce_client_id,
+        "client_secret": settings.salesforce_client_secret.get_secret_value()}).json()["access_token"]
+    return Salesforce(instance_url=settings.salesforce_instance_url, session_id=token, session=session,
+                      version=settings.salesforce_api_version)
+
+
+def report(per_minute: dict[int, Minute], rss: dict[str, dict[str, int]], elapsed: float, args) -> bool:
+    table = Table(title=f"Soak: {args.call_rate:g} calls/s + {args.lookup_rate:g} lookups/s for {args.minutes:g} min")
+    for col in ("min", "calls sent", "logged", "ack p50/p99", "call end → Task p50/p99/max", "lookups/s",
+                "lookup p50/p99", "errors"):
+        table.add_column(col, justify="right")
+    errors_total = 0
+    for m in sorted(per_minute):
+        x = per_minute[m]
+        errors = sum(x.errors.values())
+        errors_total += errors
+        table.add_row(
+            str(m + 1), str(x.calls_sent), str(x.calls_logged),
+            f"{pct(x.ack, .5)*1000:.0f}/{pct(x.ack, .99)*1000:.0f} ms",
+            f"{pct(x.logged, .5):.2f}/{pct(x.logged, .99):.2f}/{max(x.logged, default=float('nan')):.2f} s",
+            f"{x.lookups / 60:.1f}", f"{pct(x.lookup, .5)*1000:.1f}/{pct(x.lookup, .99)*1000:.1f} ms",
+            ", ".join(f"{k}: {v}" for k, v in x.errors.items()) or "0",
+        )
+    console.print(table)
+    mem = Table(title="RSS per process (MB)")
+    for col in ("process", *rss, "growth since start", "growth since 1 min"):
+        mem.add_column(col, justify="right")
+    growth_ok = True
+    for name in rss["start"]:
+        start, end = rss["start"][name], rss["end"].get(name, 0)
+        warm = rss.get("after 1 min", {}).get(name, start)
+        since_warm = (end - warm) / warm if warm else float("nan")
+        growth_ok &= since_warm < 0.10
+        mem.add_row(name, *(f"{rss[k].get(name, 0) / 2**20:.0f}" for k in rss),
+                    f"{(end - start) / start:+.1%}" if start else "—", f"{since_warm:+.1%}")
+    console.print(mem)
+    calls = sum(x.calls_logged for x in per_minute.values())
+    lookups = sum(x.lookups for x in per_minute.values())
+    console.print(f"{calls} calls logged ({calls / elapsed:.1f}/s), {lookups} lookups ({lookups / elapsed:.1f}/s), "
+                  f"{errors_total} errors, in {elapsed:.0f} s")
+    return errors_total == 0 and growth_ok
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--call-rate", type=float, default=10.0)
+    parser.add_argument("--lookup-rate", type=float, default=50.0)
+    parser.add_argument("--contacts", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--var", type=Path, default=Path("var/soak"))
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    var = args.var.resolve()
+    shutil.rmtree(var, ignore_errors=True)
+    var.mkdir(parents=True)
+    stack = LocalStack(chaos_settings(var, temporal_task_queue="callbridge-soak"))
+    try:
+        with console.status("Starting the stack and building the caller-ID index…"):
+            stack.start_temporal()
+            stack.seed_salesforce(args.contacts)
+            stack.start_salesforce()
+            stack.start_genesys()
+            stack.start_worker()
+            stack.start_starter()
+            from activities.caller_index import rebuild_index
+            from activities.salesforce_connection import SalesforceConnection
+
+            await asyncio.to_thread(rebuild_index, SalesforceConnection(stack.settings), stack.settings)
+        with console.status(f"Soaking for {args.minutes:g} min…"):
+            per_minute, rss, elapsed = await soak(stack, args.minutes, args.call_rate, args.lookup_rate, args.seed)
+    finally:
+        stack.stop()
+        if not args.keep:
+            shutil.rmtree(var, ignore_errors=True)
+    raise SystemExit(0 if report(per_minute, rss, elapsed, args) else 1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
