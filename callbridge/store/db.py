@@ -74,6 +74,7 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    from callbridge.store import ops_counters as _ops_counters  # noqa: F401  (registers its tables)
     from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
     from callbridge.store import sync as _sync  # noqa: F401  (registers its tables)
     from callbridge.store import sync_runs as _sync_runs  # noqa: F401  (registers its tables)
