@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
-from starter import codec, conflicts, desktop, screenpop
+from starter import admin, codec, conflicts, desktop, screenpop
 from starter import metrics as ops
 from starter.webhooks import build_router
 
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(privacy.build_router(settings, temporal))
     app.include_router(ops.build_router())
+    admin.install(app, settings, temporal)  # /admin/ pages and the screen-pop counter flush
     return app
 
 
