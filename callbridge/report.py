@@ -107,7 +107,7 @@ def sync_check(f: WeeklyFigures, t: Thresholds) -> Check:
     # The slowest run is the one that counts: one slow run in a week is worth a look.
     return Check("sync_duration", "Contact sync duration", target,
                  f"slowest {slowest:.1f} s, median {median:.1f} s", "ok" if slowest < t.sync_seconds else "short",
-                 f"{len(f.sync_durations)} finished runs, {f.sync_failed_runs} failed")
+                 f"{len(f.sync_durations)} finished runs, {f.sync_failed_runs} failed or with errors")
 
 
 def call_logging_check(f: WeeklyFigures, t: Thresholds) -> Check:
@@ -214,7 +214,7 @@ def store_figures(engine: Engine, since: datetime, now: datetime) -> dict[str, A
     return {
         "screenpop": {k.removeprefix(ops_counters.SCREENPOP_PREFIX): v for k, v in counters.items()},
         "sync_durations": [float(r["duration_seconds"]) for r in runs], "sync_runs": len(runs),
-        "sync_failed_runs": sum(r["status"] == "failed" for r in runs),
+        "sync_failed_runs": sum(r["status"] in ("failed", "completed_with_errors") for r in runs),
         "sync_errors": sum(int(r["stats"].get("errors", 0)) for r in runs),
         "erasures_open": open_count, "erasures_overdue": overdue, "erasures_completed": completed,
     }
