@@ -460,7 +460,8 @@ def report_weekly(as_json: bool = typer.Option(False, "--json", help="The figure
     figures = asyncio.run(run())
     checks = report.weekly_checks(figures)
     if as_json:
-        console.print_json(json.dumps({"figures": figures.to_json(), "checks": [asdict(c) for c in checks]}))
+        # Plain, unwrapped JSON: this output is for scripts.
+        typer.echo(json.dumps({"figures": figures.to_json(), "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         marks = {"ok": "[green]✓ ok[/]", "short": "[red]✗ falls short[/]", "no_data": "[yellow]– no data[/]"}
         table = Table(title=f"Weekly checks, {figures.since:%Y-%m-%d %H:%M} → {figures.until:%Y-%m-%d %H:%M} UTC")
