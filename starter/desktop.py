@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import httpx
 import structlog
 import websockets
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -103,10 +104,17 @@ def build_router(settings: Settings) -> APIRouter:
         """Interaction-widget mode: Genesys passes {{gcConversationId}} in the page's URL."""
         if not _USER_ID.match(conversationId):
             raise HTTPException(422, "conversationId is not a Genesys conversation id")
-        resp = await genesys.get(f"/api/v2/conversations/{conversationId}")
+        try:
+            resp = await genesys.get(f"/api/v2/conversations/{conversationId}")
+        except httpx.HTTPError as exc:  # Genesys unreachable: the page retries, nothing of ours broke
+            log.warning("conversation read failed", error=type(exc).__name__)
+            raise HTTPException(503, "Genesys unavailable", headers={"Retry-After": "5"}) from None
         if resp.status_code == 404:
             raise HTTPException(404, "no such conversation")
-        resp.raise_for_status()
+        if resp.status_code >= 400:
+            log.warning("conversation read refused", status=resp.status_code)
+            raise HTTPException(503 if resp.status_code >= 429 else 502, "Genesys refused the read",
+                                headers={"Retry-After": "5"})
         body = resp.json()
         agent = next((p for p in body.get("participants", []) if p.get("purpose") == "agent"), {})
         event = desktop_event(body, agent.get("userId") or (agent.get("user") or {}).get("id") or "")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -19,6 +21,13 @@ class ErasureBody(BaseModel):
     contact_id: str | None = Field(None, alias="contactId", max_length=18)
 
     model_config = {"populate_by_name": True}
+
+
+def _is_request_id(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
@@ -38,6 +47,9 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
 
     @router.get("/erasures/{request_id}")
     async def get_erasure(request_id: str) -> dict:
+        if not _is_request_id(request_id):
+            # Ids are UUIDs; anything else (NUL bytes included, which PostgreSQL refuses) is unknown.
+            raise HTTPException(404, detail="no such erasure request")
         try:
             client = await temporal.client()
         except TemporalUnavailable:

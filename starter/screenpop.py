@@ -32,7 +32,8 @@ class PhoneLookupRequest(BaseModel):
 
 
 class AccountLookupRequest(BaseModel):
-    accountNumber: str = Field(min_length=1, max_length=40)
+    # No control characters: PostgreSQL refuses NUL in a text parameter (a 500, not an answer).
+    accountNumber: str = Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
 # Missing values are "" rather than null: Genesys checks a data action's response against its

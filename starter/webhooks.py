@@ -7,6 +7,7 @@ signature is checked over the raw bytes before any parsing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,6 +38,15 @@ class PayloadError(ValueError):
         self.fields = fields
 
 
+_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": CallEndedEvent.model_json_schema(by_alias=True)}}}}
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
 def _refuse(status: int, error: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, **extra}, status_code=status)
 
@@ -55,6 +65,9 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+_EPOCH = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -66,13 +79,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_event(body: bytes, now: datetime, max_skew: timedelta) -> CallEndedEvent:
     try:
-        data = json.loads(body, object_pairs_hook=_no_duplicate_keys)
+        # UTF-8 only (RFC 8259): json.loads(bytes) would also guess UTF-16/32.
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except PayloadError:
         raise
     except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
         raise PayloadError([{"field": "body", "message": f"malformed JSON: {type(exc).__name__}"}]) from None
     if not isinstance(data, dict):
         raise PayloadError([{"field": "body", "message": "expected a JSON object"}])
+    # Genesys sends ISO 8601; pydantic would also read 1700000000 or "1700000000" as a time.
+    numeric = [{"field": key, "message": "expected an ISO 8601 timestamp"} for key in ("startTime", "endTime")
+               if isinstance(data.get(key), (int, float)) or (isinstance(data.get(key), str) and _EPOCH.match(data[key]))]
+    if numeric:
+        raise PayloadError(numeric)
     try:
         event = CallEndedEvent.model_validate(data)
     except ValidationError as exc:
@@ -89,7 +108,9 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
     router = APIRouter()
     secret = settings.webhook_secret.get_secret_value()
 
-    @router.post("/webhooks/genesys/conversation-ended", status_code=202)
+    # The body is read raw (the signature covers the bytes), so FastAPI can't infer its schema:
+    # documented here for API clients and for the schema-driven fuzz test.
+    @router.post("/webhooks/genesys/conversation-ended", status_code=202, openapi_extra=_BODY_DOC)
     async def conversation_ended(request: Request) -> JSONResponse:
         metrics.WEBHOOKS_RECEIVED.labels(ENDPOINT).inc()
         body = await read_limited(request, settings.webhook_max_body_bytes)
@@ -110,6 +131,11 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             log.info("webhook refused", reason=str(exc))
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, str(exc).replace(" ", "_")).inc()  # a closed set
             return _refuse(401, "unauthorized", reason=str(exc))
+        if not _is_json(request.headers.get("content-type")):
+            # Genesys always sends JSON: anything else is not a delivery we understand.
+            log.info("webhook refused", reason="unsupported_media_type")
+            metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "unsupported_media_type").inc()
+            return _refuse(415, "unsupported media type", expected="application/json")
         try:
             event = parse_event(
                 body, datetime.now(timezone.utc), timedelta(seconds=settings.webhook_max_skew_seconds)
