@@ -112,7 +112,7 @@ class SyncActivities:
             if activity.info().attempt > 1:
                 # A retry: the first attempt may have created the contact and died before
                 # storing its id. Look for it (the Salesforce id in its externalIds) first.
-                found = await self._created_before(write)
+                found = await self.records.find_created(write.fields, write.link_salesforce_id)
                 if found:
                     return found
             body = self.records.genesys_body(write.fields, None, write.link_salesforce_id)
@@ -128,19 +128,6 @@ class SyncActivities:
         if resp.status_code >= 400:
             raise genesys_failure(resp, f"contact {write.op}")
         return write.contact_id if write.op != "create" else resp.json()["id"]
-
-    async def _created_before(self, write: GenesysWrite) -> str | None:
-        """Reverse whitepages (`lookupVal`: an E.164 number or an email) for a contact that
-        already carries this Salesforce id."""
-        values = [write.fields.get(n) for n in ("Email", "Phone", "MobilePhone")]
-        for value in filter(None, values):
-            resp = await self._genesys.get("/api/v2/externalcontacts/reversewhitepageslookup", lookupVal=value)
-            if resp.status_code >= 400:
-                continue
-            for contact in resp.json().get("contacts") or []:
-                if self.records.linked_salesforce_id(contact) == write.link_salesforce_id:
-                    return contact["id"]
-        return None
 
     @activity.defn
     def store_sync_base(self, request: StoreBaseRequest) -> int:

@@ -80,8 +80,19 @@ class SyncBulkActivities:
     @activity.defn
     async def sync_contact_page(self, page: SyncPageInput) -> SyncPageResult:
         result = SyncPageResult()
-        with metering() as meter:
-            await self._sync_page(page, result)
+
+        async def keep_beating() -> None:
+            # Also while a request waits for the Genesys budget: only a dead worker stops this.
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(2)
+
+        beat = asyncio.ensure_future(keep_beating())
+        try:
+            with metering() as meter:
+                await self._sync_page(page, result)
+        finally:
+            beat.cancel()
         result.salesforce_requests, result.genesys_requests = meter.salesforce, meter.genesys
         result.salesforce_share = meter.salesforce_share
         return result
@@ -193,16 +204,27 @@ class SyncBulkActivities:
         todo = [w for w in self._live(work, result) if w.plan.action is Action.CREATE_IN_GENESYS]
         if not todo:
             return
-        body = {"entities": [self.records.genesys_body(w.plan.write_genesys, None, w.sf_id) for w in todo]}
-        resp = await self._genesys.request("POST", f"{GENESYS_BULK}/add", json=body)
-        if resp.status_code >= 400:
-            raise genesys_failure(resp, "bulk contact add")
-        for w, res in zip(todo, resp.json().get("results", [])):
+        if activity.info().attempt > 1:
+            # A retried page: an attempt that died after Genesys answered may have created some.
+            for w in todo:
+                w.gc_id = await self.records.find_created(w.snap.salesforce or {}, w.sf_id)
+            adopted = [w for w in todo if w.gc_id]
+            todo = [w for w in todo if not w.gc_id]
+        else:
+            adopted = []
+        results = []
+        if todo:
+            body = {"entities": [self.records.genesys_body(w.plan.write_genesys, None, w.sf_id) for w in todo]}
+            resp = await self._genesys.request("POST", f"{GENESYS_BULK}/add", json=body)
+            if resp.status_code >= 400:
+                raise genesys_failure(resp, "bulk contact add")
+            results = resp.json().get("results", [])
+        for w, res in zip(todo, results):
             if res.get("success"):
                 w.gc_id = res["id"]
             else:
                 self._handoff(w, result)
-        created = [w for w in todo if w.key not in result.handoff]
+        created = adopted + [w for w in todo if w.key not in result.handoff]
         # Store the pairs at once: a crash before the Salesforce links are written then finds
         # the pairs linked (and writes the links), instead of creating the contacts again.
         self._settle(created, result, page)

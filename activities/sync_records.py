@@ -149,6 +149,19 @@ class SyncRecords:
             body["externalIds"] = [*others, {"externalSource": {"id": source}, "value": link_salesforce_id}]
         return body
 
+    async def find_created(self, fields: dict[str, Any], salesforce_id: str | None) -> str | None:
+        """A Genesys contact already carrying this Salesforce id, found by its email or phone
+        (reverse whitepages `lookupVal`): a retried create may have been done by the attempt
+        that died before its id was stored."""
+        for value in filter(None, (fields.get(n) for n in ("Email", "Phone", "MobilePhone"))):
+            resp = await self._genesys.get("/api/v2/externalcontacts/reversewhitepageslookup", lookupVal=value)
+            if resp.status_code >= 400:
+                continue
+            for contact in resp.json().get("contacts") or []:
+                if salesforce_id and self.linked_salesforce_id(contact) == salesforce_id:
+                    return contact["id"]
+        return None
+
     @staticmethod
     def index_record(sf_record: dict[str, Any] | None, written: dict[str, Any], sf_id: str) -> dict[str, Any]:
         """The Salesforce contact as it is after a sync write, for the caller-ID index."""

@@ -308,18 +308,36 @@ class Matcher:
         return found
 
     def _by_name(self, contacts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        found: dict[str, list[dict[str, Any]]] = {}
+        """First + last name within the same account: one query for the page's last names, the
+        rest compared here (case-insensitively, as SOQL would)."""
+        wanted = {}
         for c in contacts:
             org = (c.get("externalOrganization") or {}).get("name")
             first, last = c.get("firstName"), c.get("lastName")
-            if not (org and first and last):
-                continue  # without an account there is no "same account" to match within
-            soql = format_soql(f"SELECT Id, {LINK_FIELD} FROM Contact WHERE FirstName = {{}} AND LastName = {{}} "
-                               "AND Account.Name = {} LIMIT 3", first, last, org)
-            rows = self.run._sf.query(soql)["records"]
-            if rows:
-                found[c["id"]] = rows
+            if org and first and last:  # without an account there is no "same account" to match within
+                wanted[c["id"]] = (first.strip().lower(), last.strip().lower(), org.strip().lower())
+        found: dict[str, list[dict[str, Any]]] = {}
+        last_names = sorted({w[1] for w in wanted.values()})
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(last_names), 100):
+            soql = format_soql(f"SELECT Id, FirstName, LastName, Account.Name, {LINK_FIELD} FROM Contact "
+                               "WHERE LastName IN {}", last_names[start:start + 100])
+            rows += [r for page in _pages(self.run._sf, soql) for r in page]
+        by_key: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            key = ((r.get("FirstName") or "").lower(), (r.get("LastName") or "").lower(),
+                   ((r.get("Account") or {}).get("Name") or "").lower())
+            by_key[key].append(r)
+        for gc_id, key in wanted.items():
+            if by_key.get(key):
+                found[gc_id] = by_key[key]
         return found
+
+
+def _pages(sf, soql: str):
+    from activities.caller_index import query_pages
+
+    return query_pages(sf, soql)
 
 
 def _add(keys: dict[str, PairKey], sf_id: str, gc_id: str) -> None:

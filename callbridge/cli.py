@@ -351,10 +351,11 @@ def sync_run(
     mode: str = typer.Option(None, help="one_way or bidirectional (default: the mapping's)."),
     config: Path = typer.Option(None, help="Mapping YAML (default: CALLBRIDGE_SYNC_CONFIG_PATH or the built-in)."),
 ) -> None:
-    """One contact-sync run now (ContactSyncWorkflow, id contact-sync), with its result table."""
+    """One contact-sync run now (ContactSyncWorkflow, id contact-sync): a progress bar, then its result table."""
     import asyncio
 
-    from rich.table import Table
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from temporalio.service import RPCError
 
     from callbridge.sync.models import ContactSyncInput
     from callbridge.temporal import connect
@@ -363,21 +364,93 @@ def sync_run(
     settings = get_settings()
     mapping = _sync_mapping(settings, config, mode)
 
-    async def run():
+    async def run(progress: Progress):
         client = await connect(settings)
-        return await client.execute_workflow(
+        handle = await client.start_workflow(
             ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping, mode=mode, full=full, dry_run=dry_run),
             id=WORKFLOW_ID, task_queue=settings.temporal_task_queue)
+        task = progress.add_task("collecting changes", total=None)
+        result_task = asyncio.ensure_future(handle.result())
+        while not result_task.done():
+            try:
+                # The run's own query: pairs settled so far (it follows continue-as-new).
+                state = await client.get_workflow_handle(WORKFLOW_ID).query(ContactSyncWorkflow.progress)
+                if state["total"]:
+                    progress.update(task, description="settling pairs", total=state["total"], completed=state["done"])
+            except RPCError:
+                pass  # between runs of a continue-as-new, or not started yet
+            await asyncio.wait([result_task], timeout=0.5)
+        return result_task.result()
 
-    with console.status("Syncing contacts (see the Temporal UI for each pair)…"):
-        result = asyncio.run(run())
-    table = Table(title="Contact sync" + (" (dry run)" if dry_run else ""))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        result = asyncio.run(run(progress))
+    console.print(_sync_result_table(result, "Contact sync" + (" (dry run)" if dry_run else "")))
+    if result.stopped:
+        console.print(f"[yellow]Stopped early: {result.stopped}. The watermarks stay; the next run resumes.[/]")
+    raise typer.Exit(1 if result.errors else 0)
+
+
+def _sync_result_table(result, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
     table.add_column("")
     table.add_column("", justify="right")
     for name, value in result.model_dump().items():
         table.add_row(name.replace("_", " "), f"{value:.1f}" if isinstance(value, float) else str(value))
+    return table
+
+
+@sync_app.command("status")
+def sync_status(limit: int = typer.Option(10, help="How many recent runs.")) -> None:
+    """The recent sync runs with their stats, and the health score (the seed's formula)."""
+    from rich.table import Table
+
+    from callbridge.store import sync_runs
+    from callbridge.store.db import get_engine
+    from callbridge.sync.health import health_score
+
+    runs = sync_runs.list_runs(get_engine(get_settings().database_url), limit=limit)
+    table = Table(title="Contact sync runs")
+    columns = ("started", "status", "path", "mode", "created", "updated", "deleted", "skipped", "conflicts",
+               "errors", "seconds", "SF req", "GC req")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("started", "status", "path", "mode") else "right")
+    for r in runs:
+        st = r["stats"]
+        table.add_row(r["started_at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"], r["path"], r["mode"],
+                      *(str(st.get(k, 0)) for k in ("created", "updated", "deleted", "skipped", "conflicts", "errors")),
+                      f"{r['duration_seconds']:.1f}", str(st.get("salesforce_requests", 0)),
+                      str(st.get("genesys_requests", 0)))
     console.print(table)
-    raise typer.Exit(1 if result.errors else 0)
+    done = [r for r in reversed(runs) if r["status"] != "running"]
+    score = health_score([(r["stats"].get("errors", 0), r["duration_seconds"]) for r in done])
+    console.print(f"Health score: {score} / 100 (over the last {min(len(done), 10)} runs)" if done
+                  else "No sync run yet.")
+
+
+@sync_app.command("review")
+def sync_review(resolve: str = typer.Option(None, help="Mark this case (its key) as dealt with.")) -> None:
+    """Matches Callbridge would not guess, dangling links and delete conflicts, for a person to decide."""
+    from rich.table import Table
+
+    from callbridge.store import sync_runs
+    from callbridge.store.db import get_engine
+
+    engine = get_engine(get_settings().database_url)
+    if resolve:
+        if not sync_runs.resolve_review(engine, resolve):
+            raise typer.BadParameter("no open case with that key", param_hint="--resolve")
+        console.print(f"resolved: {resolve}")
+        return
+    table = Table(title="Contact sync: cases to review")
+    for col in ("since", "reason", "Genesys contact", "Salesforce contact(s)", "detail", "key"):
+        table.add_column(col)
+    for case in sync_runs.list_review(engine):
+        table.add_row(case["at"].strftime("%Y-%m-%d %H:%M"), case["reason"].replace("_", " "),
+                      case["genesys_id"] or "-", ", ".join(case["salesforce_ids"]) or "-", case["detail"], case["key"])
+    console.print(table)
 
 
 conflicts_app = typer.Typer(help="Manual contact-sync conflicts waiting for a decision.", no_args_is_help=True)

@@ -122,3 +122,36 @@ def new_sf_contact(sf: Salesforce, **fields: Any) -> str:
             "Email": f"ana.{time.monotonic_ns()}@example.com", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
             "MailingCountry": "USA", **fields}
     return sf.Contact.create(body)["id"]
+
+
+async def run_sync(client, stack, **overrides):
+    """One ContactSyncWorkflow run (id contact-sync) with the built-in mapping and these overrides."""
+    from callbridge.sync.config import load
+    from callbridge.sync.models import ContactSyncInput
+    from workflows.contact_sync import ContactSyncWorkflow
+
+    return await client.execute_workflow(
+        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), **overrides),
+        id="contact-sync", task_queue=stack.task_queue)
+
+
+def edit_gc_contact(gc, gc_id: str, **fields: Any) -> dict[str, Any]:
+    """PUT a Genesys external contact back with these fields changed (PUT replaces the whole contact)."""
+    current = gc.get(f"{GENESYS_CONTACTS}/{gc_id}").json()
+    body = {k: v for k, v in current.items() if k not in ("id", "selfUri", "createDate", "modifyDate")}
+    resp = gc.put(f"{GENESYS_CONTACTS}/{gc_id}", json={**body, **fields})
+    resp.raise_for_status()
+    return resp.json()
+
+
+def genesys_contacts_linked_to(gc, salesforce_id: str) -> list[str]:
+    """Every Genesys contact whose externalIds hold this Salesforce id (a scan of them all)."""
+    found, params = [], {"limit": 200}
+    while True:
+        body = gc.get("/api/v2/externalcontacts/scan/contacts", params=params).json()
+        found += [c["id"] for c in body.get("entities", [])
+                  if any(e.get("value") == salesforce_id for e in c.get("externalIds") or [])]
+        after = (body.get("cursors") or {}).get("after")
+        if not after:
+            return found
+        params = {"limit": 200, "cursor": after}

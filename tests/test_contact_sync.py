@@ -11,16 +11,10 @@ from callbridge.store.db import get_engine
 from callbridge.sync.config import load
 from callbridge.sync.models import ContactSyncInput
 from tests.helpers import GENESYS_CONTACTS as CONTACTS
-from tests.helpers import new_sf_contact
+from tests.helpers import new_sf_contact, run_sync
 from workflows.contact_sync import ContactSyncWorkflow
 
 pytestmark = pytest.mark.integration
-
-
-async def run_sync(client, stack, **overrides):
-    return await client.execute_workflow(
-        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), **overrides),
-        id="contact-sync", task_queue=stack.task_queue)
 
 
 async def test_a_run_settles_every_change_once_and_moves_the_watermarks(stack, sf, gc, temporal_client):

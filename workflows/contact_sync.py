@@ -132,7 +132,8 @@ class ContactSyncWorkflow:
                         SyncPageInput(pairs=PairRange(run_id=run_id, offset=offset, limit=inp.page_size),
                                       rules=inp.rules, mode=inp.mode, delete_handling=inp.delete_handling,
                                       workflow_id=workflow.info().workflow_id, run_id=run_id),
-                        start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
+                        start_to_close_timeout=timedelta(minutes=30),
+                        heartbeat_timeout=timedelta(seconds=inp.page_heartbeat_seconds),
                         retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2),
                                                  maximum_interval=timedelta(minutes=1), maximum_attempts=10))
                 except ActivityError:

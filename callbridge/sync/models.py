@@ -184,6 +184,7 @@ class ContactSyncInput(BaseModel):
     bulk_threshold: int = 2000
     page_size: int = 200
     max_concurrent_pages: int = 4
+    page_heartbeat_seconds: int = 120  # a page whose worker died is retried after this long
     force_path: Literal["per_pair", "bulk"] | None = None
     # Stop cleanly (and resume next run) once this share of Salesforce's daily allowance is used.
     allowance_share: float = 0.8
