@@ -63,7 +63,8 @@ def table(headers: Iterable[str], rows: list[str], empty: str, cls: str = "") ->
     if not rows:
         return f'<p class="muted">{e(empty)}</p>'
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 class Links:
@@ -202,11 +203,11 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
             f'<tr><td>{when(c["at"])}</td><td>{e(c["reason"].replace("_", " "))}</td><td>{e(c["genesys_id"] or "–")}'
             f'</td><td>{e(", ".join(c["salesforce_ids"]) or "–")}</td><td>{e(c["detail"])}</td>'
             f'<td>{links.a(c["workflow_id"]) if c["workflow_id"] else ""}</td></tr>' for c in review]
-        body = (f'<p>Health score <b class="score">{score}</b> / 100 over the last {min(len(done), 10)} finished runs '
+        body = (f'<p>Health score <b class="score">{score}</b> / 100 over the last {min(len(done), 10)} finished run(s) '
                 '(the seed\'s formula: 100 − 5 per average error − 1 per average second).</p>' if done else "")
         body += ("<h2>Runs</h2>" + table(
             ("Started", "Status", "Path", "Mode", "Seconds", "Health", "Pairs", "Created", "Updated", "Deleted",
-             "Skipped", "Conflicts", "Errors", "SF requests", "GC requests", "Note", "Temporal"),
+             "Skipped", "Conflicts", "Errors", "SF req.", "GC req.", "Note", "Temporal"),
             run_rows, "No sync run yet.", cls="runs")
             + "<h2>Cases to review</h2><p class=muted>Matches Callbridge would not guess, dangling links and "
               "delete conflicts (<code>callbridge sync review --resolve KEY</code> marks one dealt with).</p>"
