@@ -124,6 +124,20 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
         figures = await report.gather_figures(await engine(), await client())
         return figures, report.weekly_checks(figures)
 
+    async def pending() -> dict | None:
+        """The pairs waiting for a decision; None while Temporal can't be asked."""
+        c = await client()
+        if c is None:
+            return None
+        try:
+            return await conflicts.pending_conflicts(c)
+        except RPCError:
+            return None
+
+    async def count_waiting() -> int | None:
+        found = await pending()
+        return None if found is None else sum(len(v) for v in found.values())
+
     @router.get("", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse("/admin/", status_code=307)
@@ -138,8 +152,7 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
         eng = await engine()
         runs, review = await asyncio.gather(asyncio.to_thread(sync_runs.list_runs, eng, 1),
                                             asyncio.to_thread(sync_runs.list_review, eng))
-        c = await client()
-        waiting = sum(len(v) for v in (await conflicts.pending_conflicts(c)).values()) if c else None
+        waiting = await count_waiting()
         last = runs[0] if runs else None
         tiles = [
             ("/admin/conflicts", "Conflicts waiting for a decision", "?" if waiting is None else waiting),
@@ -217,11 +230,10 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
 
     @router.get("/conflicts")
     async def conflicts_page(request: Request) -> HTMLResponse:
-        c = await client()
-        if c is None:
+        waiting = await pending()
+        if waiting is None:
             return page("Conflicts", '<p class="verdict short">Temporal is unreachable: the conflicts live in '
                         "their workflows. Try again shortly.</p>", "/admin/conflicts", links)
-        pending = await conflicts.pending_conflicts(c)
         q = request.query_params
         flash = ""
         if q.get("resolved"):
@@ -230,7 +242,7 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
         elif q.get("error"):
             flash = f'<p class="flash error" role="alert">{e(q["error"])}</p>'
         rows = []
-        for wid, items in sorted(pending.items()):
+        for wid, items in sorted(waiting.items()):
             for item in items:
                 rows.append(
                     f'<tr data-pair="{e(wid)}" data-field="{e(item.field)}"><td>{links.a(wid)}</td>'

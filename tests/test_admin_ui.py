@@ -92,8 +92,8 @@ async def test_a_conflict_is_decided_by_clicking(stack, sf, gc, temporal_client)
         cells = [c.strip() for c in await row.locator("td").all_inner_texts()]
         assert cells[1:3] == ["Title", "Analyst"]  # the field and the last agreed value
         assert cells[3].startswith("Manager") and cells[4].startswith("Team lead")  # side by side
-        assert await row.locator("a.temporal").get_attribute("href") == (
-            f"http://127.0.0.1:8233/namespaces/default/workflows/{wid}")
+        assert (await row.locator("a.temporal").get_attribute("href")).endswith(
+            f"/namespaces/default/workflows/{wid}")
         await page.screenshot(path=str(ARTIFACTS / "admin-conflicts.png"), full_page=True)
 
         await row.get_by_role("button", name="Keep Genesys").click()
@@ -146,8 +146,8 @@ async def test_sync_runs_review_cases_and_erasures_are_listed(stack, sf, tempora
         assert "completed" in text and email not in await page.content()  # identifiers are never shown
         await row.get_by_text("certificate").click()
         assert request_id in await row.locator("pre").inner_text()
-        assert await row.locator("a.temporal").get_attribute("href") == (
-            f"http://127.0.0.1:8233/namespaces/default/workflows/{erasure_workflow_id(request_id)}")
+        assert (await row.locator("a.temporal").get_attribute("href")).endswith(
+            f"/namespaces/default/workflows/{erasure_workflow_id(request_id)}")
         await page.screenshot(path=str(ARTIFACTS / "admin-erasures.png"), full_page=True)
 
         await page.goto(f"{stack.starter_url}/admin/report")

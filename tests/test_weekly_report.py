@@ -166,10 +166,11 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
     while True:
         after = report_json(stack)["figures"]
         if moved(after, "Completed") >= 2 and moved(after, "Failed") >= 1:
-            break
+            break  # visibility has them
         assert time.monotonic() < deadline, f"visibility never showed the calls: {after['call_logging']}"
         await asyncio.sleep(0.5)
-    assert (moved(after, "Completed"), moved(after, "Failed")) == (2, 1)
+    # At least: in a full suite a call an earlier test left retrying may close in this window too.
+    assert moved(after, "Completed") >= 2 and moved(after, "Failed") >= 1
     assert after["workflow_failures"] - before["workflow_failures"] >= 1
     assert workflow_id(refused) in [w["workflow_id"] for w in after["failed_workflows"]]
     # The page flushed the starter's counts first: exactly the five lookups above.
@@ -197,3 +198,26 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
                   "GDPR deletion requests", "Errors"):
         assert title in table.stdout
     assert f"failed: CallLoggingWorkflow {workflow_id(refused)}" in table.stdout
+
+
+@pytest.mark.integration
+def test_a_starter_flushes_its_lookup_counts_when_it_stops(stack, test_var_dir, tmp_path):
+    """Its own store, so only its counts land there; stopped with SIGTERM before any periodic flush."""
+    from callbridge.processes import ManagedProcess, free_port, python_module
+    from tests.conftest import REPO
+
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    starter = ManagedProcess(name="counting-starter", argv=python_module("starter.app"),
+                             env={**stack.env, "CALLBRIDGE_STARTER_PORT": str(port), "CALLBRIDGE_DATABASE_URL": url},
+                             ready_url=f"http://127.0.0.1:{port}/healthz",
+                             log_path=test_var_dir / "counting-starter.log", cwd=REPO).start()
+    try:
+        for number in [unique_us_number()[0] for _ in range(4)] + ["anonymous"]:
+            assert httpx.post(f"http://127.0.0.1:{port}/screenpop/lookup", json={"phoneNumber": number},
+                              auth=LOOKUP).status_code == 200
+    finally:
+        starter.stop()
+    assert starter.proc.returncode == 0
+    assert ops_counters.totals_since(get_engine(url), ops_counters.week_start()) == {
+        "screenpop_lookups:not_found": 4, "screenpop_lookups:anonymous": 1}
