@@ -161,7 +161,8 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
     def moved(after: dict, status: str) -> int:
         return (after["call_logging"] or {}).get(status, 0) - (before["call_logging"] or {}).get(status, 0)
 
-    # Temporal's visibility catches up with closed executions a moment later.
+    # Temporal's visibility catches up with closed executions a moment later. "At least": in a full
+    # suite a call an earlier test left retrying may close in this window too.
     deadline = time.monotonic() + 30
     while True:
         after = report_json(stack)["figures"]
@@ -169,8 +170,6 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
             break  # visibility has them
         assert time.monotonic() < deadline, f"visibility never showed the calls: {after['call_logging']}"
         await asyncio.sleep(0.5)
-    # At least: in a full suite a call an earlier test left retrying may close in this window too.
-    assert moved(after, "Completed") >= 2 and moved(after, "Failed") >= 1
     assert after["workflow_failures"] - before["workflow_failures"] >= 1
     assert workflow_id(refused) in [w["workflow_id"] for w in after["failed_workflows"]]
     # The page flushed the starter's counts first: exactly the five lookups above.
