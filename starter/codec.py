@@ -20,6 +20,16 @@ from callbridge.codec import CodecKeyError, EncryptionCodec, parse_keys
 from callbridge.settings import Settings
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_PAYLOADS_SCHEMA = {
+    "type": "object", "required": ["payloads"],
+    "properties": {"payloads": {"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
+            "data": {"type": "string", "format": "byte"},
+        },
+    }}},
+}
 
 
 def ui_origin(settings: Settings) -> str:
@@ -64,11 +74,14 @@ def build_router(settings: Settings) -> APIRouter:
     async def preflight(action: str) -> Response:
         return Response(status_code=204, headers=cors)
 
-    @router.post("/encode")
+    # Bodies are parsed as protobuf JSON, not by FastAPI: documented for clients and the fuzz test.
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}}}
+
+    @router.post("/encode", openapi_extra=body_doc)
     async def encode(request: Request) -> Response:
         return await transform(request, codec.encode_one)
 
-    @router.post("/decode")
+    @router.post("/decode", openapi_extra=body_doc)
     async def decode(request: Request) -> Response:
         return await transform(request, codec.decode_one)
 

@@ -100,7 +100,7 @@ def build_router(settings: Settings) -> APIRouter:
         } for r in rows]}
 
     @router.get("/conversation")
-    async def conversation(conversationId: str = Query(max_length=64)) -> dict[str, Any]:
+    async def conversation(conversationId: str = Query(max_length=64, pattern=_USER_ID.pattern)) -> dict[str, Any]:
         """Interaction-widget mode: Genesys passes {{gcConversationId}} in the page's URL."""
         if not _USER_ID.match(conversationId):
             raise HTTPException(422, "conversationId is not a Genesys conversation id")
@@ -121,7 +121,7 @@ def build_router(settings: Settings) -> APIRouter:
         return event or {"conversationId": conversationId, "state": None, "attributes": {}, "ani": ""}
 
     @router.get("/events")
-    async def events(agentId: str = Query(max_length=64)) -> StreamingResponse:
+    async def events(agentId: str = Query(max_length=64, pattern=_USER_ID.pattern)) -> StreamingResponse:
         if not _USER_ID.match(agentId):
             raise HTTPException(422, "agentId is not a Genesys user id")
 
