@@ -13,8 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from prometheus_client import Counter
-from sqlalchemy import BigInteger, Column, Date, Engine, String, Table, select
-from sqlalchemy import func
+from sqlalchemy import BigInteger, Column, Date, Engine, String, Table, func, select
 
 from callbridge.store.db import metadata
 
