@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test bench clean chromium histories
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP) chromium
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Re-record tests/histories/ (replayed by tests/test_replay.py) after an intended, patched change.
+# `make histories K=sync` re-records only the histories whose test names match.
+histories: $(STAMP)
+	$(BIN)/python -m pytest -q tests/histories/record_histories.py $(if $(K),-k "$(K)")
 
 bench: $(STAMP)
 	$(BIN)/python bench/call_logging.py
