@@ -11,7 +11,7 @@ import pytest
 from callbridge.sync.config import load
 from callbridge.sync.models import PairKey, SyncPairInput
 from tests.helpers import GENESYS_CONTACTS as CONTACTS
-from tests.helpers import new_sf_contact, unique_us_number
+from tests.helpers import edit_gc_contact, new_sf_contact, unique_us_number
 from workflows.sync_pair import SyncPairWorkflow
 
 pytestmark = pytest.mark.integration
@@ -83,6 +83,27 @@ async def test_same_field_on_both_sides_last_write_wins(stack, sf, gc, temporal_
     result = await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)
     assert result.written_to_salesforce == ["Email"]
     assert sf.Contact.get(sf_id)["Email"] == "second@example.com"
+
+
+@pytest.mark.parametrize(("policy", "winner"), [("salesforce", "sf"), ("genesys", "gc")])
+async def test_same_field_on_both_sides_follows_the_fields_policy(stack, sf, gc, temporal_client, policy, winner):
+    from callbridge.sync.models import Rule
+
+    sf_id = new_sf_contact(sf)
+    gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id
+    sf.Contact.update(sf_id, {"Title": "Edited in Salesforce"})
+    edit_gc_contact(gc, gc_id, title="Edited in Genesys")
+    key = PairKey(salesforce_id=sf_id)
+    inp = SyncPairInput.from_config(key, load(), mode="bidirectional")
+    # Title is Salesforce-owned in the built-in mapping: make it two-way with this policy.
+    inp.rules = [Rule(name=r.name, direction="both" if r.name == "Title" else r.direction,
+                      policy=policy if r.name == "Title" else r.policy) for r in inp.rules]
+    result = await temporal_client.execute_workflow(SyncPairWorkflow.run, inp, id=key.workflow_id,
+                                                    task_queue=stack.task_queue)
+    expected = "Edited in Salesforce" if winner == "sf" else "Edited in Genesys"
+    assert sf.Contact.get(sf_id)["Title"] == expected
+    assert gc.get(f"{CONTACTS}/{gc_id}").json()["title"] == expected
+    assert result.conflicts == []
 
 
 def test_callbridge_sync_contact_runs_one_pair(stack, sf, gc):
