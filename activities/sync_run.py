@@ -18,6 +18,7 @@ from typing import Any
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.genesys_connection import GenesysConnection
 from activities.metering import last_allowance, metering
@@ -63,10 +64,14 @@ class SyncRunActivities:
 
     def _salesforce_changes(self, since: datetime | None) -> list[str]:
         from activities.caller_index import query_pages
+        from activities.salesforce_bulk import bulk_query
 
-        soql = "SELECT Id FROM Contact WHERE IsDeleted = false" if since is None else format_soql(
-            "SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
+        if since is None:
+            # Every contact (the initial load, --full): a Bulk API 2.0 job, 50k rows a request.
+            return [r["Id"] for page in bulk_query(self._sf, "SELECT Id FROM Contact WHERE IsDeleted = false",
+                                                   operation="query") for r in page]
         # queryAll: a deletion is a change too (IsDeleted rows in the recycle bin).
+        soql = format_soql("SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
         return [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
 
     @activity.defn
@@ -76,7 +81,24 @@ class SyncRunActivities:
         changes.salesforce_requests, changes.genesys_requests = meter.salesforce, meter.genesys
         return changes
 
+    def _check_mapping(self, request: ChangeRequest) -> None:
+        """The mapping against this org's Contact describe, at the start of every run: a field
+        that doesn't exist or can't be written stops the run with the reason, before any write."""
+        from callbridge.sync.config import check_against_salesforce
+
+        if not request.rules:
+            return
+        try:
+            describe = self._sf.restful("sobjects/Contact/describe")
+        except SalesforceError as exc:
+            raise from_exception(exc, "Contact describe") from None
+        problems = check_against_salesforce([(r.name, r.direction) for r in request.rules], describe)
+        if problems:
+            raise ApplicationError("the sync mapping doesn't fit this org: " + "; ".join(problems),
+                                   type="MappingMismatch", non_retryable=True)
+
     async def _collect(self, request: ChangeRequest) -> ChangeSet:
+        await asyncio.to_thread(self._check_mapping, request)
         engine = self._engine
         now = datetime.now(timezone.utc).replace(microsecond=0)
         lookback = timedelta(seconds=request.lookback_seconds)

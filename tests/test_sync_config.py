@@ -47,3 +47,33 @@ def test_checked_against_the_orgs_describe():
         "Contact.MobilePhone is not updateable but is mapped both",
         "Contact.Title does not exist in this org",
     ]
+
+
+def test_the_genesys_fields_are_the_official_external_contact_models():
+    """The Genesys side of the check: every mappable field exists in the official SDK's
+    ExternalContact model (JSON names), with the kind its swagger type says."""
+    from PureCloudPlatformClientV2.models import ExternalContact
+
+    from callbridge.sync.config import GENESYS_CONTACT_FIELDS
+
+    model = ExternalContact()
+    json_names = {v: k for k, v in model.attribute_map.items()}
+    for name, kind in GENESYS_CONTACT_FIELDS.items():
+        assert name in json_names, name
+        swagger = model.swagger_types[json_names[name]]
+        assert swagger == {"phone": "PhoneNumber", "boolean": "bool"}.get(kind, "str"), (name, swagger)
+
+
+@pytest.mark.integration
+async def test_a_mapping_that_does_not_fit_the_org_stops_the_run_with_the_reason(stack, temporal_client):
+    from temporalio.client import WorkflowFailureError
+
+    from callbridge.sync.models import ContactSyncInput, Rule
+    from workflows.contact_sync import ContactSyncWorkflow
+
+    inp = ContactSyncInput.from_config(load(), mode="one_way", dry_run=True)
+    inp.rules = [*inp.rules, Rule(name="Shoe_Size__c")]
+    with pytest.raises(WorkflowFailureError) as err:
+        await temporal_client.execute_workflow(ContactSyncWorkflow.run, inp, id="contact-sync-mapping-check",
+                                               task_queue=stack.task_queue)
+    assert "Contact.Shoe_Size__c does not exist in this org" in str(err.value.cause.cause)

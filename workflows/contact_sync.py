@@ -82,7 +82,8 @@ class ContactSyncWorkflow:
             changes = await workflow.execute_activity_method(
                 SyncRunActivities.collect_sync_changes,
                 ChangeRequest(mode=inp.mode, full=inp.full, lookback_seconds=inp.lookback_seconds,
-                              matching=inp.matching, workflow_id=workflow.info().workflow_id, run_id=run_id),
+                              matching=inp.matching, workflow_id=workflow.info().workflow_id, run_id=run_id,
+                              rules=inp.rules),
                 start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(minutes=2),
                 retry_policy=RETRY,
             )

@@ -125,14 +125,16 @@ def load(path: Path | None = None) -> SyncConfig:
     return parse(path.read_text(encoding="utf-8"), str(path))
 
 
-def check_against_salesforce(config: SyncConfig, describe: dict[str, Any]) -> list[str]:
-    """Problems with the Contact describe of the org: unknown or read-only mapped fields."""
+def check_against_salesforce(config: SyncConfig | list[tuple[str, str]], describe: dict[str, Any]) -> list[str]:
+    """Problems with the Contact describe of the org: unknown or read-only mapped fields.
+    `config`: a mapping, or its (Salesforce field, direction) pairs."""
+    pairs = [(m.salesforce, m.direction) for m in config.fields] if isinstance(config, SyncConfig) else config
     fields = {f["name"]: f for f in describe.get("fields", [])}
     problems = []
-    for m in config.fields:
-        meta = fields.get(m.salesforce)
+    for name, direction in pairs:
+        meta = fields.get(name)
         if meta is None:
-            problems.append(f"Contact.{m.salesforce} does not exist in this org")
-        elif m.direction in ("gc_to_sf", "both") and not meta.get("updateable"):
-            problems.append(f"Contact.{m.salesforce} is not updateable but is mapped {m.direction}")
+            problems.append(f"Contact.{name} does not exist in this org")
+        elif direction in ("gc_to_sf", "both") and not meta.get("updateable"):
+            problems.append(f"Contact.{name} is not updateable but is mapped {direction}")
     return problems

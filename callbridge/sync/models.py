@@ -140,6 +140,7 @@ class ChangeRequest(BaseModel):
     matching: list[str] = Field(default_factory=lambda: ["link", "email", "phone", "name_account"])
     workflow_id: str = "contact-sync"
     run_id: str = ""
+    rules: list["Rule"] = Field(default_factory=list)  # checked against the org's describe first
 
 
 class ChangeSet(BaseModel):
@@ -289,6 +290,7 @@ class AllowanceCheck(BaseModel):
     share: float | None = None
 
 
+ChangeRequest.model_rebuild()
 ContactSyncInput.model_rebuild()
 SyncRunFinish.model_rebuild()
 
