@@ -42,6 +42,7 @@ def build_activities(settings: Settings) -> list[Callable]:
         sync_run.start_sync_run,
         sync_run.finish_sync_run,
         sync_run.check_salesforce_allowance,
+        sync_run.pair_waits_for_decision,
         sync_bulk.sync_contact_page,
         *privacy_activities(settings, connection),
     ]
@@ -64,6 +65,7 @@ def privacy_activities(settings: Settings, connection=None) -> list[Callable]:
         erasure.erasure_verify_genesys, erasure.erasure_write_tombstone, erasure.erasure_delete_local,
         erasure.erasure_verify_local, erasure.erasure_discover_workflows, erasure.erasure_delete_workflows,
         erasure.erasure_verify_workflows, erasure.privacy_alert, erasure.erasure_record_certificate,
+        erasure.erasure_record_failure,
         privacy.is_caller_erased, privacy.retention_conversations, privacy.retention_apply,
         privacy.retention_save_report,
     ]

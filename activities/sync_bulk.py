@@ -107,7 +107,9 @@ class SyncBulkActivities:
                      sync_runs.run_pairs(engine, page.pairs.run_id, page.pairs.offset, page.pairs.limit)]
         open_ids = await self._open_pair_workflows()
         keys = [k for k in page_keys if k.workflow_id not in open_ids]
-        result.skipped += len(page_keys) - len(keys)
+        # An open pair workflow owns its pair: the run waits for it (or leaves a pair waiting
+        # for a decision), never writes under it.
+        result.handoff += [k for k in page_keys if k.workflow_id in open_ids]
 
         # Read: the stored pairs, then both sides, one request each.
         stored = sync_store.pairs_for(engine, [k.salesforce_id for k in keys if k.salesforce_id],

@@ -54,6 +54,7 @@ class SyncRunActivities:
         self._sf = salesforce
         self._genesys = genesys
         self._settings = settings
+        self._client = None
         self.records = SyncRecords(salesforce, genesys, settings)
 
     @property
@@ -181,6 +182,21 @@ class SyncRunActivities:
     def load_run_pairs(self, pairs: PairRange) -> list[PairKey]:
         return [PairKey(salesforce_id=sf, genesys_id=gc)
                 for sf, gc in sync_runs.run_pairs(self._engine, pairs.run_id, pairs.offset, pairs.limit)]
+
+    @activity.defn
+    async def pair_waits_for_decision(self, workflow_id: str) -> bool:
+        """Whether an open SyncPairWorkflow is waiting for an operator (a `manual` conflict):
+        a run leaves it be — it reads both sides afresh once decided — instead of waiting days."""
+        from temporalio.service import RPCError
+
+        from callbridge.temporal import connect
+
+        if self._client is None:
+            self._client = await connect(self._settings)
+        try:
+            return bool(await self._client.get_workflow_handle(workflow_id).query("conflicts"))
+        except RPCError:
+            return False  # closed meanwhile: the caller starts it again
 
     @activity.defn
     def start_sync_run(self, start: SyncRunStart) -> None:

@@ -170,6 +170,46 @@ async def test_callbridge_sync_status_shows_the_runs_and_the_health_score(stack,
     assert "Health score:" in out.stdout and "completed" in out.stdout
 
 
+async def test_runs_leave_a_pair_waiting_for_a_decision_be_and_hand_a_manual_conflict_over(
+        stack, sf, gc, temporal_client):
+    from callbridge.sync.config import load
+    from callbridge.sync.models import ConflictDecision, ContactSyncInput, PairKey, Rule, SyncPairInput
+    from workflows.contact_sync import ContactSyncWorkflow
+    from workflows.sync_pair import SyncPairWorkflow
+
+    waiting, handed = new_sf_contact(sf, Title="Analyst"), new_sf_contact(sf, Title="Analyst")
+    await run_sync(temporal_client, stack, mode="bidirectional")
+    manual = [Rule(name="Title", direction="both", policy="manual") if m.salesforce == "Title"
+              else Rule(name=m.salesforce, direction=m.direction, policy=m.policy) for m in load().fields]
+    for sf_id in (waiting, handed):
+        sf.Contact.update(sf_id, {"Title": "Manager"})
+        edit_gc_contact(gc, sf.Contact.get(sf_id)["Genesys_Contact_Id__c"], title="Team lead")
+    # One pair already waits for a decision in its own workflow.
+    key = PairKey(salesforce_id=waiting)
+    pending = await temporal_client.start_workflow(
+        SyncPairWorkflow.run, SyncPairInput(key=key, rules=manual, mode="bidirectional"),
+        id=key.workflow_id, task_queue=stack.task_queue)
+    deadline = time.monotonic() + 20
+    while not await pending.query(SyncPairWorkflow.conflicts):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.3)
+
+    inp = ContactSyncInput.from_config(load(), mode="bidirectional", force_path="bulk")
+    inp.rules = manual
+    result = await asyncio.wait_for(temporal_client.execute_workflow(
+        ContactSyncWorkflow.run, inp, id="contact-sync", task_queue=stack.task_queue), timeout=120)
+
+    # The run finished (it didn't wait days for the open pair); the other conflict went from
+    # the bulk page to its own SyncPairWorkflow, which now waits too.
+    assert result.errors == 0 and result.handed_off >= 2
+    other = temporal_client.get_workflow_handle_for(SyncPairWorkflow.run, PairKey(salesforce_id=handed).workflow_id)
+    assert [c.field for c in await other.query(SyncPairWorkflow.conflicts)] == ["Title"]
+    for handle in (pending, other):
+        await handle.signal(SyncPairWorkflow.resolve, ConflictDecision(field="Title", winner="genesys"))
+        assert (await handle.result()).resolved == ["Title"]
+    assert sf.Contact.get(waiting)["Title"] == sf.Contact.get(handed)["Title"] == "Team lead"
+
+
 async def test_a_salesforce_session_expiring_mid_run_loses_nothing(stack, sf, gc, salesforce, temporal_client):
     contacts = [new_sf_contact(sf) for _ in range(6)]
     admin = salesforce.instance_url + "/_emulator"

@@ -198,8 +198,13 @@ class ContactSyncWorkflow:
                         return SyncPairResult(action="update", conflicts=["(waiting for a decision)"])
                     return await handle
                 except WorkflowAlreadyStartedError:
-                    # That pair is being synced on demand right now: let it finish, then run
-                    # again so this run's change is read after it.
+                    if await workflow.execute_activity_method(
+                            SyncRunActivities.pair_waits_for_decision, key.workflow_id,
+                            start_to_close_timeout=SHORT, retry_policy=RETRY):
+                        # It reads both sides afresh once decided: nothing is lost by moving on.
+                        return SyncPairResult(action="noop", conflicts=["(waiting for a decision)"])
+                    # Synced on demand right now: let it finish, then run again so this run's
+                    # change is read after it.
                     await workflow.sleep(timedelta(seconds=2))
                 except ChildWorkflowError:
                     return None  # counted as an error; the watermark stays, the next run retries
