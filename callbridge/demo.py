@@ -61,6 +61,8 @@ def _print_where_to_look(s: Settings, agent: dict) -> None:
     console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
     console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId={agent['id']}"
                   f"  (user {s.desktop_username}, password in demo.env; every call rings this agent)")
+    console.print(f"  Admin UI (sync runs, conflicts, erasures, weekly checks): http://{s.starter_host}:{s.starter_port}/admin/"
+                  f"  (user {s.admin_username}, password in demo.env)")
     console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")
     console.print(f"  Logs:                                {s.var_dir / 'logs'}/")
     console.print("Placing a simulated call every few seconds. Ctrl-C stops everything.\n")
@@ -72,6 +74,7 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     client = await connect(settings)
+    sync = asyncio.create_task(_contact_sync(settings, client))
     callers = await asyncio.to_thread(known_callers, settings)
     rng = random.Random()
     pending: set[asyncio.Task] = set()
@@ -93,6 +96,31 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
             pass
     for task in pending:
         task.cancel()
+    sync.cancel()
+
+
+async def _contact_sync(settings: Settings, client) -> None:
+    """One contact-sync run next to the calls: the first is the initial load (bulk path)."""
+    from pathlib import Path
+
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from callbridge.sync.config import load
+    from callbridge.sync.models import ContactSyncInput
+    from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
+
+    mapping = load(Path(settings.sync_config_path) if settings.sync_config_path else None)
+    try:
+        handle = await client.start_workflow(
+            ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping), id=WORKFLOW_ID,
+            task_queue=settings.temporal_task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        result = await handle.result()
+    except Exception as exc:  # shown, never fatal for the demo
+        console.print(f"[red]contact sync: {type(exc).__name__}: {exc}[/red]")
+        return
+    console.print(f"⇄  contact sync ({result.path.replace('_', '-')} path): {result.created} created, "
+                  f"{result.updated} updated, {result.deleted} deleted in Genesys in {result.duration_seconds:.1f} s "
+                  f"— `callbridge sync status`", soft_wrap=True)
 
 
 async def _report(settings: Settings, client, conversation: str, e164: str) -> None:
