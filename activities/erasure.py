@@ -33,6 +33,7 @@ from callbridge.privacy_models import (
     DeleteRecordings,
     DeleteRecords,
     DiscoverRequest,
+    FailureRequest,
     GenesysFindings,
     RecordingRef,
     SalesforceFindings,
@@ -41,6 +42,8 @@ from callbridge.privacy_models import (
 from callbridge.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store import privacy as store
+from callbridge.store import sync as sync_store
+from callbridge.store.sync_runs import forget_pair_audit, forget_review
 from callbridge.store.db import get_engine
 
 PHONE_FIELDS = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
@@ -75,8 +78,14 @@ class ErasureActivities:
         if row is None:
             raise ApplicationError("unknown erasure request", type="ErasureUnknown", non_retryable=True)
         if not row["sealed_identifiers"]:
-            return {"emails": [], "phones": [], "contact_ids": []}
-        return store.unseal(self._settings.payload_keys.get_secret_value(), row["sealed_identifiers"])
+            return {"emails": [], "phones": [], "contact_ids": [], "genesys_ids": []}
+        ids = store.unseal(self._settings.payload_keys.get_secret_value(), row["sealed_identifiers"])
+        ids.setdefault("genesys_ids", [])  # requests sealed before Genesys ids were kept
+        return ids
+
+    def _seal(self, request_id: str, ids: dict[str, list[str]]) -> None:
+        store.update_identifiers(self._engine, request_id,
+                                 store.seal(self._settings.payload_keys.get_secret_value(), ids))
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -133,10 +142,8 @@ class ErasureActivities:
             contact_ids = sorted(r["Id"] for r in contacts)
             emails = set(ids["emails"]) | {r["Email"].lower() for r in contacts if r.get("Email")}
             phones = set(ids["phones"]) | {p for r in contacts for p in self._phones_of(r)}
-            sealed = {"emails": sorted(emails), "phones": sorted(phones),
-                      "contact_ids": sorted(set(ids["contact_ids"]) | set(contact_ids))}
-            store.update_identifiers(self._engine, request_id,
-                                     store.seal(self._settings.payload_keys.get_secret_value(), sealed))
+            self._seal(request_id, {**ids, "emails": sorted(emails), "phones": sorted(phones),
+                                    "contact_ids": sorted(set(ids["contact_ids"]) | set(contact_ids))})
             tasks = self._children("Task", "WhoId", contact_ids, ", Genesys_Conversation_Id__c")
             events = self._children("Event", "WhoId", contact_ids, ", Genesys_Conversation_Id__c")
             consents = self._children("Contact_Consent__c", "Contact__c", contact_ids)
@@ -216,10 +223,22 @@ class ErasureActivities:
 
     @activity.defn
     async def erasure_discover_genesys(self, request: DiscoverRequest) -> GenesysFindings:
-        """External contacts by the person's emails and phones; recordings of their calls."""
+        """External contacts by the person's emails and phones (and those sync paired with their
+        contacts); recordings of their calls, apart from those of conversations on legal hold.
+
+        A legal hold wins over erasure (GDPR art. 17(3)(e): data needed for legal claims is
+        exempt): those recordings are kept and named in the certificate.
+        """
         ids = self._identifiers(request.request_id)
-        return GenesysFindings(external_contact_ids=sorted(await self._external_contacts(ids)),
-                               recordings=await self._recordings(request.conversation_ids))
+        contacts = await self._external_contacts(ids)
+        contacts |= {p["genesys_id"] for p in sync_store.pairs_for(self._engine, ids["contact_ids"], [])}
+        # Kept sealed: the tombstone and the sync-state cleanup need them after the contacts are gone.
+        self._seal(request.request_id, {**ids, "genesys_ids": sorted(set(ids["genesys_ids"]) | contacts)})
+        held = store.held_conversations(self._engine, request.conversation_ids)
+        recordings = await self._recordings(request.conversation_ids)
+        return GenesysFindings(external_contact_ids=sorted(contacts),
+                               recordings=[r for r in recordings if r.conversation_id not in held],
+                               held_recordings=[r for r in recordings if r.conversation_id in held])
 
     @activity.defn
     async def erasure_delete_genesys_contacts(self, request: DeleteRecords) -> list[str]:
@@ -248,13 +267,24 @@ class ErasureActivities:
             if await self._genesys_json("GET", f"/api/v2/externalcontacts/contacts/{quote(contact_id, safe='')}",
                                         "external contact read") is not None:
                 contacts.add(contact_id)
-        recordings = await self._recordings(request.findings.salesforce.conversation_ids)
+        conversations = request.findings.salesforce.conversation_ids
+        held = store.held_conversations(self._engine, conversations)
+        recordings = await self._recordings([c for c in conversations if c not in held])
         return {"genesys.external_contacts": len(contacts), "genesys.recordings": len(recordings)}
 
     # --- Callbridge's own stores -----------------------------------------------------------------
 
     def _hashes(self, request_id: str, ids: dict[str, list[str]]) -> dict[str, str]:
-        return privacy.subject_hashes(self._key, emails=ids["emails"], phones=ids["phones"], sf_ids=ids["contact_ids"])
+        return privacy.subject_hashes(self._key, emails=ids["emails"], phones=ids["phones"], sf_ids=ids["contact_ids"],
+                                      genesys_ids=ids.get("genesys_ids", []))
+
+    def _sync_ids(self, ids: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+        """The person's Salesforce and Genesys ids, with both ends of every sync pair they're in."""
+        sf, gc = set(ids["contact_ids"]), set(ids.get("genesys_ids", []))
+        for pair in sync_store.pairs_for(self._engine, sorted(sf), sorted(gc)):
+            sf.add(pair["salesforce_id"])
+            gc.add(pair["genesys_id"])
+        return sorted(sf), sorted(gc)
 
     @activity.defn
     def erasure_write_tombstone(self, request_id: str) -> int:
@@ -265,10 +295,17 @@ class ErasureActivities:
 
     @activity.defn
     def erasure_delete_local(self, request_id: str) -> dict[str, int]:
-        """The caller-ID index rows (bumping its version drops the lookup's caches) and audit
-        entries about the person, except this erasure's own."""
+        """The caller-ID index rows (bumping its version drops the lookup's caches), contact
+        sync's state (pairs with their bases, the field audit with old → new values, review
+        cases) and privacy audit entries about the person, except this erasure's own."""
         ids = self._identifiers(request_id)
         engine = self._engine
+        sf_ids, gc_ids = self._sync_ids(ids)
+        pairs = sync_store.pairs_for(engine, sf_ids, gc_ids)
+        for pair in pairs:
+            sync_store.forget_pair(engine, pair["salesforce_id"])
+        sync_audit = forget_pair_audit(engine, sf_ids, gc_ids)
+        review = forget_review(engine, sf_ids, gc_ids)
         removed = caller_index.remove_contacts(engine, ids["contact_ids"])
         for e164 in ids["phones"]:
             # Rows of the person's numbers on contacts the erasure found under another id.
@@ -276,7 +313,8 @@ class ErasureActivities:
             removed += caller_index.remove_contacts(engine, hits)
         audit = store.delete_audit_for(engine, self._hashes(request_id, ids), keep_request_id=request_id)
         store.audit(engine, "erasure", "deleted_local", (), subject_hash=None, request_id=request_id)
-        return {"caller_index": removed, "audit": audit}
+        return {"caller_index": removed, "audit": audit, "sync_pairs": len(pairs), "sync_audit": sync_audit,
+                "sync_review": review}
 
     @activity.defn
     def erasure_verify_local(self, request_id: str) -> dict[str, int]:
@@ -293,21 +331,45 @@ class ErasureActivities:
                 index_rows += conn.execute(select(func.count()).select_from(index_table).where(
                     index_table.c.contact_id.in_(ids["contact_ids"]))).scalar_one()
         audit = store.count_audit_for(engine, self._hashes(request_id, ids), keep_request_id=request_id)
-        return {"local.caller_index": index_rows, "local.audit": audit}
+        return {"local.caller_index": index_rows, "local.audit": audit, **self._count_sync_state(ids)}
+
+    def _count_sync_state(self, ids: dict[str, list[str]]) -> dict[str, int]:
+        from sqlalchemy import func, or_, select
+
+        from callbridge.store.sync_runs import sync_audit, sync_review
+
+        sf_ids, gc_ids = self._sync_ids(ids)
+        out = {"local.sync_pairs": len(sync_store.pairs_for(self._engine, sf_ids, gc_ids))}
+        with self._engine.connect() as conn:
+            audit = [c for c in (sync_audit.c.salesforce_id.in_(sf_ids) if sf_ids else None,
+                                 sync_audit.c.genesys_id.in_(gc_ids) if gc_ids else None) if c is not None]
+            out["local.sync_audit"] = conn.execute(select(func.count()).select_from(sync_audit).where(
+                or_(*audit))).scalar_one() if audit else 0
+            review = [sync_review.c.salesforce_ids.contains(i) for i in sf_ids]
+            if gc_ids:
+                review.append(sync_review.c.genesys_id.in_(gc_ids))
+            out["local.sync_review"] = conn.execute(select(func.count()).select_from(sync_review).where(
+                or_(*review))).scalar_one() if review else 0
+        return out
 
     # --- Temporal --------------------------------------------------------------------------------
 
     @activity.defn
     async def erasure_discover_workflows(self, request: DiscoverRequest) -> list[str]:
-        """Workflow executions about the person: their calls' logging, anything tagged with their contact."""
+        """Workflow executions about the person: their calls' logging, their contact sync pairs
+        (`sync-pair-{id}`: a running one is waited for, so it can't write them back), anything
+        tagged with their contact."""
         from workflows.call_logging import workflow_id as call_log_id
 
         client = await self._temporal()
+        ids = self._identifiers(request.request_id)
+        sf_ids, gc_ids = self._sync_ids({**ids, "contact_ids": sorted(set(ids["contact_ids"]) | set(request.contact_ids))})
+        candidates = [call_log_id(c) for c in request.conversation_ids] + [f"sync-pair-{i}" for i in sf_ids + gc_ids]
         found: set[str] = set()
-        for conv in request.conversation_ids:
+        for wf_id in candidates:
             try:
-                await client.get_workflow_handle(call_log_id(conv)).describe()
-                found.add(call_log_id(conv))
+                await client.get_workflow_handle(wf_id).describe()
+                found.add(wf_id)
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
@@ -337,9 +399,27 @@ class ErasureActivities:
             raise ApplicationError(f"{len(running)} workflow(s) still running", type="WorkflowsRunning")
         return request.ids
 
+    async def _await_sync_runs(self, client: Client, request_id: str) -> None:
+        """A contact sync run that started before the tombstone may have read the person before
+        it and write them back after the erasure looked: the erasure is certified only once such
+        a run has ended (retried until then; the next verification finds what it wrote)."""
+        since = store.tombstoned_at(self._engine, request_id)
+        if since is None:
+            return
+        try:
+            desc = await client.get_workflow_handle("contact-sync").describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise
+        if desc.status == WorkflowExecutionStatus.RUNNING and desc.start_time and desc.start_time < since:
+            raise ApplicationError("a contact sync run from before the tombstone is still running",
+                                   type="SyncInFlight")
+
     @activity.defn
     async def erasure_verify_workflows(self, request: VerifyRequest) -> dict[str, int]:
         client = await self._temporal()
+        await self._await_sync_runs(client, request.request_id)
         remaining = 0
         for wf_id in request.findings.workflow_ids:
             try:
@@ -365,12 +445,23 @@ class ErasureActivities:
             request_id=request.request_id, workflow_id=request.workflow_id, subject_hash=row["subject_hash"],
             requested_at=request.requested_at, completed_at=datetime.now(timezone.utc),
             deleted=request.deleted, verification=request.verification, key=self._key,
+            kept=request.kept, local=request.local,
         )
         cert["tombstones"] = store.tombstone_count(self._engine, request.request_id)
         store.complete_request(self._engine, request.request_id, cert)  # wipes the sealed identifiers
         store.audit(self._engine, "erasure", "certificate", (), subject_hash=row["subject_hash"],
                     request_id=request.request_id)
         return cert
+
+    @activity.defn
+    def erasure_record_failure(self, request: FailureRequest) -> dict:
+        """The request's stored status becomes `failed`, with what was left (counts, no PII)."""
+        report = {"requestId": request.request_id, "workflowId": request.workflow_id, "failed": True,
+                  "reason": request.reason, "failedAt": datetime.now(timezone.utc).isoformat(),
+                  "remaining": dict(sorted(request.remaining.items()))}
+        store.fail_request(self._engine, request.request_id, report)
+        store.audit(self._engine, "erasure", "failed", (), request_id=request.request_id)
+        return report
 
 
 def privacy_pattern(e164: str) -> str:

@@ -66,8 +66,10 @@ class PrivacyActivities:
         except SalesforceError as exc:
             raise from_exception(exc, "retention scan") from None
         # Conversations of erased people whose Tasks are gone: the erasures' recorded findings
-        # are not kept (ids only in a certificate), so those recordings were deleted by the erasure.
-        return sorted(ids)
+        # are not kept (ids only in a certificate), so those recordings were deleted by the erasure,
+        # except those on legal hold: every conversation ever held is checked too, so a recording
+        # an erasure had to keep goes once its hold is released.
+        return sorted(ids | store.hold_conversations(self._engine))
 
     async def _get(self, path: str, what: str, **params: Any) -> Any:
         resp = await self._genesys.request("GET", path, params=params or None)
@@ -134,7 +136,8 @@ class PrivacyActivities:
 
 # --- consent (seed: createContactWithConsent / withdrawConsent) ----------------------------------
 
-CONSENT_FIELDS = "Id, Contact__c, Consent_Type__c, Channel__c, Version__c, Consent_Date__c, Withdrawn__c, CreatedDate"
+CONSENT_FIELDS = ("Id, Contact__c, Consent_Type__c, Channel__c, Version__c, Consent_Date__c, Withdrawn__c, "
+                  "Withdrawn_Date__c, CreatedDate")
 
 
 def record_consent(sf: SalesforceConnection, settings: Settings, contact_id: str, consent_type: str, channel: str,
@@ -164,13 +167,14 @@ def contact_consents(sf: SalesforceConnection, contact_ids: list[str]) -> dict[s
 
 
 def withdraw_consent(sf: SalesforceConnection, settings: Settings, contact_id: str,
-                     consent_type: str | None = None) -> int:
-    """Mark the contact's consents (of one type, or all) withdrawn; returns how many."""
+                     consent_type: str | None = None, when: datetime | None = None) -> int:
+    """Mark the contact's consents (of one type, or all) withdrawn, and when; returns how many."""
     consents = [c for c in contact_consents(sf, [contact_id])[contact_id]
                 if not c.get("Withdrawn__c") and (consent_type is None or c["Consent_Type__c"] == consent_type)]
+    withdrawn = {"Withdrawn__c": True, "Withdrawn_Date__c": (when or datetime.now(timezone.utc)).isoformat()}
     for c in consents:
         try:
-            sf.restful(f"sobjects/Contact_Consent__c/{c['Id']}", method="PATCH", json={"Withdrawn__c": True})
+            sf.restful(f"sobjects/Contact_Consent__c/{c['Id']}", method="PATCH", json=withdrawn)
         except SalesforceError as exc:
             raise from_exception(exc, "consent withdrawal") from None
     store.audit(get_engine(settings.database_url), "consent", "withdrawn", ["consent"],

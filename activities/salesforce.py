@@ -15,6 +15,7 @@ from temporalio import activity
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import error_entries, from_exception, is_transient, to_application_error
 from callbridge.mapping import TASK_EXTERNAL_ID
+from callbridge.settings import Settings
 from callbridge.matching import contact_from_record, rank_contacts
 from callbridge.models import ContactMatch, LogCallRequest, LogCallResult, PhoneLookup
 from callbridge.phone import typed_form_pattern
@@ -28,9 +29,21 @@ MAX_PHONE_CANDIDATES = 50
 
 
 class SalesforceActivities:
-    def __init__(self, connection: SalesforceConnection) -> None:
+    def __init__(self, connection: SalesforceConnection, settings: Settings | None = None) -> None:
         self._sf = connection
         self._base = f"/services/data/v{connection.api_version}"
+        # The privacy audit needs the state store and hash key: the connection's own settings.
+        self._settings = settings or connection._settings
+
+    def _audit(self, request: LogCallRequest, result: LogCallResult) -> LogCallResult:
+        """One privacy audit entry per logged call (breach scope); keyed hashes only."""
+        from callbridge.privacy_audit import call_logged
+        from callbridge.store.db import get_engine
+
+        call_logged(get_engine(self._settings.database_url), self._settings.privacy_hash_key.get_secret_value(),
+                    conversation_id=request.conversation_id, contact_id=result.contact_id,
+                    contact_created=request.new_contact is not None and result.task_created)
+        return result
 
     def _query(self, soql: str, what: str) -> list[dict[str, Any]]:
         try:
@@ -83,7 +96,7 @@ class SalesforceActivities:
         """Upsert the call's Task by conversation id and update the contact: one composite request."""
         task_url = f"{self._base}/sobjects/Task/{format_external_id(TASK_EXTERNAL_ID, request.conversation_id)}"
         if request.new_contact is not None:
-            return self._log_call_on_new_contact(request, task_url)
+            return self._audit(request, self._log_call_on_new_contact(request, task_url))
 
         subrequests = [{"method": "PATCH", "url": task_url, "referenceId": "task", "body": request.task}]
         if request.contact_id and request.contact_update:
@@ -108,7 +121,7 @@ class SalesforceActivities:
                 raise to_application_error(status, contact["body"], "contact update")
             else:
                 result.contact_update_error = to_application_error(status, contact["body"], "contact update").message
-        return result
+        return self._audit(request, result)
 
     def _task_outcome(self, task: dict[str, Any], request: LogCallRequest, task_url: str) -> tuple[str, bool]:
         status, body = task["httpStatusCode"], task["body"]

@@ -256,17 +256,19 @@ def breach_scope(
     since: str = typer.Option(..., help="ISO date or datetime the compromise began."),
     component: str = typer.Option(None, help="The compromised component (audit log component)."),
 ) -> None:
-    """How many people and which data types a component handled since a date (72-hour notification)."""
+    """How many people and which data types a component handled since a date (72-hour notification).
+
+    Components: call_logging, sync, consent, erasure, export, retention."""
     from datetime import datetime, timezone
 
-    from callbridge.privacy import breach_scope as scope
-    from callbridge.store import privacy as privacy_store
+    from callbridge.privacy_audit import breach_scope as scope
     from callbridge.store.db import get_engine
 
+    settings = get_settings()
     start = datetime.fromisoformat(since)
     start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
-    entries = privacy_store.audit_entries(get_engine(get_settings().database_url), start, component)
-    _print_json({"since": start.isoformat(), "component": component, **scope(entries)})
+    found = scope(get_engine(settings.database_url), settings.privacy_hash_key.get_secret_value(), start, component)
+    _print_json({"since": start.isoformat(), "component": component, **found})
 
 
 @retention.command("hold")

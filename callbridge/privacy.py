@@ -130,10 +130,16 @@ def evaluate_recording(created: datetime, now: datetime, max_age: timedelta, *, 
 
 # --- certificates -------------------------------------------------------------------------------
 
+LEGAL_HOLD_REASON = "legal hold: GDPR art. 17(3)(e) (establishment, exercise or defence of legal claims)"
+
+
 def build_certificate(*, request_id: str, workflow_id: str, subject_hash: str, requested_at: datetime,
                       completed_at: datetime, deleted: dict[str, list[str]],
-                      verification: dict[str, int], key: str | bytes) -> dict[str, Any]:
+                      verification: dict[str, int], key: str | bytes,
+                      kept: dict[str, list[str]] | None = None, local: dict[str, int] | None = None) -> dict[str, Any]:
     """What was deleted where, when, by which workflow: counts and keyed hashes, never PII.
+    What was kept (recordings on legal hold) is named the same way, with the reason; rows of
+    Callbridge's own stores are counted.
 
     Record ids are hashed too: a Salesforce id in a certificate would otherwise point back at
     whatever the recycle bin or a backup still holds.
@@ -148,6 +154,12 @@ def build_certificate(*, request_id: str, workflow_id: str, subject_hash: str, r
             where: {"count": len(ids), "idHashes": sorted(keyed_hash(key, "record", i) for i in ids)}
             for where, ids in sorted(deleted.items())
         },
+        "kept": {
+            where: {"count": len(ids), "idHashes": sorted(keyed_hash(key, "record", i) for i in ids),
+                    "reason": LEGAL_HOLD_REASON}
+            for where, ids in sorted((kept or {}).items()) if ids
+        },
+        "localStores": dict(sorted((local or {}).items())),
         "verification": {"searched": sorted(verification), "remaining": sum(verification.values()),
                          "bySystem": dict(sorted(verification.items()))},
     }

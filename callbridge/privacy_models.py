@@ -33,7 +33,9 @@ class RecordingRef(BaseModel):
 
 class GenesysFindings(BaseModel):
     external_contact_ids: list[str] = Field(default_factory=list)
-    recordings: list[RecordingRef] = Field(default_factory=list)
+    recordings: list[RecordingRef] = Field(default_factory=list)  # to delete
+    # Recordings of conversations on legal hold: kept (GDPR art. 17(3)(e)), named in the certificate.
+    held_recordings: list[RecordingRef] = Field(default_factory=list)
 
 
 class DiscoverRequest(BaseModel):
@@ -70,6 +72,15 @@ class CertificateRequest(BaseModel):
     requested_at: datetime
     deleted: dict[str, list[str]]
     verification: dict[str, int]
+    kept: dict[str, list[str]] = Field(default_factory=dict)  # legal holds: record ids kept, and why
+    local: dict[str, int] = Field(default_factory=dict)       # rows deleted from Callbridge's own stores
+
+
+class FailureRequest(BaseModel):
+    request_id: str
+    workflow_id: str
+    reason: str  # no PII: "verification", or an error type
+    remaining: dict[str, int] = Field(default_factory=dict)
 
 
 class AlertRequest(BaseModel):

@@ -71,23 +71,38 @@ async def erasure_status(client: Client | None, settings: Settings, request_id: 
     """The stored request (and certificate once done), with the live progress while it runs."""
     from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 
-    row = store.get_request(get_engine(settings.database_url), request_id)
+    engine = get_engine(settings.database_url)
+    row = store.get_request(engine, request_id)
     if row is None:
         return None
-    out: dict[str, Any] = {
-        "requestId": request_id, "workflowId": workflow_id(request_id), "status": row["status"],
-        "requestedAt": row["requested_at"].isoformat(), "deadline": row["deadline"].isoformat(),
-        "completedAt": row["completed_at"].isoformat() if row["completed_at"] else None,
-        "certificate": row["certificate"],
-    }
+    live: dict[str, Any] = {}
     if client is not None and row["status"] == "running":
         handle = client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id))
         try:
             desc = await handle.describe()
-            out["workflowStatus"] = desc.status.name if desc.status else None
+            live["workflowStatus"] = desc.status.name if desc.status else None
             if desc.status == WorkflowExecutionStatus.RUNNING:
                 progress = await handle.query(GdprErasureWorkflow.status)
-                out["progress"] = progress.model_dump(mode="json")
+                live["progress"] = progress.model_dump(mode="json")
+            elif desc.status in _ENDED_UNFINISHED:
+                # Terminated, timed out or failed before it could record that itself.
+                store.fail_request(engine, request_id, {
+                    "requestId": request_id, "workflowId": workflow_id(request_id), "failed": True,
+                    "reason": f"workflow {desc.status.name.lower()}", "remaining": {}})
+                row = store.get_request(engine, request_id)
         except RPCError:
-            out["workflowStatus"] = "UNKNOWN"
-    return out
+            live["workflowStatus"] = "UNKNOWN"
+    failed = row["status"] == "failed"
+    return {
+        "requestId": request_id, "workflowId": workflow_id(request_id), "status": row["status"],
+        "requestedAt": row["requested_at"].isoformat(), "deadline": row["deadline"].isoformat(),
+        "completedAt": row["completed_at"].isoformat() if row["completed_at"] else None,
+        # A failed request has a failure report (what was left, counts only), never a certificate.
+        "certificate": None if failed else row["certificate"],
+        **({"failure": row["certificate"]} if failed else {}),
+        **live,
+    }
+
+
+_ENDED_UNFINISHED = {WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.TERMINATED,
+                     WorkflowExecutionStatus.TIMED_OUT, WorkflowExecutionStatus.CANCELED}

@@ -343,7 +343,8 @@ def test_metadata_files_present():
     # Task custom fields are Activity fields in the Metadata API (deploying objects/Task/fields fails)
     assert "objects/Activity/fields/Genesys_Conversation_Id__c.field-meta.xml" in names
     assert "objects/Contact_Consent__c/Contact_Consent__c.object-meta.xml" in names
-    for field in ("Contact__c", "Consent_Type__c", "Channel__c", "Version__c", "Consent_Date__c", "Withdrawn__c"):
+    for field in ("Contact__c", "Consent_Type__c", "Channel__c", "Version__c", "Consent_Date__c", "Withdrawn__c",
+                  "Withdrawn_Date__c"):
         assert f"objects/Contact_Consent__c/fields/{field}.field-meta.xml" in names
     assert "classes/ContactLookupService.cls-meta.xml" in names
     assert "classes/ContactLookupServiceTest.cls-meta.xml" in names
@@ -379,6 +380,7 @@ def _field(obj: str, name: str):
     ("Contact_Consent__c", "Version__c", "Text", {"length": "20"}),
     ("Contact_Consent__c", "Consent_Date__c", "DateTime", {}),
     ("Contact_Consent__c", "Withdrawn__c", "Checkbox", {"defaultValue": "false"}),
+    ("Contact_Consent__c", "Withdrawn_Date__c", "DateTime", {}),
     ("Contact", "Custom_Tier__c", "Picklist", {}),
     ("Contact_Consent__c", "Consent_Type__c", "Picklist", {}),
     ("Contact_Consent__c", "Channel__c", "Picklist", {}),

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.erasure import ErasureActivities
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ErasureInput,
         ErasureResult,
         ErasureStatus,
+        FailureRequest,
         Findings,
         SentAlert,
         VerifyRequest,
@@ -64,10 +66,27 @@ class GdprErasureWorkflow:
         self._status = ErasureStatus(request_id=inp.request_id)
         watch = asyncio.ensure_future(self._deadline_watch(inp))
         try:
-            return await self._erase(inp)
+            result = await self._erase(inp)
+        except (ActivityError, ApplicationError) as err:
+            # A step refused for good (not an outage: those are retried): the stored request
+            # must not stay "running".
+            self._status.phase = "failed"
+            cause = err.cause if isinstance(err, ActivityError) else err
+            await self._record_failure(inp, getattr(cause, "type", None) or type(cause).__name__)
+            raise
         finally:
             self._finished = True
             watch.cancel()
+        if result.status == "failed":
+            await self._record_failure(inp, "verification")
+        return result
+
+    async def _record_failure(self, inp: ErasureInput, reason: str) -> None:
+        await workflow.execute_activity_method(
+            ErasureActivities.erasure_record_failure,
+            FailureRequest(request_id=inp.request_id, workflow_id=workflow.info().workflow_id, reason=reason,
+                           remaining=self._status.remaining),
+            start_to_close_timeout=timedelta(minutes=2), retry_policy=ERASURE_RETRY)
 
     async def _act(self, fn, arg, *, heartbeat: bool = False):
         return await workflow.execute_activity_method(
@@ -102,6 +121,7 @@ class GdprErasureWorkflow:
         acts = ErasureActivities
         found = Findings()
         deleted: dict[str, list[str]] = {}
+        local: dict[str, int] = {}
 
         def done(label: str, ids: list[str]) -> None:
             deleted[label] = _merge(deleted.get(label, []), ids)
@@ -122,6 +142,9 @@ class GdprErasureWorkflow:
                                     conversation_ids=found.salesforce.conversation_ids)
             gz = await self._act(acts.erasure_discover_genesys, scope)
             found.genesys.external_contact_ids = _merge(found.genesys.external_contact_ids, gz.external_contact_ids)
+            # Legal holds win (GDPR art. 17(3)(e)): those recordings are kept and certified as kept.
+            held = {r.recording_id: r for r in found.genesys.held_recordings + gz.held_recordings}
+            found.genesys.held_recordings = [held[k] for k in sorted(held)]
             workflows = await self._act(acts.erasure_discover_workflows, scope)
             found.workflow_ids = _merge(found.workflow_ids, workflows)
 
@@ -142,8 +165,11 @@ class GdprErasureWorkflow:
             if gz.recordings:
                 done("genesys.recordings", await self._act(
                     acts.erasure_delete_recordings, DeleteRecordings(request_id=rid, recordings=gz.recordings)))
-            local = await self._act(acts.erasure_delete_local, rid)
-            done("local.stores", [f"caller_index:{local['caller_index']}", f"audit:{local['audit']}"])
+            removed = await self._act(acts.erasure_delete_local, rid)
+            for store_name, count in removed.items():
+                local[store_name] = local.get(store_name, 0) + count
+            if "local.stores" not in status.steps_done:
+                status.steps_done.append("local.stores")
             if workflows:
                 done("temporal.histories", await self._act(
                     acts.erasure_delete_workflows, DeleteRecords(request_id=rid, ids=workflows)))
@@ -158,10 +184,11 @@ class GdprErasureWorkflow:
             status.remaining = remaining
             if not any(remaining.values()):
                 status.phase = "certifying"
-                deleted.pop("local.stores", None)  # counts, not records: the certificate has them as verification
+                kept = [r.recording_id for r in found.genesys.held_recordings]
                 cert = await self._act(acts.erasure_record_certificate, CertificateRequest(
                     request_id=rid, workflow_id=workflow.info().workflow_id, requested_at=inp.requested_at,
-                    deleted=deleted, verification=remaining,
+                    deleted=deleted, verification=remaining, local=local,
+                    kept={"genesys.recordings": kept} if kept else {},
                 ))
                 status.phase = "completed"
                 return ErasureResult(request_id=rid, status="completed", certificate=cert)

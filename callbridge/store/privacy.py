@@ -166,6 +166,25 @@ def complete_request(engine: Engine, request_id: str, certificate: dict[str, Any
         ))
 
 
+def fail_request(engine: Engine, request_id: str, report: dict[str, Any]) -> bool:
+    """Mark a running request failed, with a PII-free report in place of a certificate.
+
+    The sealed identifiers stay: the person is not erased yet, and a new request needs them.
+    A completed request is never turned into a failed one.
+    """
+    with engine.begin() as conn:
+        return conn.execute(update(erasure_requests).where(
+            erasure_requests.c.request_id == request_id, erasure_requests.c.status == "running",
+        ).values(status="failed", completed_at=_now(), certificate=json.dumps(report))).rowcount == 1
+
+
+def tombstoned_at(engine: Engine, request_id: str) -> datetime | None:
+    """When this request first wrote its tombstone (sync runs loaded before then may not have seen it)."""
+    with engine.connect() as conn:
+        return _aware(conn.execute(select(func.min(tombstones.c.created_at))
+                                   .where(tombstones.c.request_id == request_id)).scalar())
+
+
 # --- audit log ----------------------------------------------------------------------------------
 
 def audit(engine: Engine, component: str, action: str, data_types: Iterable[str] = (),
@@ -175,6 +194,33 @@ def audit(engine: Engine, component: str, action: str, data_types: Iterable[str]
             at=_now(), component=component, action=action, data_types=",".join(sorted(set(data_types))),
             subject_hash=subject_hash, request_id=request_id,
         ))
+
+
+def audit_many(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Several entries (component, action, data_types, subject_hash) in one insert."""
+    if not rows:
+        return
+    now = _now()
+    with engine.begin() as conn:
+        conn.execute(insert(audit_log), [{
+            "at": now, "component": r["component"], "action": r["action"],
+            "data_types": ",".join(sorted(set(r.get("data_types") or ()))),
+            "subject_hash": r.get("subject_hash"), "request_id": r.get("request_id")} for r in rows])
+
+
+def audit_summary(engine: Engine, since: datetime, component: str | None = None
+                  ) -> tuple[int, set[str], set[str]]:
+    """(entries, distinct subject hashes, distinct data-type lists) since a date, aggregated in
+    the database: call logging alone writes about 1.6 million entries a day."""
+    where = [audit_log.c.at >= since]
+    if component:
+        where.append(audit_log.c.component == component)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(audit_log).where(*where)).scalar_one()
+        people = set(conn.execute(select(audit_log.c.subject_hash).where(
+            *where, audit_log.c.subject_hash.is_not(None)).distinct()).scalars())
+        types = set(conn.execute(select(audit_log.c.data_types).where(*where).distinct()).scalars())
+    return count, people, types
 
 
 def audit_entries(engine: Engine, since: datetime, component: str | None = None) -> list[dict[str, Any]]:
@@ -211,6 +257,13 @@ def set_legal_hold(engine: Engine, conversation_id: str, reason: str = "", activ
         if not done:
             conn.execute(insert(legal_holds).values(conversation_id=conversation_id, reason=reason,
                                                     created_at=_now(), active=active))
+
+
+def hold_conversations(engine: Engine) -> set[str]:
+    """Every conversation ever put on hold, released ones too: once a hold is lifted, the
+    retention run deletes what an erasure had to keep (their Tasks are gone by then)."""
+    with engine.connect() as conn:
+        return set(conn.execute(select(legal_holds.c.conversation_id)).scalars())
 
 
 def held_conversations(engine: Engine, conversation_ids: Iterable[str]) -> set[str]:

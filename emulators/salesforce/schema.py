@@ -282,6 +282,7 @@ CONTACT_CONSENT = SObject("Contact_Consent__c", "Contact Consent", "Contact Cons
     Field("Version__c", "string", "Version", length=20, custom=True),
     Field("Consent_Date__c", "datetime", "Consent Date", custom=True),
     Field("Withdrawn__c", "boolean", "Withdrawn", custom=True, nillable=False, default=False),
+    Field("Withdrawn_Date__c", "datetime", "Withdrawn Date", custom=True),
 ], custom=True)
 
 SOBJECTS: dict[str, SObject] = {o.name: o for o in (ACCOUNT, CONTACT, TASK, EVENT, CASE, CONTACT_CONSENT)}
