@@ -37,8 +37,14 @@ def test_consent_withdrawal_stops_sync(stack, sf):
     assert (stored["Contact__c"], stored["Channel__c"], stored["Version__c"], stored["Withdrawn__c"]) == (
         consenting, "Phone", "v2", False) and stored["Consent_Date__c"]
     assert syncable_contacts(conn, settings, [consenting, silent]) == {consenting}
+    before = datetime.now(timezone.utc).replace(microsecond=0)
     assert withdraw_consent(conn, settings, consenting) == 1
-    assert sf.Contact_Consent__c.get(consent_id)["Withdrawn__c"] is True
+    withdrawn = sf.Contact_Consent__c.get(consent_id)
+    assert withdrawn["Withdrawn__c"] is True
+    # When it was withdrawn (Withdrawn_Date__c, a DateTime as Salesforce returns it).
+    assert before <= datetime.fromisoformat(withdrawn["Withdrawn_Date__c"].replace("Z", "+00:00")) <= (
+        datetime.now(timezone.utc))
+    assert withdrawn["Consent_Date__c"] and withdrawn["Withdrawn_Date__c"] >= withdrawn["Consent_Date__c"]
     assert syncable_contacts(conn, settings, [consenting, silent]) == set()
     relaxed = settings.model_copy(update={"sync_requires_service_consent": False})
     assert syncable_contacts(conn, relaxed, [consenting, silent]) == {consenting, silent}
