@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from callbridge import conflicts
 from callbridge.settings import Settings
@@ -19,6 +20,10 @@ class Resolution(BaseModel):
     winner: Literal["salesforce", "genesys"]
 
 
+def _unavailable() -> HTTPException:
+    return HTTPException(503, "Temporal unavailable", headers={"Retry-After": "5"})
+
+
 def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
     router = APIRouter(prefix="/admin/api/conflicts", tags=["admin"],
                        dependencies=[Depends(require_admin_auth(settings))])
@@ -27,11 +32,15 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
         try:
             return await temporal.client()
         except TemporalUnavailable:
-            raise HTTPException(503, "Temporal unavailable", headers={"Retry-After": "5"}) from None
+            raise _unavailable() from None
 
     @router.get("")
     async def list_conflicts() -> dict:
-        pending = await conflicts.pending_conflicts(await client())
+        try:
+            # Bounded: the SDK would retry an unreachable server for ~10 s.
+            pending = await asyncio.wait_for(conflicts.pending_conflicts(await client()), 5.0)
+        except (RPCError, asyncio.TimeoutError) as exc:  # connected once, Temporal gone since
+            raise _unavailable() from exc
         return {"pairs": [{"workflowId": wid, "conflicts": [c.model_dump() for c in items]}
                           for wid, items in sorted(pending.items())]}
 
@@ -41,7 +50,9 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             await conflicts.resolve(await client(), workflow_id, body.field, body.winner)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        except RPCError:
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise _unavailable() from None
             raise HTTPException(404, "no such pair waiting for a decision") from None
         return {"workflowId": workflow_id, "field": body.field, "winner": body.winner}
 

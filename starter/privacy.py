@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError
 
 from callbridge.privacy_requests import ErasureRequestError, erasure_status, start_erasure
 from callbridge.settings import Settings
 from starter.auth import require_admin_auth
 from starter.temporal_link import TemporalLink, TemporalUnavailable
+from starter.webhooks import START_BUDGET_SECONDS
 
 
 class ErasureBody(BaseModel):
@@ -36,13 +39,15 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
     @router.post("/erasures", status_code=202)
     async def create_erasure(body: ErasureBody) -> JSONResponse:
         try:
-            client = await temporal.client()
-            request_id = await start_erasure(client, settings, email=body.email, phone=body.phone,
-                                             contact_id=body.contact_id)
+            client = await asyncio.wait_for(temporal.client(), START_BUDGET_SECONDS)
+            request_id = await asyncio.wait_for(
+                start_erasure(client, settings, email=body.email, phone=body.phone, contact_id=body.contact_id),
+                START_BUDGET_SECONDS)
         except ErasureRequestError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
-        except TemporalUnavailable:
-            return JSONResponse({"error": "temporal unavailable"}, status_code=503)
+        except (TemporalUnavailable, RPCError, asyncio.TimeoutError):
+            # Refused, not accepted and lost: the caller retries after Retry-After.
+            return JSONResponse({"error": "temporal unavailable"}, status_code=503, headers={"Retry-After": "5"})
         return JSONResponse({"requestId": request_id, "status": f"/gdpr/erasures/{request_id}"}, status_code=202)
 
     @router.get("/erasures/{request_id}")

@@ -6,6 +6,7 @@ signature is checked over the raw bytes before any parsing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -29,6 +30,8 @@ from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflo
 log = structlog.get_logger("callbridge.webhooks")
 
 ENDPOINT = "conversation-ended"  # the metrics' endpoint label
+# Connecting and starting together, within Genesys's 5 s per delivery attempt.
+START_BUDGET_SECONDS = 3.0
 _UNAVAILABLE_CODES = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
@@ -153,7 +156,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             unknown_caller_account_name=settings.unknown_caller_account_name,
             recording_budget_seconds=settings.recording_budget_seconds,
         )
-        try:
+        async def start() -> None:
             client = await temporal.client()
             await client.start_workflow(
                 CallLoggingWorkflow.run,
@@ -166,11 +169,16 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
                     [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]
                 ),
             )
+
+        try:
+            # The SDK retries an unreachable server for ~6 s, past Genesys's 5 s per attempt:
+            # answer 503 within the budget instead. If the start did land, the redelivery gets 200.
+            await asyncio.wait_for(start(), START_BUDGET_SECONDS)
         except WorkflowAlreadyStartedError:
             log.info("webhook redelivered", workflow_id=wid)
             metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "duplicate").inc()
             return JSONResponse({"workflowId": wid, "duplicate": True}, status_code=200)
-        except TemporalUnavailable:
+        except (TemporalUnavailable, asyncio.TimeoutError):
             return _unavailable(wid)
         except RPCError as exc:
             if exc.status in _UNAVAILABLE_CODES:
