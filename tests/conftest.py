@@ -39,6 +39,20 @@ def test_var_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("var")
 
 
+@pytest.fixture(autouse=True)
+def _test_process_log(test_var_dir):
+    """This process' own logs go to test_var_dir/pytest.log (scanned for PII at the end)."""
+    from tests.log_capture import attach
+
+    attach(test_var_dir / "pytest.log")
+
+
+def pytest_collection_modifyitems(items):
+    # The PII scan reads what every other test logged: it runs last, whatever the order given.
+    items.sort(key=lambda item: getattr(getattr(item, "module", None), "__name__", "").endswith(
+        "test_zz_privacy_log_scan"))
+
+
 @pytest.fixture(scope="session")
 def salesforce(test_var_dir) -> SalesforceEmulator:
     data_dir = test_var_dir / "salesforce"

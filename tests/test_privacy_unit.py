@@ -73,3 +73,23 @@ def test_breach_scope_counts_people_and_types():
     scope = privacy.breach_scope([{"subject_hash": "a", "data_types": "phone,name"},
                                   {"subject_hash": "a", "data_types": "email"}, {"subject_hash": "b", "data_types": ""}])
     assert scope == {"people": 2, "dataTypes": ["email", "name", "phone"], "entries": 3}
+
+
+def test_certificate_lists_legal_hold_keeps_with_the_reason_and_local_counts():
+    cert = privacy.build_certificate(
+        request_id="r", workflow_id="gdpr-erasure-r", subject_hash="abc",
+        requested_at=datetime(2026, 1, 1, tzinfo=timezone.utc), completed_at=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        deleted={"genesys.recordings": ["rec-1"]}, verification={"genesys.recordings": 0}, key=KEY,
+        kept={"genesys.recordings": ["rec-2"]}, local={"sync_audit": 3, "sync_pairs": 1})
+    kept = cert["kept"]["genesys.recordings"]
+    assert kept["count"] == 1 and kept["idHashes"] == [privacy.keyed_hash(KEY, "record", "rec-2")]
+    assert "17(3)(e)" in kept["reason"] and "rec-2" not in str(cert)
+    assert cert["localStores"] == {"sync_audit": 3, "sync_pairs": 1}
+
+
+def test_field_names_map_to_data_types():
+    from callbridge.privacy_audit import data_types_of_fields
+
+    assert data_types_of_fields(["Email", "MobilePhone", "FirstName", "LastName", "Title", None]) == {
+        "email", "phone_number", "name", "job_title", "contact"}
+    assert data_types_of_fields(["Custom_Tier__c"]) == {"contact_field"}
