@@ -268,13 +268,16 @@ async def wait_result(client: Client, workflow_id: str, deadline: float) -> Any:
             await asyncio.sleep(0.5)
 
 
-def recovery_table(title: str, recs: list[Recovery]) -> Table:
+def recovery_table(title: str, recs: list[Recovery], per_item: bool = True) -> Table:
     table = Table(title=title)
-    for col in ("fault", "at", "process back", "first done after", "in flight", "all of them done"):
+    cols = ("fault", "at", "process back") + (("first done after", "in flight", "all of them done") if per_item else ())
+    for col in cols:
         table.add_column(col, justify="left" if col == "fault" else "right", no_wrap=True)
     for r in sorted(recs, key=lambda r: r.at):
-        table.add_row(r.kind, f"{r.at:.1f} s", f"{r.down:.1f} s" if r.kind != "session-expiry" else "—",
-                      f"{r.first_done:.1f} s", str(r.in_flight), f"{r.in_flight_done:.1f} s")
+        row = [r.kind, f"{r.at:.1f} s", f"{r.down:.1f} s" if r.kind != "session-expiry" else "—"]
+        if per_item:
+            row += [f"{r.first_done:.1f} s", str(r.in_flight), f"{r.in_flight_done:.1f} s"]
+        table.add_row(*row)
     return table
 
 
@@ -698,7 +701,7 @@ def change_salesforce(sf: Salesforce, titles: dict[str, str]) -> None:
     for i in range(0, len(items), 200):
         records = [{"attributes": {"type": "Contact"}, "id": cid, "Title": t} for cid, t in items[i:i + 200]]
         for r in sf.restful("composite/sobjects", method="PATCH", json={"allOrNone": True, "records": records}):
-            assert r.get("success"), r
+            assert r.get("success"), str(r)[:500]
 
 
 def change_genesys(gc: httpx.Client, first_names: dict[str, str]) -> None:
@@ -707,10 +710,10 @@ def change_genesys(gc: httpx.Client, first_names: dict[str, str]) -> None:
     for i in range(0, len(ids), 200):
         fetched = gc.post("/api/v2/externalcontacts/bulk/contacts", json={"entities": [{"id": x} for x in ids[i:i + 200]]})
         fetched.raise_for_status()
-        entities = [{**r, "firstName": first_names[r["id"]]} for r in fetched.json()["results"]]
+        entities = [{**r["entity"], "firstName": first_names[r["id"]]} for r in fetched.json()["results"]]
         done = gc.post("/api/v2/externalcontacts/bulk/contacts/update", json={"entities": entities})
         done.raise_for_status()
-        assert done.json()["errorCount"] == 0, done.json()
+        assert done.json()["errorCount"] == 0, str(done.json())[:500]
 
 
 async def sync_once(client: Client, settings: Settings, run_no: int) -> tuple[dict[str, Any], float]:
@@ -860,7 +863,7 @@ def print_sync(report: SyncReport) -> None:
     for row in report.watermarks:
         marks.add_row(*(str(x) for x in row))
     console.print(marks)
-    console.print(recovery_table("Faults during the chaos run", report.recoveries))
+    console.print(recovery_table("Faults during the chaos run (seconds)", report.recoveries, per_item=False))
 
 
 # --- the command ------------------------------------------------------------------------------------
