@@ -47,22 +47,6 @@ def call_logged(engine: Engine, key: str | bytes, *, conversation_id: str, conta
                 subject_hash=subject)
 
 
-def sync_written(engine: Engine, key: str | bytes, writes: Iterable[dict[str, Any]]) -> int:
-    """For contact sync: one entry per pair written (keys salesforce_id, genesys_id, action,
-    fields). `breach_scope` reads the sync audit too, so this is optional for sync writes that
-    are already in `sync_audit`."""
-    rows = []
-    for w in writes:
-        ident = ("sf_id", w["salesforce_id"]) if w.get("salesforce_id") else ("genesys_id", w.get("genesys_id"))
-        if not ident[1]:
-            continue
-        rows.append({"component": "sync", "action": str(w.get("action") or "write")[:40],
-                     "data_types": data_types_of_fields(w.get("fields") or [None]),
-                     "subject_hash": privacy.keyed_hash(key, *ident)})
-    store.audit_many(engine, rows)
-    return len(rows)
-
-
 def _sync_audit_scope(engine: Engine, key: str | bytes, since: datetime) -> tuple[int, set[str], set[str]]:
     """What contact sync wrote since a date, from its own field audit (`sync_audit`): the ids are
     hashed here as the privacy audit log hashes them, so people are counted once across both."""

@@ -196,18 +196,6 @@ def audit(engine: Engine, component: str, action: str, data_types: Iterable[str]
         ))
 
 
-def audit_many(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Several entries (component, action, data_types, subject_hash) in one insert."""
-    if not rows:
-        return
-    now = _now()
-    with engine.begin() as conn:
-        conn.execute(insert(audit_log), [{
-            "at": now, "component": r["component"], "action": r["action"],
-            "data_types": ",".join(sorted(set(r.get("data_types") or ()))),
-            "subject_hash": r.get("subject_hash"), "request_id": r.get("request_id")} for r in rows])
-
-
 def audit_summary(engine: Engine, since: datetime, component: str | None = None
                   ) -> tuple[int, set[str], set[str]]:
     """(entries, distinct subject hashes, distinct data-type lists) since a date, aggregated in
