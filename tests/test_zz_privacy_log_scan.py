@@ -1,9 +1,9 @@
 """The last test of the session (conftest puts it last): nothing any process of the suite logged
 holds a personal value the tests used.
 
-Scanned: every log file under the session's var dir — the worker, the starter (and any other
-starter a test ran), both emulators — and this process' own structlog/logging output
-(tests/log_capture.py). Searched for: every contact the session's Salesforce org and Genesys
+Scanned: every log file under the session's temp tree — the worker, the starter (and any other
+worker, starter or emulator a test ran, in the var dir or its tmp_path), both emulators — and
+this process' own structlog/logging output (tests/log_capture.py). Searched for: every contact the session's Salesforce org and Genesys
 org hold (queryAll: deleted ones too): emails, full names, phone numbers in every format; the
 tests' own names and email domains (which also cover erased people, gone from both orgs); any
 Austin number (tests/helpers.py `unique_us_number`) however it is written.
@@ -132,7 +132,7 @@ def test_scanner_finds_what_it_is_meant_to():
 
 
 async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce, genesys, temporal_client,
-                                                        test_var_dir):
+                                                        tmp_path_factory):
     # The canary: a contact with a name, email and number; its call's first Task write fails
     # (the worker logs the activity failure), and an alert names them in free text (this
     # process logs it through Callbridge's pipeline).
@@ -154,7 +154,9 @@ async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce
     assert genesys_people(gc, known) >= 1
     assert canary_email in known.emails and f"Canary {canary_last}" in known.names
 
-    logs = sorted(Path(test_var_dir).rglob("*.log"))
+    # The whole session's temp tree: the var dir, and processes a test started under its tmp_path.
+    root = Path(tmp_path_factory.getbasetemp())
+    logs = sorted(root.rglob("*.log"))
     names = {p.name for p in logs}
     assert {"worker.log", "starter.log", "salesforce.log", "genesys.log", "pytest.log"} <= names
     scanned: dict[str, int] = {}
@@ -167,7 +169,7 @@ async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce
             line = readable(raw)
             if conversation in line:
                 after_canary[path.name] = after_canary.get(path.name, 0) + 1
-            problems += [f"{path.relative_to(test_var_dir)}:{n}: {what}" for what in leaks(line, known)]
+            problems += [f"{path.relative_to(root)}:{n}: {what}" for what in leaks(line, known)]
     # Real output was read: the processes logged, and logged the canary's call.
     assert scanned["worker.log"] >= 10 and scanned["starter.log"] >= 10 and scanned["pytest.log"] >= 2, scanned
     # The emulators log at warning level (uvicorn's, no access log): their files are scanned
