@@ -325,3 +325,41 @@ async def test_injection_through_erasure_requests_erases_nobody(stack, sf, tempo
                              json={"field": "Email", "winner": "genesys"})
         assert resolve.status_code in (404, 422), (text, resolve.text)
     assert await started(temporal_client, "GdprErasureWorkflow") == before + 1
+
+
+# --- the admin UI: HTML pages and a form post, outside the OpenAPI schema (so not fuzzed) -----
+
+XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+
+
+async def test_admin_pages_take_hostile_input_without_5xx_or_effect(stack, temporal_client):
+    url = stack.starter_url
+    before = {t: await started(temporal_client, t) for t in ("SyncPairWorkflow", "ContactSyncWorkflow")}
+    for path in ("/admin", "/admin/", "/admin/report", "/admin/api/report", "/admin/sync", "/admin/erasures",
+                 "/admin/conflicts"):
+        resp = httpx.get(f"{url}{path}", auth=ADMIN, timeout=30, params={"q": XSS, "x": "\u0000"})
+        assert resp.status_code < 500, (path, resp.text[:200])
+    # What the page echoes back from its query string is escaped, never markup.
+    for params in ({"resolved": XSS, "field": XSS, "winner": XSS}, {"error": XSS}):
+        page = httpx.get(f"{url}/admin/conflicts", auth=ADMIN, timeout=30, params=params)
+        assert page.status_code == 200 and "<script>alert(1)" not in page.text and "<img src=x" not in page.text
+
+    form = "application/x-www-form-urlencoded"
+    bodies = [
+        (b"workflow_id=%27+OR+1%3D1&field=Email&winner=genesys", form),
+        (b"workflow_id=sync-pair-%00&field=Email&winner=genesys", form),
+        (b"workflow_id=\xff\xfe&field=\xff&winner=genesys", form),
+        (b"workflow_id=a&workflow_id=b&field=Email&field=Phone&winner=genesys", form),
+        (b"workflow_id=" + b"a" * 1_000_000 + b"&field=Email&winner=genesys", form),
+        (json.dumps({"workflow_id": "x", "field": "Email", "winner": "genesys"}).encode(), "application/json"),
+        (b"field=Email&winner=" + XSS.encode(), form),
+        (b"", "text/plain"),
+    ]
+    for raw, ctype in bodies:
+        resp = httpx.post(f"{url}/admin/conflicts/resolve", content=raw, auth=ADMIN, timeout=30,
+                          headers={"Content-Type": ctype}, follow_redirects=False)
+        assert resp.status_code < 500, (raw[:60], resp.status_code, resp.text[:200])
+    cross = httpx.post(f"{url}/admin/conflicts/resolve", content=bodies[0][0], auth=ADMIN, timeout=30,
+                       headers={"Content-Type": form, "Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    assert {t: await started(temporal_client, t) for t in before} == before
