@@ -40,6 +40,7 @@ from callbridge.temporal import connect  # noqa: E402
 
 console = Console(width=120) if not Console().is_terminal else Console()
 PAGE = os.sysconf("SC_PAGE_SIZE")
+CALLBRIDGE_PROCESSES = ("worker", "starter")
 
 
 def group_rss(pgid: int) -> int:
@@ -68,6 +69,7 @@ class Minute:
     ack: list[float] = field(default_factory=list)
     logged: list[float] = field(default_factory=list)
     lookup: list[float] = field(default_factory=list)
+    closed_at: list[float] = field(default_factory=list)  # wall times the calls' workflows closed
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -135,7 +137,7 @@ async def soak(stack: LocalStack, minutes: float, call_rate: float, lookup_rate:
             pending.add(task)
             task.add_done_callback(pending.discard)
 
-        t0 = time.perf_counter()
+        t0, started_wall = time.perf_counter(), time.time()
         # One schedule for both streams, each event at its due time (an open loop).
         events = sorted([(i / call_rate, "call") for i in range(int(duration * call_rate))] +
                         [(i / lookup_rate, "lookup") for i in range(int(duration * lookup_rate))])
@@ -153,7 +155,7 @@ async def soak(stack: LocalStack, minutes: float, call_rate: float, lookup_rate:
         elapsed = time.perf_counter() - t0
     await settle(client, sent)
     rss["end"] = rss_snapshot(stack)
-    return per_minute, rss, elapsed
+    return per_minute, rss, elapsed, started_wall
 
 
 async def settle(client, sent: dict[str, tuple[float, "Minute"]], timeout: float = 900.0) -> None:
@@ -180,6 +182,7 @@ async def settle(client, sent: dict[str, tuple[float, "Minute"]], timeout: float
         else:
             minute.calls_logged += 1
             minute.logged.append(wf.close_time.timestamp() - wall)
+            minute.closed_at.append(wf.close_time.timestamp())
     for _, minute in sent.values():
         minute.errors["workflow not found"] += 1
 
@@ -198,7 +201,8 @@ def _sf_client(settings):
                       version=settings.salesforce_api_version)
 
 
-def report(per_minute: dict[int, Minute], rss: dict[str, dict[str, int]], elapsed: float, args) -> bool:
+def report(per_minute: dict[int, Minute], rss: dict[str, dict[str, int]], elapsed: float, started: float,
+           args) -> bool:
     table = Table(title=f"Soak: {args.call_rate:g} calls/s + {args.lookup_rate:g} lookups/s for {args.minutes:g} min")
     for col in ("min", "calls sent", "logged", "ack p50/p99", "call end → Task p50/p99/max", "lookups/s",
                 "lookup p50/p99", "errors"):
@@ -224,14 +228,18 @@ def report(per_minute: dict[int, Minute], rss: dict[str, dict[str, int]], elapse
         start, end = rss["start"][name], rss["end"].get(name, 0)
         warm = rss.get("after 1 min", {}).get(name, start)
         since_warm = (end - warm) / warm if warm else float("nan")
-        growth_ok &= since_warm < 0.10
+        if name in CALLBRIDGE_PROCESSES:  # the goal is ours; the dev server caches histories by design
+            growth_ok &= since_warm < 0.10
         mem.add_row(name, *(f"{rss[k].get(name, 0) / 2**20:.0f}" for k in rss),
                     f"{(end - start) / start:+.1%}" if start else "—", f"{since_warm:+.1%}")
     console.print(mem)
     calls = sum(x.calls_logged for x in per_minute.values())
     lookups = sum(x.lookups for x in per_minute.values())
-    console.print(f"{calls} calls logged ({calls / elapsed:.1f}/s), {lookups} lookups ({lookups / elapsed:.1f}/s), "
-                  f"{errors_total} errors, in {elapsed:.0f} s")
+    last = max((t for x in per_minute.values() for t in x.closed_at), default=started)
+    # Throughput is what was logged by the time the last Task was: a backlog shows as less than offered.
+    console.print(f"{calls} calls logged in {last - started:.0f} s ({calls / max(last - started, 1e-9):.1f}/s; "
+                  f"offered {args.call_rate:g}/s for {elapsed:.0f} s), {lookups} lookups ({lookups / elapsed:.1f}/s), "
+                  f"{errors_total} errors")
     return errors_total == 0 and growth_ok
 
 
@@ -263,12 +271,12 @@ async def main() -> None:
 
             await asyncio.to_thread(rebuild_index, SalesforceConnection(stack.settings), stack.settings)
         with console.status(f"Soaking for {args.minutes:g} min…"):
-            per_minute, rss, elapsed = await soak(stack, args.minutes, args.call_rate, args.lookup_rate, args.seed)
+            per_minute, rss, elapsed, started = await soak(stack, args.minutes, args.call_rate, args.lookup_rate, args.seed)
     finally:
         stack.stop()
         if not args.keep:
             shutil.rmtree(var, ignore_errors=True)
-    raise SystemExit(0 if report(per_minute, rss, elapsed, args) else 1)
+    raise SystemExit(0 if report(per_minute, rss, elapsed, started, args) else 1)
 
 
 if __name__ == "__main__":
