@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import structlog
@@ -107,17 +108,20 @@ class LookupCache:
         self._checked = 0.0
         self._every = check_every
 
-    def _sync(self) -> None:
-        now = time.monotonic()
-        if now - self._checked >= self._every:
-            self._checked = now
-            current = self._read_version()
-            if current != self._version:
-                self._entries.clear()
-                self._version = current
+    def due(self) -> bool:
+        return time.monotonic() - self._checked >= self._every
 
-    def get(self, key: str) -> bytes | None:
-        self._sync()
+    def check(self) -> None:
+        """Read the index version; a moved one drops every answer."""
+        self._checked = time.monotonic()
+        current = self._read_version()
+        if current != self._version:
+            self._entries.clear()
+            self._version = current
+
+    def get(self, key: str, *, check: bool = True) -> bytes | None:
+        if check and self.due():
+            self.check()
         hit = self._entries.get(key)
         if hit is not None:
             self._entries.move_to_end(key)
@@ -164,6 +168,7 @@ class LiveSalesforce:
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/screenpop", tags=["screen pop"])
     engine = get_engine(settings.database_url)
+    index_threads = None  # the default pool (SQLite: reads are local and fast)
     if engine.dialect.name == "sqlite":
         reader = caller_index.SqliteIndexReader(settings.database_url)
 
@@ -172,10 +177,15 @@ def build_router(settings: Settings) -> APIRouter:
 
         cache = LookupCache(reader.version)
     else:
+        # A database server reads off the event loop (a hung one must not freeze the webhooks)
+        # in threads of its own (hung reads must not starve the live search of threads).
+        index_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="caller-index")
+
         async def index_lookup(e164: str) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(caller_index.lookup, engine, e164)
+            return await asyncio.get_running_loop().run_in_executor(index_threads, caller_index.lookup, engine, e164)
 
         cache = LookupCache(lambda: caller_index.version(engine))
+    remote_index = engine.dialect.name != "sqlite"
     live = LiveSalesforce(settings)
     auth = Depends(require_data_action_auth(settings))
 
@@ -194,7 +204,10 @@ def build_router(settings: Settings) -> APIRouter:
             withheld = phone.strip().lower() in ("", "anonymous", "private", "withheld", "restricted", "unknown")
             return LookupResponse(success=False, reason="anonymous" if withheld else "unparseable")
         try:
-            cached = cache.get(e164)
+            if remote_index and cache.due():
+                await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(index_threads, cache.check), INDEX_BUDGET_SECONDS)
+            cached = cache.get(e164, check=not remote_index)
             if cached is not None:
                 return cached
             rows = await asyncio.wait_for(index_lookup(e164), INDEX_BUDGET_SECONDS)
@@ -221,8 +234,9 @@ def build_router(settings: Settings) -> APIRouter:
     @router.post("/lookup-by-account", response_model=LookupResponse, dependencies=[auth])
     async def lookup_by_account(request: AccountLookupRequest) -> LookupResponse:
         try:
-            account, contacts = await asyncio.wait_for(asyncio.to_thread(
-                caller_index.lookup_account, engine, request.accountNumber.strip()), INDEX_BUDGET_SECONDS * 2)
+            account, contacts = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                index_threads, caller_index.lookup_account, engine, request.accountNumber.strip()),
+                INDEX_BUDGET_SECONDS * 2)
         except Exception as exc:  # no live fallback by account number: say so within the budget
             log.warning("caller-id index unavailable", error=type(exc).__name__)
             return LookupResponse(success=False, reason="unavailable")

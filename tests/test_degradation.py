@@ -211,3 +211,95 @@ def test_lookup_answers_within_the_data_action_budget_without_its_index(stack, s
         assert post_webhook(url, stack.webhook_secret, call_event(conversation_id(), e164)).status_code == 202
     finally:
         proc.stop()
+
+
+class FreezableProxy:
+    """A TCP relay to PostgreSQL that can stop passing bytes: a hung server, not a refusing one
+    (the harder case: nothing fails, everything waits)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+
+        self._target = ("127.0.0.1", port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._open = threading.Event()
+        self._open.set()
+        self._sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self._open.clear()
+
+    def thaw(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self.thaw()
+        for s in [self._server, *self._sockets]:
+            s.close()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                self._open.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+
+
+def test_lookup_answers_within_the_budget_while_the_postgresql_index_hangs(stack, sf, test_var_dir):
+    """PostgreSQL stops answering (connections stay open, queries wait): the lookup's index reads
+    must neither hold the event loop (webhooks would stall too) nor the live search's threads."""
+    import psycopg
+
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    name = f"callbridge_test_{os.urandom(6).hex()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    proxy = FreezableProxy(5432)
+    proc = None
+    try:
+        proc, url = starter(stack, test_var_dir, "starter-index-hangs",
+                            CALLBRIDGE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}")
+        e164, digits = unique_us_number()
+        contact = sf.Contact.create({"LastName": "Hungindex", "Phone": digits, "MailingCountry": "United States"})["id"]
+        unknown, _ = unique_us_number()
+        assert httpx.post(f"{url}/screenpop/lookup", json={"phoneNumber": unknown}, auth=LOOKUP_AUTH,
+                          timeout=10).json()["reason"] == "not_found"
+        proxy.freeze()
+        # More lookups than the index has threads: hung reads pile up, answers keep coming.
+        for i in range(12):
+            number, expected = (e164, contact) if i % 2 == 0 else (unknown, "")
+            resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": number},
+                                  auth=LOOKUP_AUTH, timeout=10)
+            assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (i, elapsed, resp.text)
+            assert resp.json()["contactId"] == expected, resp.json()
+        print(f"lookup while PostgreSQL hangs: {elapsed:.3f} s")
+        resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-1"},
+                              auth=LOOKUP_AUTH, timeout=10)
+        assert resp.json()["reason"] == "unavailable" and elapsed < DATA_ACTION_SECONDS
+        resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conversation_id(), e164))
+        assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
+    finally:
+        proxy.thaw()
+        if proc is not None:
+            proc.stop()
+        proxy.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
