@@ -141,7 +141,9 @@ class SyncBulkActivities:
                               salesforce_modified=parse_sf_datetime(snap.salesforce_modified),
                               genesys_modified=parse_sf_datetime(snap.genesys_modified), erased=snap.erased),
                          rules, mode=page.mode, delete_handling=page.delete_handling)
-            if plan.conflicts:
+            if snap.no_consent and not snap.erased:
+                result.skipped += 1  # no service consent, or withdrawn: not synced
+            elif plan.conflicts:
                 result.handoff.append(k)  # a `manual` conflict waits in its own workflow
             elif plan.action is Action.SKIP_ERASED:
                 result.skipped += 1

@@ -61,10 +61,14 @@ class SyncRecords:
     # -- reads ----------------------------------------------------------------------------------
 
     def read_salesforce(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Contacts by id, deleted ones included (queryAll): one request for up to 200."""
+        """Contacts by id, deleted ones included (queryAll), with their consents (a child
+        subquery, so the consent gate costs no request): one request for up to 200."""
         if not ids:
             return {}
-        soql = format_soql(f"SELECT {self.salesforce_fields} FROM Contact WHERE Id IN {{}}", sorted(set(ids)))
+        consents = ", (SELECT Consent_Type__c, Consent_Date__c, Withdrawn__c, CreatedDate FROM Contact_Consents__r)" \
+            if self._settings.sync_requires_service_consent else ""
+        soql = format_soql(f"SELECT {self.salesforce_fields}{consents} FROM Contact WHERE Id IN {{}}",
+                           sorted(set(ids)))
         try:
             records = self._sf.restful("queryAll", params={"q": soql})["records"]
         except SalesforceError as exc:
@@ -110,6 +114,7 @@ class SyncRecords:
             else:
                 snap.salesforce = from_salesforce(sf_record, config, region)
                 snap.salesforce_link_ok = bool(gc_id) and sf_record.get(LINK_FIELD) == gc_id
+                snap.no_consent = not self.consented(sf_record)
         elif stored and sf_id:
             snap.salesforce_deleted = True
         if gc_contact is not None:
@@ -120,6 +125,14 @@ class SyncRecords:
         elif stored and gc_id:
             snap.genesys_deleted = True
         return snap
+
+    def consented(self, sf_record: dict[str, Any]) -> bool:
+        """Service consent given and not withdrawn, when the settings require it (docs/privacy.md)."""
+        from callbridge.privacy import may_sync
+
+        s = self._settings
+        consents = (sf_record.get("Contact_Consents__r") or {}).get("records") or []
+        return may_sync(consents, s.service_consent_type, s.sync_requires_service_consent)
 
     def linked_salesforce_id(self, contact: dict[str, Any]) -> str | None:
         source = self._settings.genesys_external_source_id
@@ -165,7 +178,7 @@ class SyncRecords:
     @staticmethod
     def index_record(sf_record: dict[str, Any] | None, written: dict[str, Any], sf_id: str) -> dict[str, Any]:
         """The Salesforce contact as it is after a sync write, for the caller-ID index."""
-        record = {k: v for k, v in (sf_record or {}).items() if k != "attributes"}
+        record = {k: v for k, v in (sf_record or {}).items() if k not in ("attributes", "Contact_Consents__r")}
         record.update(written)
         record["Id"] = sf_id
         return record

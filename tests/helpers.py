@@ -115,13 +115,19 @@ async def refresh_index(client, stack) -> None:
 GENESYS_CONTACTS = "/api/v2/externalcontacts/contacts"
 
 
-def new_sf_contact(sf: Salesforce, **fields: Any) -> str:
-    """A Salesforce contact with a fresh Austin number and a unique email (for sync tests)."""
+def new_sf_contact(sf: Salesforce, consent: bool = True, **fields: Any) -> str:
+    """A Salesforce contact with a fresh Austin number and a unique email (for sync tests), and
+    the service consent contact sync needs (unless consent=False)."""
     _, digits = unique_us_number()
     body = {"FirstName": "Ana", "LastName": f"Silva{time.monotonic_ns() % 10**6}",
             "Email": f"ana.{time.monotonic_ns()}@example.com", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
             "MailingCountry": "USA", **fields}
-    return sf.Contact.create(body)["id"]
+    contact_id = sf.Contact.create(body)["id"]
+    if consent:
+        sf.Contact_Consent__c.create({"Contact__c": contact_id, "Consent_Type__c": "Data Processing",
+                                      "Channel__c": "Phone", "Version__c": "2024-01",
+                                      "Consent_Date__c": "2024-01-15T09:00:00.000+0000"})
+    return contact_id
 
 
 async def run_sync(client, stack, **overrides):

@@ -210,6 +210,29 @@ async def test_runs_leave_a_pair_waiting_for_a_decision_be_and_hand_a_manual_con
     assert sf.Contact.get(waiting)["Title"] == sf.Contact.get(handed)["Title"] == "Team lead"
 
 
+@pytest.mark.parametrize("path", ["per_pair", "bulk"])
+async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_synced(
+        stack, sf, gc, temporal_client, path):
+    from activities.privacy import withdraw_consent
+    from activities.salesforce_connection import SalesforceConnection
+    from callbridge.settings import Settings
+
+    consenting, silent = new_sf_contact(sf), new_sf_contact(sf, consent=False)
+    first = await run_sync(temporal_client, stack, mode="one_way", force_path=path)
+    assert first.errors == 0 and first.skipped >= 1
+    gc_id = sf.Contact.get(consenting)["Genesys_Contact_Id__c"]
+    assert gc_id and genesys_contacts_linked_to(gc, consenting) == [gc_id]
+    assert not sf.Contact.get(silent)["Genesys_Contact_Id__c"] and genesys_contacts_linked_to(gc, silent) == []
+
+    settings = Settings(**{k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()
+                           if k.startswith("CALLBRIDGE_")})
+    assert withdraw_consent(SalesforceConnection(settings), settings, consenting) == 1
+    sf.Contact.update(consenting, {"Title": "Changed after withdrawal"})
+    second = await run_sync(temporal_client, stack, mode="one_way", force_path=path)
+    assert second.errors == 0 and second.skipped >= 1
+    assert gc.get(f"{CONTACTS}/{gc_id}").json().get("title") != "Changed after withdrawal"
+
+
 async def test_a_salesforce_session_expiring_mid_run_loses_nothing(stack, sf, gc, salesforce, temporal_client):
     contacts = [new_sf_contact(sf) for _ in range(6)]
     admin = salesforce.instance_url + "/_emulator"

@@ -53,7 +53,7 @@ SHORT = timedelta(seconds=30)
 
 TALLY = {"create_in_genesys": "created", "create_in_salesforce": "created", "update": "updated",
          "delete_in_genesys": "deleted", "delete_in_salesforce": "deleted", "noop": "unchanged",
-         "skip_erased": "skipped", "delete_conflict": "conflicts"}
+         "skip_erased": "skipped", "skip_no_consent": "skipped", "delete_conflict": "conflicts"}
 
 
 @workflow.defn

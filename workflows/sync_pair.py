@@ -91,6 +91,11 @@ class SyncPairWorkflow:
         for round_ in range(1, MAX_ROUNDS + 1):
             snap = await workflow.execute_activity_method(
                 SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+            if snap.no_consent and not snap.erased:
+                # No service consent, or withdrawn: this contact is not synced (docs/privacy.md).
+                return SyncPairResult(action="skip_no_consent", salesforce_id=snap.salesforce_id,
+                                      genesys_id=snap.genesys_id, salesforce_requests=snap.salesforce_requests,
+                                      genesys_requests=snap.genesys_requests)
             plan = merge(
                 Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                      salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,

@@ -143,6 +143,8 @@ def _build(store: Store, rng: random.Random, n_contacts: int) -> None:
 
     used_emails: dict[str, int] = {}
     made = 0
+    # A stream of its own, so the contacts are the same as before consents were seeded.
+    consent_rng = random.Random(rng.random())
     while made < n_contacts:
         # Chunks keep memory flat for a million contacts; one transaction still covers all.
         rows = _contact_rows(rng, companies, company_ids, used_emails, min(_CHUNK, n_contacts - made))
@@ -156,6 +158,12 @@ def _build(store: Store, rng: random.Random, n_contacts: int) -> None:
                               "Priority": rng.choice(["High", "Medium", "Low"]), "Origin": "Phone",
                               "ContactId": contact_ids[j], "AccountId": rows[j].get("AccountId")})
         bulk_insert(store, schema.CASE, case_rows)
+        # Most customers agreed to data processing when they first called; some never did
+        # (contact sync leaves those out of Genesys, docs/privacy.md).
+        bulk_insert(store, schema.CONTACT_CONSENT, [
+            {"Contact__c": cid, "Consent_Type__c": "Data Processing", "Channel__c": "Phone", "Version__c": "2024-01",
+             "Consent_Date__c": "2024-01-15T09:00:00.000+0000", "Withdrawn__c": False}
+            for cid in contact_ids if consent_rng.random() < 0.95])
 
 
 _CHUNK = 50_000
