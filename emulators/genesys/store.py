@@ -66,6 +66,24 @@ class Store:
         for (body,) in rows:
             yield json.loads(body)
 
+    def page(self, kind: str, offset: int, limit: int) -> list[Doc]:
+        """Documents `offset`..`offset + limit` in creation order: a scan page reads only its
+        own rows (reading every document per page made a 100k-contact scan quadratic)."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM docs WHERE kind=? ORDER BY seq LIMIT ? OFFSET ?",
+                                    (kind, limit, offset)).fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def containing(self, kind: str, needle: str) -> list[Doc]:
+        """Documents whose stored JSON contains `needle` (ASCII case-insensitive): a prefilter for
+        exact lookups, so they don't decode every document. Callers still check each hit."""
+        if not needle.isascii() or '"' in needle or "\\" in needle:
+            return self.all(kind)  # JSON escaping or SQLite's ASCII-only lower(): no shortcut
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM docs WHERE kind=? AND instr(lower(body), ?) > 0 ORDER BY seq",
+                                    (kind, needle.lower())).fetchall()
+        return [json.loads(body) for (body,) in rows]
+
     def ids(self, kind: str) -> list[str]:
         with self._lock:
             rows = self._db.execute("SELECT id FROM docs WHERE kind=? ORDER BY seq", (kind,)).fetchall()
