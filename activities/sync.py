@@ -112,7 +112,7 @@ class SyncActivities:
             if activity.info().attempt > 1:
                 # A retry: the first attempt may have created the contact and died before
                 # storing its id. Look for it (the Salesforce id in its externalIds) first.
-                found = await self.records.find_created(write.fields, write.link_salesforce_id)
+                found = await self.records.find_created(write.link_salesforce_id)
                 if found:
                     return found
             body = self.records.genesys_body(write.fields, None, write.link_salesforce_id)

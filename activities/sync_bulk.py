@@ -16,6 +16,7 @@ base someone else stored. Pairs whose SyncPairWorkflow is open are left to it.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +212,7 @@ class SyncBulkActivities:
         if activity.info().attempt > 1:
             # A retried page: an attempt that died after Genesys answered may have created some.
             for w in todo:
-                w.gc_id = await self.records.find_created(w.snap.salesforce or {}, w.sf_id)
+                w.gc_id = await self.records.find_created(w.sf_id)
             adopted = [w for w in todo if w.gc_id]
             todo = [w for w in todo if not w.gc_id]
         else:
@@ -342,6 +343,20 @@ class SyncBulkActivities:
             if not res.get("success") and not (missing_ok and res.get("status") == 404):
                 self._handoff(w, result)
 
+    def _settle_with_patience(self, items: list[dict[str, Any]]) -> list[str]:
+        """The store, retried here rather than by failing the page: after a create, the new
+        Genesys ids live only in this attempt's memory until they are stored."""
+        from sqlalchemy.exc import OperationalError
+
+        for attempt in range(8):
+            try:
+                return sync_store.settle(self._engine, items, self._settings.default_region)
+            except OperationalError:
+                if attempt == 7:
+                    raise
+                time.sleep(min(0.5 * 2 ** attempt, 10.0))
+        return []
+
     def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
         """Bases, audit and caller-ID index rows of the pairs whose writes are done."""
         info = activity.info()
@@ -366,7 +381,7 @@ class SyncBulkActivities:
             w.done = True
         if not items:
             return
-        stale = set(sync_store.settle(self._engine, items, self._settings.default_region))
+        stale = set(self._settle_with_patience(items))
         for w in work:
             if w.sf_id in stale:
                 w.done = False

@@ -162,18 +162,20 @@ class SyncRecords:
             body["externalIds"] = [*others, {"externalSource": {"id": source}, "value": link_salesforce_id}]
         return body
 
-    async def find_created(self, fields: dict[str, Any], salesforce_id: str | None) -> str | None:
-        """A Genesys contact already carrying this Salesforce id, found by its email or phone
-        (reverse whitepages `lookupVal`): a retried create may have been done by the attempt
-        that died before its id was stored."""
-        for value in filter(None, (fields.get(n) for n in ("Email", "Phone", "MobilePhone"))):
-            resp = await self._genesys.get("/api/v2/externalcontacts/reversewhitepageslookup", lookupVal=value)
-            if resp.status_code >= 400:
-                continue
-            for contact in resp.json().get("contacts") or []:
-                if salesforce_id and self.linked_salesforce_id(contact) == salesforce_id:
-                    return contact["id"]
-        return None
+    async def find_created(self, salesforce_id: str | None) -> str | None:
+        """The Genesys contact already carrying this Salesforce id (an identifier of type
+        ExternalId, looked up exactly): a retried create may have been done by the attempt that
+        died before its id was stored."""
+        if not salesforce_id:
+            return None
+        resp = await self._genesys.request("POST", "/api/v2/externalcontacts/identifierlookup/contacts", json={
+            "type": "ExternalId", "value": salesforce_id,
+            "externalSource": {"id": self._settings.genesys_external_source_id}})
+        if resp.status_code == 404:
+            return None
+        if resp.status_code >= 400:
+            raise genesys_failure(resp, "identifier lookup")
+        return resp.json()["id"]
 
     @staticmethod
     def index_record(sf_record: dict[str, Any] | None, written: dict[str, Any], sf_id: str) -> dict[str, Any]:

@@ -628,6 +628,29 @@ def test_external_contact_crud_through_the_sdk(api_client, http):
     assert_error_body(refused, 400, "invalid.property")
 
 
+def test_identifier_lookup_finds_a_contact_by_its_external_id(api_client, http):
+    api = gc.ExternalContactsApi(api_client)
+    made = http.post("/api/v2/externalcontacts/contacts", json={
+        "firstName": "Rui", "lastName": "Sá", "cellPhone": {"display": "+351 912 345 678"},
+        "externalIds": [{"externalSource": {"id": "salesforce"}, "value": "0038d00000AbCdEAAZ"}]}).json()
+    ident = sdk_models.ContactIdentifier()
+    ident.type, ident.value = "ExternalId", "0038d00000AbCdEAAZ"
+    source = sdk_models.ExternalSource()
+    source.id = "salesforce"
+    ident.external_source = source
+    assert api.post_externalcontacts_identifierlookup_contacts(ident).id == made["id"]
+    found = http.post("/api/v2/externalcontacts/identifierlookup/contacts",
+                      json={"type": "Phone", "value": "+351912345678"})
+    assert_model(found.json(), "ExternalContact")
+    assert found.json()["id"] == made["id"]
+    other_source = http.post("/api/v2/externalcontacts/identifierlookup/contacts", json={
+        "type": "ExternalId", "value": "0038d00000AbCdEAAZ", "externalSource": {"id": "zendesk"}})
+    assert_error_body(other_source, 404, "not.found")
+    assert_error_body(http.post("/api/v2/externalcontacts/identifierlookup/contacts",
+                                json={"type": "Cookie", "value": "x"}), 400, "invalid.value")
+    http.delete(f"/api/v2/externalcontacts/contacts/{made['id']}")
+
+
 def test_external_contact_search_scan_and_bulk(api_client, http):
     api = gc.ExternalContactsApi(api_client)
     tag = f"Zed{int(time.time() * 1000) % 10_000_000}"

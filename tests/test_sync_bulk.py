@@ -136,17 +136,24 @@ async def test_deleted_in_genesys_while_edited_in_salesforce_is_a_conflict_not_a
 
 
 async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(stack, sf, gc, genesys, temporal_client):
-    contacts = [new_sf_contact(sf) for _ in range(12)]
+    # Half have neither email nor phone: a retried create must find what the dead attempt made
+    # by the Salesforce id itself (identifier lookup, type ExternalId), not by a number.
+    contacts = [new_sf_contact(sf) for _ in range(6)] + [new_sf_contact(sf, Email=None, Phone=None) for _ in range(6)]
     faults = f"{genesys.api_url}/_emulator/faults"
     # The first bulk add hangs in Genesys long enough to kill the worker while it waits: the
     # contacts get created, the worker never hears back (the worst moment to die).
+    httpx.post(f"{genesys.api_url}/_emulator/stats/reset").raise_for_status()
     httpx.post(faults, json={"delay_next": [{"method": "POST", "path_regex": "/bulk/contacts/add$",
-                                             "seconds": 4, "count": 1}]}).raise_for_status()
+                                             "seconds": 3, "count": 1, "after": True}]}).raise_for_status()
     try:
         run = asyncio.ensure_future(run_sync(temporal_client, stack, mode="one_way", force_path="bulk",
                                              page_size=5, max_concurrent_pages=1, page_heartbeat_seconds=5))
-        await asyncio.sleep(1.5)
-        stack.worker.kill()
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{genesys.api_url}/_emulator/stats").json()["requests"].get(
+                "POST /api/v2/externalcontacts/bulk/contacts/add"):
+            assert time.monotonic() < deadline, "the bulk add never came"
+            await asyncio.sleep(0.05)
+        stack.worker.kill()  # the add is in Genesys' hands, its answer will find nobody
         await asyncio.sleep(4)
     finally:
         httpx.delete(faults)

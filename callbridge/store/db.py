@@ -62,7 +62,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers (the lookup) never wait for the refresher
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
+    # Writers queue rather than fail: contact sync's pages, call logging and the index
+    # refresher all write; "database is locked" after 5 s once failed a page mid-way.
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 

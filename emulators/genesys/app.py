@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import conversations, externalcontacts, notifications, recordings, simulator, users
+from . import conversations, externalcontacts, identifiers, notifications, recordings, simulator, users
 from .auth import RateLimiter, TokenService
 from .context import Context, Stats, ctx
 from .errors import CORRELATION_HEADER, GenesysError, error_response
@@ -59,9 +59,10 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         request.state.correlation_id = cid
         path, method = request.url.path, request.method
         context.stats.hit(f"{method} {_route_template(templates, method, path)}")
+        after = 0.0
         try:
             if path.startswith(("/api/v2", "/oauth")):
-                delay, fault = context.faults.plan(method, path)
+                delay, fault, after = context.faults.plan(method, path)
                 if delay:
                     await asyncio.sleep(delay)
                 if fault:
@@ -70,6 +71,8 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
                 token = context.tokens.authenticate(request.headers.get("authorization"))
                 context.limiter.check(token)
             response = await call_next(request)
+            if after:
+                await asyncio.sleep(after)  # done, and the answer is late
         except GenesysError as exc:
             response = error_response(exc, cid)
         except Exception:  # an emulator bug still answers like Genesys's 500, with a log line
@@ -101,7 +104,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         return await context.tokens.token_endpoint(request)
 
     routers = [users.router, conversations.router, recordings.router, externalcontacts.router,
-               notifications.router, simulator.router]
+               identifiers.router, notifications.router, simulator.router]
     for router in routers:
         app.include_router(router)
     _control_routes(app)

@@ -3,7 +3,9 @@
 POST /_emulator/faults merges:
   latency_ms    every /api/v2 request waits this long first
   error_rate    0..1 chance that an /api/v2 request fails with error_status (default 503)
-  delay_next    [{"method", "path_regex", "seconds", "count"}]  the next `count` matches sleep
+  delay_next    [{"method", "path_regex", "seconds", "count", "after"?}]  the next `count` matches
+                sleep — before they are handled, or with "after": true once handled and before the
+                answer goes out (a client that gives up meanwhile never hears of a done request)
   fail_next     [{"method", "path_regex", "status", "count"}]   the next `count` matches fail
 Rules apply to /api/v2 and /oauth paths (never to /_emulator, so tests can always clean up).
 """
@@ -25,6 +27,7 @@ class Rule:
     path_regex: str
     count: int
     seconds: float = 0.0
+    after: bool = False
     status: int = 503
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -37,7 +40,7 @@ class Rule:
     def public(self, kind: str) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "path_regex": self.path_regex, "count": self.count}
         if kind == "delay_next":
-            out["seconds"] = self.seconds
+            out["seconds"], out["after"] = self.seconds, self.after
         else:
             out["status"] = self.status
         return out
@@ -52,7 +55,8 @@ def _rule(kind: str, raw: Any) -> Rule:
     method = raw.get("method")
     try:
         if kind == "delay_next":
-            return Rule(method, raw.get("path_regex", ".*"), count, seconds=float(raw["seconds"]))
+            return Rule(method, raw.get("path_regex", ".*"), count, seconds=float(raw["seconds"]),
+                        after=bool(raw.get("after", False)))
         status = int(raw.get("status", 503))
         if not 400 <= status <= 599:
             raise ValueError("status must be 4xx or 5xx")
@@ -107,16 +111,22 @@ class Faults:
                 "fail_next": [r.public("fail_next") for r in self.fail_next],
             }
 
-    def plan(self, method: str, path: str) -> tuple[float, GenesysError | None]:
-        """Seconds to wait and the error to answer with (if any) for this request."""
+    def plan(self, method: str, path: str) -> tuple[float, GenesysError | None, float]:
+        """Seconds to wait first, the error to answer with (if any), seconds to wait after handling."""
         with self._lock:
             delay = self.latency_ms / 1000.0 if path.startswith("/api/v2") else 0.0
-            delay += _consume(self.delay_next, method, path, lambda r: r.seconds) or 0.0
+            after = 0.0
+            rule = _consume(self.delay_next, method, path, lambda r: r)
+            if rule is not None:
+                if rule.after:
+                    after = rule.seconds
+                else:
+                    delay += rule.seconds
             status = _consume(self.fail_next, method, path, lambda r: r.status)
             if status is None and path.startswith("/api/v2") and self.error_rate > 0:
                 if self._random.random() < self.error_rate:
                     status = self.error_status
-        return delay, (GenesysError(status) if status is not None else None)
+        return delay, (GenesysError(status) if status is not None else None), after
 
 
 def _consume(rules: list[Rule], method: str, path: str, value):  # type: ignore[no-untyped-def]
