@@ -11,6 +11,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.caller_index import CallerIndexActivities
     from activities.genesys import GenesysActivities
     from activities.genesys_connection import GenesysConnection
+    from activities.reconciliation import ReconciliationActivities
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
     from activities.sync import SyncActivities
@@ -22,6 +23,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     caller_index = CallerIndexActivities(connection, settings)
     genesys_connection = GenesysConnection(settings)
     genesys = GenesysActivities(genesys_connection)
+    reconciliation = ReconciliationActivities(genesys_connection, settings)
     sync = SyncActivities(connection, genesys_connection, settings)
     sync_run = SyncRunActivities(connection, genesys_connection, settings)
     sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
@@ -31,6 +33,7 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.find_unknown_callers_account,
         salesforce.log_call,
         genesys.get_recording_link,
+        reconciliation.reconcile_calls,
         caller_index.refresh_caller_index,
         sync.load_sync_pair,
         sync.write_salesforce_contact,

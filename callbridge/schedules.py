@@ -37,6 +37,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         ),
     }
+    schedules.update(_reconciliation_schedules(settings))
     schedules.update(_privacy_schedules(settings))
     schedules.update(_sync_schedules(settings))
     for schedule_id, schedule in schedules.items():
@@ -45,6 +46,26 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
             log.info("schedule created", schedule_id=schedule_id)
         except ScheduleAlreadyRunningError:
             pass
+
+
+def _reconciliation_schedules(settings: Settings) -> dict[str, Schedule]:
+    """Calls whose webhook never started their logging (a Temporal outage longer than Genesys's
+    delivery retries): every 5 minutes, the last 2 hours (CALLBRIDGE_RECONCILIATION_*)."""
+    from activities.reconciliation import ReconciliationRequest, ReconciliationSettings
+    from workflows.call_reconciliation import SCHEDULE_ID, WORKFLOW_ID, CallReconciliationWorkflow
+
+    config = ReconciliationSettings()
+    return {
+        SCHEDULE_ID: Schedule(
+            action=ScheduleActionStartWorkflow(
+                CallReconciliationWorkflow.run,
+                ReconciliationRequest(lookback_seconds=config.lookback_seconds, settle_seconds=config.settle_seconds),
+                id=WORKFLOW_ID, task_queue=settings.temporal_task_queue,
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=config.every_seconds))]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        ),
+    }
 
 
 def _privacy_schedules(settings: Settings) -> dict[str, Schedule]:

@@ -227,3 +227,10 @@ async def patch_participant_attributes(request: Request, conversationId: str, pa
 
         publish_conversation(request.app, conv)  # a live call's topics see the change
     return {"attributes": merged}
+
+
+# The analytics details query reads these same stored conversations (analytics.py): its routes
+# are served with this router's.
+from .analytics import router as _analytics_router  # noqa: E402
+
+router.include_router(_analytics_router)

@@ -1,0 +1,196 @@
+"""Call reconciliation: start CallLoggingWorkflow for ended calls whose webhook never started one.
+
+Genesys retries a webhook delivery three times within a few seconds; a Temporal outage longer
+than that (the starter answers 503) would lose the call. This activity asks Genesys's analytics
+API for the conversations that ended in a recent window and starts, for each, the same workflow
+the webhook would have started, with the same id (`call-log-{conversationId}`). A workflow
+with that id, running or closed, means the call is already handled: nothing is started twice.
+
+What the analytics record gives (AnalyticsConversationWithoutAttributes) against the webhook:
+conversationId, conversationStart/End (so the duration), originatingDirection, the customer
+leg's ani/dnis, the agent participant (userId, participantName), the acd participant (queue id
+in its segments, the queue's name as its participantName). It has no participant attributes
+(the screen pop's `contact_id`: the workflow falls back to the phone lookup) and no recording
+id (the Task says "Recording: not available").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio import activity
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from activities.genesys_connection import GenesysConnection
+from callbridge.models import CallEndedEvent, CallLoggingInput
+from callbridge.settings import Settings
+
+log = structlog.get_logger("callbridge.reconciliation")
+
+QUERY_PATH = "/api/v2/analytics/conversations/details/query"
+PAGE_SIZE = 100  # the details query's largest page
+MAX_RESULTS = 100_000  # "Pagination may not exceed 100000 results."
+CUSTOMER_PURPOSES = ("customer", "external")
+
+
+class ReconciliationSettings(BaseSettings):
+    """CALLBRIDGE_RECONCILIATION_* (kept apart from Settings, read by the schedule)."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLBRIDGE_RECONCILIATION_", env_file=".env", extra="ignore")
+
+    every_seconds: int = Field(300, ge=30)
+    # How far back a run looks: an outage (or a lost delivery) up to this long is covered.
+    lookback_seconds: int = Field(2 * 3600, ge=60, le=7 * 24 * 3600)
+    # Calls that ended more recently are left to their webhook (still being delivered or retried).
+    settle_seconds: int = Field(120, ge=0)
+
+
+class ReconciliationRequest(BaseModel):
+    lookback_seconds: int = 2 * 3600
+    settle_seconds: int = 120
+
+
+class ReconciliationResult(BaseModel):
+    ended: int = 0  # ended calls the window held
+    started: int = 0  # CallLoggingWorkflows this run started (missed calls)
+    already_handled: int = 0  # a workflow with that id ran or runs: the webhook's, or an earlier run's
+    too_recent: int = 0  # ended within settle_seconds: left to the webhook
+    skipped: int = 0  # not a call the webhook would log (no customer leg, no agent) or unreadable
+    started_conversation_ids: list[str] = Field(default_factory=list)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def details_query(start: datetime, end: datetime, page_number: int) -> dict[str, Any]:
+    """Ended voice conversations that started in [start, end), oldest end first."""
+    return {
+        "interval": f"{_iso(start)}/{_iso(end)}",
+        "conversationFilters": [{"type": "and", "predicates": [
+            {"type": "dimension", "dimension": "conversationEnd", "operator": "exists"}]}],
+        "segmentFilters": [{"type": "and", "predicates": [
+            {"type": "dimension", "dimension": "mediaType", "operator": "matches", "value": "voice"}]}],
+        "order": "asc",
+        "orderBy": "conversationEnd",
+        "paging": {"pageSize": PAGE_SIZE, "pageNumber": page_number},
+    }
+
+
+def _number(address: str | None) -> str:
+    return (address or "").removeprefix("tel:").removeprefix("sip:")
+
+
+def event_from_details(record: dict[str, Any]) -> CallEndedEvent | None:
+    """The webhook's CallEndedEvent from an analytics conversation, or None when the record is not
+    a call the webhook would report (no customer leg or no agent)."""
+    participants = record.get("participants") or []
+    customer = next((p for p in participants if p.get("purpose") in CUSTOMER_PURPOSES), None)
+    agents = [p for p in participants if p.get("purpose") == "agent" and p.get("userId")]
+    if customer is None or not agents:
+        return None
+    voice = [s for s in customer.get("sessions") or [] if s.get("mediaType") == "voice"]
+    if not voice:
+        return None
+    session = voice[0]
+    agent = agents[-1]  # the last agent on the call (after any transfer) is the one who had it
+    acd = next((p for p in participants if p.get("purpose") == "acd"), None)
+    queue_id = None
+    for p in ([acd] if acd else []) + [agent]:
+        for s in p.get("sessions") or []:
+            queue_id = queue_id or next((g["queueId"] for g in s.get("segments") or [] if g.get("queueId")), None)
+    start = datetime.fromisoformat(record["conversationStart"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(record["conversationEnd"].replace("Z", "+00:00"))
+    direction = record.get("originatingDirection") or session.get("direction") or "inbound"
+    return CallEndedEvent(
+        conversation_id=record["conversationId"],
+        participant_id=customer.get("participantId"),
+        conversation_type="phone",  # the webhook's name for a voice conversation
+        caller_id=_number(session.get("ani")),
+        callee_id=_number(session.get("dnis")) or None,
+        direction=direction.upper(),
+        start_time=start,
+        end_time=end,
+        duration_seconds=max(0, int(round((end - start).total_seconds()))),
+        agent_id=agent["userId"],
+        agent_name=agent.get("participantName"),
+        queue_id=queue_id,
+        queue_name=acd.get("participantName") if acd else None,
+        interaction_id=record["conversationId"],
+    )
+
+
+class ReconciliationActivities:
+    def __init__(self, genesys: GenesysConnection, settings: Settings) -> None:
+        self._genesys = genesys
+        self._settings = settings
+
+    async def _page(self, start: datetime, end: datetime, page_number: int) -> dict[str, Any]:
+        resp = await self._genesys.request("POST", QUERY_PATH, json=details_query(start, end, page_number))
+        if resp.status_code >= 400:
+            raise ApplicationError(
+                f"Genesys conversation details query failed ({resp.status_code})", type="GenesysError",
+                # A 400 is a query Genesys refuses: retrying won't change it.
+                non_retryable=resp.status_code < 500 and resp.status_code not in (401, 429))
+        return resp.json()
+
+    @activity.defn
+    async def reconcile_calls(self, request: ReconciliationRequest) -> ReconciliationResult:
+        from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflow_id
+
+        s = self._settings
+        client = activity.client()
+        now = datetime.now(timezone.utc)
+        start = now - timedelta(seconds=request.lookback_seconds)
+        settled_before = now - timedelta(seconds=request.settle_seconds)
+        result = ReconciliationResult()
+        page_number = 1
+        while page_number * PAGE_SIZE <= MAX_RESULTS:
+            page = await self._page(start, now, page_number)
+            records = page.get("conversations") or []  # absent when nothing (more) matched
+            for record in records:
+                result.ended += 1
+                try:
+                    event = event_from_details(record)
+                except (KeyError, ValueError, ValidationError):
+                    event = None
+                if event is None:
+                    result.skipped += 1
+                    continue
+                if event.end_time > settled_before:
+                    result.too_recent += 1
+                    continue
+                inp = CallLoggingInput.for_event(
+                    event, s.default_region, unknown_caller_policy=s.unknown_caller_policy,
+                    unknown_caller_account_name=s.unknown_caller_account_name,
+                    recording_budget_seconds=s.recording_budget_seconds,
+                )
+                try:
+                    await client.start_workflow(
+                        CallLoggingWorkflow.run, inp, id=workflow_id(event.conversation_id),
+                        task_queue=s.temporal_task_queue,
+                        # Any earlier run, even a failed one, means the call was handled: the
+                        # webhook's redelivery may retry a failed one, reconciliation doesn't.
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                        search_attributes=TypedSearchAttributes(
+                            [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]),
+                    )
+                except WorkflowAlreadyStartedError:
+                    result.already_handled += 1
+                    continue
+                result.started += 1
+                if len(result.started_conversation_ids) < 100:
+                    result.started_conversation_ids.append(event.conversation_id)
+                log.info("missed call reconciled", workflow_id=workflow_id(event.conversation_id))
+            activity.heartbeat(page_number)
+            total = page.get("totalHits") or 0
+            if not records or page_number * PAGE_SIZE >= total:
+                break
+            page_number += 1
+        log.info("call reconciliation done", **result.model_dump(exclude={"started_conversation_ids"}))
+        return result
