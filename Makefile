@@ -33,7 +33,8 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Re-record tests/histories/ (replayed by tests/test_replay.py) after an intended, patched change.
-# `make histories K=sync` re-records only the histories whose test names match.
+# `make histories K=record_sync` (or K=record_contact_sync, …) re-records only the matching ones
+# (plain "sync" also matches the asyncio marker of every test).
 histories: $(STAMP)
 	$(BIN)/python -m pytest -q tests/histories/record_histories.py $(if $(K),-k "$(K)")
 

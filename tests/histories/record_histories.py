@@ -1,7 +1,7 @@
 """Records one history per workflow type into tests/histories/<name>.json for the replay test.
 
     .venv/bin/python -m pytest tests/histories/record_histories.py          # every history
-    .venv/bin/python -m pytest tests/histories/record_histories.py -k sync  # only the sync ones
+    .venv/bin/python -m pytest tests/histories/record_histories.py -k "record_sync or record_contact"  # only the sync ones
 
 Not collected by `make test` (the file name doesn't match test_*.py); run it on purpose when a
 workflow changed *intentionally* (guarded with `workflow.patched`, see the README's
@@ -140,6 +140,12 @@ async def test_record_sync_pair(recorder, sf):
 async def test_record_contact_sync(recorder, sf):
     from tests.helpers import new_sf_contact, run_sync
 
-    new_sf_contact(sf, FirstName="Replay")
-    await run_sync(recorder.client, SimpleNamespace(task_queue=recorder.task_queue))
+    stack = SimpleNamespace(task_queue=recorder.task_queue)
+    edited = new_sf_contact(sf, FirstName="Replay")
+    first = await run_sync(recorder.client, stack)  # the initial load: the bulk path
+    assert first.path == "bulk"
     await save(recorder.client, "contact-sync", "contact_sync")
+    sf.Contact.update(edited, {"Title": "Replayed"})
+    second = await run_sync(recorder.client, stack)  # a few changes: the per-pair path
+    assert second.path == "per_pair" and second.updated >= 1
+    await save(recorder.client, "contact-sync", "contact_sync_per_pair")
