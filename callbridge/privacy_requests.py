@@ -58,12 +58,22 @@ async def start_erasure(client: Client, settings: Settings, *, email: str | None
                          requested_at + timedelta(days=settings.erasure_deadline_days),
                          store.seal(settings.payload_keys.get_secret_value(), ids))
     store.audit(engine, "erasure", "requested", (), subject_hash=subject_hash, request_id=request_id)
-    await client.start_workflow(
-        GdprErasureWorkflow.run,
-        ErasureInput(request_id=request_id, requested_at=requested_at, reminder_days=settings.erasure_reminder_days,
-                     escalation_days=settings.erasure_escalation_days, deadline_days=settings.erasure_deadline_days),
-        id=workflow_id(request_id), task_queue=task_queue or settings.temporal_task_queue,
-    )
+    # The row comes first (the workflow reads the sealed identifiers from it). A start that fails
+    # or is cancelled (Temporal down, the caller's time budget) marks it failed, never leaves it
+    # "running" with no workflow behind it; the caller asks again (a new request).
+    try:
+        await client.start_workflow(
+            GdprErasureWorkflow.run,
+            ErasureInput(request_id=request_id, requested_at=requested_at, reminder_days=settings.erasure_reminder_days,
+                         escalation_days=settings.erasure_escalation_days, deadline_days=settings.erasure_deadline_days),
+            id=workflow_id(request_id), task_queue=task_queue or settings.temporal_task_queue,
+        )
+    except BaseException as exc:  # CancelledError included: the start may never have been sent
+        store.fail_request(engine, request_id, {
+            "requestId": request_id, "workflowId": workflow_id(request_id), "failed": True,
+            "reason": f"workflow not started ({type(exc).__name__}): ask again", "remaining": {}})
+        store.audit(engine, "erasure", "not_started", (), subject_hash=subject_hash, request_id=request_id)
+        raise
     return request_id
 
 

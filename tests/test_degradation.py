@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from datetime import timedelta
@@ -169,6 +170,48 @@ async def test_temporal_gone_after_connecting_webhook_answers_503_within_the_bud
         assert resp.status_code == 503 and elapsed < 10
         print(f"conflicts list, Temporal gone: 503 in {elapsed:.2f} s")
         assert proc.alive()
+    finally:
+        proc.stop()
+        await env.shutdown()
+
+
+async def test_erasure_refused_for_temporal_leaves_no_request_running_without_a_workflow(stack, test_var_dir):
+    """Issue #9 finding: the erasure request row was written before its workflow was started, so a
+    start that failed (Temporal gone) left a row "running" forever with nothing behind it. Now the
+    row is marked failed (a PII-free reason) when the start fails or runs out of the 503 budget."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from callbridge import privacy
+    from callbridge.settings import Settings
+    from callbridge.store import privacy as store
+    from callbridge.store.db import get_engine
+    from callbridge.temporal import search_attribute_keys
+
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(VENV_BIN / "temporal"),
+                                                search_attributes=search_attribute_keys(), ui=False,
+                                                dev_server_log_level="error")
+    proc, url = starter(stack, test_var_dir, "starter-erasure-temporal-gone",
+                        CALLBRIDGE_TEMPORAL_ADDRESS=env.client.service_client.config.target_host)
+    try:
+        e164, _ = unique_us_number()
+        assert post_webhook(url, stack.webhook_secret, call_event(conversation_id(), e164)).status_code == 202
+        await env.shutdown()  # the starter's client is connected; its server is gone
+        email = f"gone-{uuid.uuid4().hex[:8]}@example.com"
+        resp, elapsed = timed(httpx.post, f"{url}/gdpr/erasures", json={"email": email}, auth=ADMIN, timeout=30)
+        assert_refused_for_retry(resp, elapsed)
+
+        subject = privacy.keyed_hash(Settings().privacy_hash_key.get_secret_value(), "email", email)
+        with get_engine(stack.env["CALLBRIDGE_DATABASE_URL"]).connect() as conn:
+            rows = conn.execute(select(store.erasure_requests.c.request_id, store.erasure_requests.c.status)
+                                .where(store.erasure_requests.c.subject_hash == subject)).all()
+        [(request_id, status)] = rows
+        assert status == "failed"  # not "running" with no workflow behind it
+        shown = httpx.get(f"{url}/gdpr/erasures/{request_id}", auth=ADMIN, timeout=30).json()
+        assert shown["status"] == "failed" and shown["certificate"] is None
+        assert shown["failure"]["reason"].startswith("workflow not started")
+        assert email not in json.dumps(shown)
     finally:
         proc.stop()
         await env.shutdown()
