@@ -295,7 +295,7 @@ def test_heartbeats_on_the_socket(genesys, http):
 
 def test_an_agent_on_a_call_is_not_picked_twice(genesys, http):
     agent = available_agent(genesys)
-    first = place(genesys, agentId=agent["id"], alertSeconds=0.05, talkSeconds=1.5)
+    first = place(genesys, agentId=agent["id"], alertSeconds=0.05, talkSeconds=4)
     wait_until(lambda: call_state(genesys, first["conversationId"])["callState"] == "connected")
     busy = httpx.get(f"{genesys.api_url}/_emulator/agents", params={"queueName": "Support Queue"}).json()["agents"]
     me = next(a for a in busy if a["id"] == agent["id"])
