@@ -149,3 +149,22 @@ async def test_record_contact_sync(recorder, sf):
     second = await run_sync(recorder.client, stack)  # a few changes: the per-pair path
     assert second.path == "per_pair" and second.updated >= 1
     await save(recorder.client, "contact-sync", "contact_sync_per_pair")
+
+
+async def test_record_call_reconciliation(recorder, genesys):
+    from activities.reconciliation import ReconciliationRequest
+    from tests.helpers import unique_us_number
+    from workflows.call_reconciliation import CallReconciliationWorkflow
+
+    # A call whose webhook goes nowhere: the run starts its logging.
+    httpx.post(f"{genesys.api_url}/_emulator/config", json={"webhookUrl": None}).raise_for_status()
+    e164, _ = unique_us_number()
+    call = httpx.post(f"{genesys.api_url}/_emulator/calls", json={"ani": e164, "durationSeconds": 31, "wait": True,
+                                                                  "alertSeconds": 0.1, "talkSeconds": 0.1},
+                      timeout=30).json()
+    wid = f"record-call-reconciliation-{uuid.uuid4().hex[:6]}"
+    result = await recorder.client.execute_workflow(
+        CallReconciliationWorkflow.run, ReconciliationRequest(lookback_seconds=300, settle_seconds=0), id=wid,
+        task_queue=recorder.task_queue)
+    assert call["conversationId"] in result.started_conversation_ids
+    await save(recorder.client, wid, "call_reconciliation")
