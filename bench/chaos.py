@@ -34,10 +34,10 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import httpx
 import requests
@@ -63,6 +63,14 @@ console = Console(width=110) if not Console().is_terminal else Console()
 GENESYS_RETRY_DELAYS = (1.0, 2.0)
 GENESYS_ATTEMPT_TIMEOUT = 5.0
 SALESFORCE_FAULTS = {"error_rate": 0.05, "error_status": 503, "unable_to_lock_row_rate": 0.01}
+
+
+def quiet_sdk_logs() -> None:
+    """The SDK's core logs every retried RPC while the dev server is down on purpose: errors only."""
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")))), error_if_already_set=False)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -352,7 +360,6 @@ class CallsReport:
     ack_latency: list[float]
     recoveries: list[Recovery]
     salesforce_requests: int
-    salesforce_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -525,7 +532,7 @@ async def log_calls_for(cs: ChaosStack, client: Client, people: list[Person]) ->
             await wait_result(client, f"call-log-{p.conversation}", time.perf_counter() + 120)
 
 
-def leftovers(cs: ChaosStack, sf: Salesforce, gc: httpx.Client, p: Person) -> dict[str, int]:
+def leftovers(sf: Salesforce, gc: httpx.Client, p: Person) -> dict[str, int]:
     """What is still findable of one person, searched directly in each system."""
     from simple_salesforce.format import format_soql
 
@@ -625,7 +632,7 @@ async def erasures_scenario(cs: ChaosStack, count: int, plan: ChaosPlan, seed: i
     histories = 0
     with cs.genesys_client() as gc:
         for p in people:
-            found = leftovers(cs, sf, gc, p)
+            found = leftovers(sf, gc, p)
             left.update({k: v for k, v in found.items() if v})
             clean += not any(found.values())
             try:
@@ -716,7 +723,7 @@ def change_genesys(gc: httpx.Client, first_names: dict[str, str]) -> None:
         assert done.json()["errorCount"] == 0, str(done.json())[:500]
 
 
-async def sync_once(client: Client, settings: Settings, run_no: int) -> tuple[dict[str, Any], float]:
+async def sync_once(client: Client, settings: Settings) -> tuple[dict[str, Any], float]:
     """One ContactSyncWorkflow run (what `callbridge sync run --mode bidirectional` starts)."""
     from callbridge.sync.config import load
     from callbridge.sync.models import ContactSyncInput
@@ -770,7 +777,7 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
     runs: list[tuple[str, dict[str, Any], float]] = []
     watermarks = []
 
-    first, took = await sync_once(client, s, 0)
+    first, took = await sync_once(client, s)
     runs.append(("initial load (no chaos)", first, took))
     watermarks.append(("after the initial load", *marks()))
     sf = cs.salesforce_client()
@@ -805,7 +812,7 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
         await asyncio.to_thread(change_salesforce, cs.salesforce_client(), during)
 
     editing = asyncio.create_task(edit_during())
-    result, took = await sync_once(client, s, 1)
+    result, took = await sync_once(client, s)
     await editing
     stop.set()
     await chaos
@@ -825,7 +832,7 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
         return ok, ok_during, doubled, unlinked
 
     after_chaos, _, _, _ = await asyncio.to_thread(landed)
-    result, took = await sync_once(client, s, 2)
+    result, took = await sync_once(client, s)
     runs.append(("the next run (no chaos)", result, took))
     watermarks.append(("after the next run", *marks()))
     after_next, during_ok, doubled, unlinked = await asyncio.to_thread(landed)
@@ -886,6 +893,7 @@ async def main() -> None:
     parser.add_argument("--var", type=Path, default=Path("var/chaos"))
     parser.add_argument("--keep", action="store_true", help="keep the var directory for inspection")
     args = parser.parse_args()
+    quiet_sdk_logs()
 
     scenarios = ["calls", "erasures", "sync"] if args.scenario == "all" else [args.scenario]
     plan = ChaosPlan(kills=args.kills, restarts=args.restarts)

@@ -8,8 +8,6 @@ outcome is read from Salesforce and Genesys themselves. Timings are the bench's 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bench.chaos import ChaosPlan, ChaosStack, calls_scenario, erasures_scenario
