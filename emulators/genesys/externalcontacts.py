@@ -226,14 +226,14 @@ def _search(kind: Kind, request: Request, page_size: int, page_number: int, q: s
     return listing
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+def _encode_cursor(after_seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{after_seq}".encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("o:"):
+        if not text.startswith("s:"):
             raise ValueError
         return int(text[2:])
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -243,14 +243,16 @@ def _decode_cursor(cursor: str) -> int:
 def _scan(kind: Kind, request: Request, limit: int, cursor: str | None) -> dict[str, Any]:
     if not 10 <= limit <= 200:
         raise bad_request("limit must be between 10 and 200", "invalid.value")
-    offset = _decode_cursor(cursor) if cursor else 0
+    after = _decode_cursor(cursor) if cursor else 0
+    # The cursor is the position of the page's last contact: the next page starts right after
+    # it (an index range, not an offset to skip), and a deletion never shifts what follows.
     # One row beyond the page tells whether there is a next one.
-    rows = ctx(request).store.page(kind.store_kind, offset, limit + 1)
-    page = rows[:limit]
+    rows = ctx(request).store.page_after(kind.store_kind, after, limit + 1)
+    page = [doc for _, doc in rows[:limit]]
     scan_path = kind.path.replace("/externalcontacts/", "/externalcontacts/scan/")
     listing: dict[str, Any] = {"entities": page, "selfUri": f"{scan_path}?limit={limit}"}
     if len(rows) > limit:
-        after = _encode_cursor(offset + limit)
+        after = _encode_cursor(rows[limit - 1][0])
         listing["cursors"] = {"after": after}
         listing["nextUri"] = f"{scan_path}?limit={limit}&cursor={after}"
     return listing

@@ -66,13 +66,13 @@ class Store:
         for (body,) in rows:
             yield json.loads(body)
 
-    def page(self, kind: str, offset: int, limit: int) -> list[Doc]:
-        """Documents `offset`..`offset + limit` in creation order: a scan page reads only its
-        own rows (reading every document per page made a 100k-contact scan quadratic)."""
+    def page_after(self, kind: str, after_seq: int, limit: int) -> list[tuple[int, Doc]]:
+        """Up to `limit` documents created after position `after_seq`, with their positions: a
+        scan page reads only its own rows (by rowid range), at any depth."""
         with self._lock:
-            rows = self._db.execute("SELECT body FROM docs WHERE kind=? ORDER BY seq LIMIT ? OFFSET ?",
-                                    (kind, limit, offset)).fetchall()
-        return [json.loads(body) for (body,) in rows]
+            rows = self._db.execute("SELECT seq, body FROM docs WHERE kind=? AND seq > ? ORDER BY seq LIMIT ?",
+                                    (kind, after_seq, limit)).fetchall()
+        return [(seq, json.loads(body)) for seq, body in rows]
 
     def containing(self, kind: str, needle: str) -> list[Doc]:
         """Documents whose stored JSON contains `needle` (ASCII case-insensitive): a prefilter for
