@@ -16,6 +16,7 @@ id (the Task says "Recording: not available").
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -36,6 +37,7 @@ QUERY_PATH = "/api/v2/analytics/conversations/details/query"
 PAGE_SIZE = 100  # the details query's largest page
 MAX_RESULTS = 100_000  # "Pagination may not exceed 100000 results."
 CUSTOMER_PURPOSES = ("customer", "external")
+START_CONCURRENCY = 16  # workflow starts in flight at once
 
 
 class ReconciliationSettings(BaseSettings):
@@ -149,27 +151,15 @@ class ReconciliationActivities:
         start = now - timedelta(seconds=request.lookback_seconds)
         settled_before = now - timedelta(seconds=request.settle_seconds)
         result = ReconciliationResult()
-        page_number = 1
-        while page_number * PAGE_SIZE <= MAX_RESULTS:
-            page = await self._page(start, now, page_number)
-            records = page.get("conversations") or []  # absent when nothing (more) matched
-            for record in records:
-                result.ended += 1
-                try:
-                    event = event_from_details(record)
-                except (KeyError, ValueError, ValidationError):
-                    event = None
-                if event is None:
-                    result.skipped += 1
-                    continue
-                if event.end_time > settled_before:
-                    result.too_recent += 1
-                    continue
-                inp = CallLoggingInput.for_event(
-                    event, s.default_region, unknown_caller_policy=s.unknown_caller_policy,
-                    unknown_caller_account_name=s.unknown_caller_account_name,
-                    recording_budget_seconds=s.recording_budget_seconds,
-                )
+        gate = asyncio.Semaphore(START_CONCURRENCY)
+
+        async def start_logging(event: CallEndedEvent) -> tuple[CallEndedEvent, bool]:
+            inp = CallLoggingInput.for_event(
+                event, s.default_region, unknown_caller_policy=s.unknown_caller_policy,
+                unknown_caller_account_name=s.unknown_caller_account_name,
+                recording_budget_seconds=s.recording_budget_seconds,
+            )
+            async with gate:
                 try:
                     await client.start_workflow(
                         CallLoggingWorkflow.run, inp, id=workflow_id(event.conversation_id),
@@ -181,6 +171,29 @@ class ReconciliationActivities:
                             [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]),
                     )
                 except WorkflowAlreadyStartedError:
+                    return event, False
+            return event, True
+
+        page_number = 1
+        while page_number * PAGE_SIZE <= MAX_RESULTS:
+            page = await self._page(start, now, page_number)
+            records = page.get("conversations") or []  # absent when nothing (more) matched
+            starts = []
+            for record in records:
+                result.ended += 1
+                try:
+                    event = event_from_details(record)
+                except (KeyError, ValueError, ValidationError):
+                    event = None
+                if event is None:
+                    result.skipped += 1
+                elif event.end_time > settled_before:
+                    result.too_recent += 1
+                else:
+                    starts.append(start_logging(event))
+            # A page's starts go out together (bounded): mostly "already started" answers.
+            for event, started in await asyncio.gather(*starts):
+                if not started:
                     result.already_handled += 1
                     continue
                 result.started += 1
