@@ -50,6 +50,8 @@ class ReconciliationSettings(BaseSettings):
     lookback_seconds: int = Field(2 * 3600, ge=60, le=7 * 24 * 3600)
     # Calls that ended more recently are left to their webhook (still being delivered or retried).
     settle_seconds: int = Field(120, ge=0)
+    # Created paused (the test stack: suites that count workflows must not see scheduled starts).
+    schedule_paused: bool = False
 
 
 class ReconciliationRequest(BaseModel):

@@ -51,6 +51,8 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 def _reconciliation_schedules(settings: Settings) -> dict[str, Schedule]:
     """Calls whose webhook never started their logging (a Temporal outage longer than Genesys's
     delivery retries): every 5 minutes, the last 2 hours (CALLBRIDGE_RECONCILIATION_*)."""
+    from temporalio.client import ScheduleState
+
     from activities.reconciliation import ReconciliationRequest, ReconciliationSettings
     from workflows.call_reconciliation import SCHEDULE_ID, WORKFLOW_ID, CallReconciliationWorkflow
 
@@ -64,6 +66,7 @@ def _reconciliation_schedules(settings: Settings) -> dict[str, Schedule]:
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=config.every_seconds))]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=ScheduleState(paused=config.schedule_paused),
         ),
     }
 

@@ -212,3 +212,20 @@ async def test_reconciliation_leaves_calls_the_webhook_logged_alone(stack, sf, g
     assert conversation not in run.started_conversation_ids and run.already_handled >= 1
     [task] = tasks_for_conversation(sf, conversation)
     assert task["Id"] == logged.task_id and f"Recording: {logged.recording_link}" in task["Description"]
+
+
+async def test_the_worker_creates_the_reconciliation_schedule(stack, temporal_client):
+    from datetime import timedelta
+
+    from temporalio.client import ScheduleOverlapPolicy
+
+    desc = await temporal_client.get_schedule_handle("call-reconciliation").describe()
+    schedule = desc.schedule
+    [interval] = schedule.spec.intervals
+    assert interval.every == timedelta(minutes=5)
+    assert schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+    assert schedule.action.workflow == CallReconciliationWorkflow.__name__
+    assert schedule.action.id == "call-reconciliation" and schedule.action.task_queue == stack.task_queue
+    [request] = await temporal_client.data_converter.decode(schedule.action.args, [ReconciliationRequest])
+    assert request == ReconciliationRequest(lookback_seconds=7200, settle_seconds=120)
+    assert schedule.state.paused  # the test stack's (CALLBRIDGE_RECONCILIATION_SCHEDULE_PAUSED)
