@@ -22,7 +22,7 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 	@db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db && \
-	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" $(BIN)/python -m pytest -q -m integration; \
+	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" $(BIN)/python -m pytest -q -m "integration and not own_store"; \
 	status=$$?; \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
 	exit $$status

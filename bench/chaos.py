@@ -864,9 +864,12 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
         ok += sum(1 for c, v in gc_side.items() if sf_now.get(c, {}).get("FirstName") == v)
         ok_during = sum(1 for c, v in during.items() if by_sf.get(c) and by_sf[c][0].get("title") == v)
         doubled = sum(1 for v in by_sf.values() if len(v) > 1) + abs(len(sf_now) - len(sf_ids))
-        unlinked = sum(1 for c in sf_now if c not in by_sf)
+        # Only contacts with service consent are synced (docs/privacy.md): the rest have no twin by design.
+        unlinked = sum(1 for c in sf_now if c not in by_sf and c in consented)
         return ok, ok_during, doubled, unlinked
 
+    consented = {r["Contact__c"] for r in cs.salesforce_client().query_all_iter(
+        "SELECT Contact__c FROM Contact_Consent__c WHERE Consent_Type__c = 'Data Processing' AND Withdrawn__c = false")}
     after_chaos, _, _, _ = await asyncio.to_thread(landed)
     result, took = await sync_once(client, s)
     runs.append(("the next run (no chaos)", result, took))

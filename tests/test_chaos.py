@@ -12,7 +12,8 @@ import pytest
 
 from bench.chaos import ChaosPlan, ChaosStack, calls_scenario, erasures_scenario
 
-pytestmark = pytest.mark.integration
+# Its own stack and SQLite store (bench/chaos.py): nothing to learn from a PostgreSQL rerun.
+pytestmark = [pytest.mark.integration, pytest.mark.own_store]
 
 
 @pytest.fixture(scope="module")
