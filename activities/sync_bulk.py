@@ -36,7 +36,7 @@ from callbridge.settings import Settings
 from callbridge.store import sync as sync_store
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
-from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
+from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
 from callbridge.sync.models import PairKey, PairSnapshot, SyncPageInput, SyncPageResult
 
 COLLECTIONS = "composite/sobjects"
@@ -143,8 +143,12 @@ class SyncBulkActivities:
                               genesys_modified=parse_sf_datetime(snap.genesys_modified), erased=snap.erased),
                          rules, mode=page.mode, delete_handling=page.delete_handling)
             if snap.no_consent and not snap.erased:
-                result.skipped += 1  # no service consent, or withdrawn: not synced
-            elif plan.conflicts:
+                # No service consent, or withdrawn: nothing of theirs goes to Genesys.
+                before, plan = plan.action, withhold_from_genesys(plan, snap.base)
+                if plan.action is Action.NOOP and before is not Action.NOOP:
+                    result.skipped += 1
+                    continue
+            if plan.conflicts:
                 result.handoff.append(k)  # a `manual` conflict waits in its own workflow
             elif plan.action is Action.SKIP_ERASED:
                 result.skipped += 1

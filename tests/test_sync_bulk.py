@@ -234,10 +234,14 @@ async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_
     settings = Settings(**{k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()
                            if k.startswith("CALLBRIDGE_")})
     assert withdraw_consent(SalesforceConnection(settings), settings, consenting) == 1
-    sf.Contact.update(consenting, {"Title": "Changed after withdrawal"})
-    second = await run_sync(temporal_client, stack, mode="one_way", force_path=path)
-    assert second.errors == 0 and second.skipped >= 1
-    assert gc.get(f"{CONTACTS}/{gc_id}").json().get("title") != "Changed after withdrawal"
+    sf.Contact.update(consenting, {"Title": "Changed after withdrawal", "LastName": "Withdrawn"})
+    edit_gc_contact(gc, gc_id, firstName="Typed by an agent")
+    second = await run_sync(temporal_client, stack, mode="bidirectional", force_path=path)
+    assert second.errors == 0
+    # Nothing of theirs goes to Genesys any more; what agents type in Genesys still reaches Salesforce.
+    in_genesys = gc.get(f"{CONTACTS}/{gc_id}").json()
+    assert in_genesys.get("title") != "Changed after withdrawal" and in_genesys["lastName"] != "Withdrawn"
+    assert sf.Contact.get(consenting)["FirstName"] == "Typed by an agent"
 
 
 async def test_a_salesforce_session_expiring_mid_run_loses_nothing(stack, sf, gc, salesforce, temporal_client):

@@ -145,3 +145,27 @@ def test_after_one_merge_both_sides_agree_and_a_second_merge_is_quiet(base, s, g
             assert s2[r.name] == changed[r.name]
     again = merge(Pair(base=plan.new_base, salesforce=s2, genesys=g2), rules)
     assert again.action is Action.NOOP and not again.write_genesys and not again.write_salesforce
+
+
+def test_without_consent_nothing_goes_to_genesys_but_genesys_edits_still_arrive():
+    from callbridge.sync.merge import withhold_from_genesys
+
+    rules = [FieldRule("FirstName"), FieldRule("Title", "sf_to_gc")]
+    base = {"FirstName": "Ana", "Title": "Analyst"}
+    both_edited = merge(Pair(base=base, salesforce={"FirstName": "Ana", "Title": "Manager"},
+                             genesys={"FirstName": "Anabela", "Title": "Analyst"}), rules)
+    held = withhold_from_genesys(both_edited, base)
+    assert held.action is Action.UPDATE
+    assert held.write_salesforce == {"FirstName": "Anabela"} and held.write_genesys == {}
+    # The held value stays pending: the base keeps the old one, so it flows once consent returns.
+    assert held.new_base == {"FirstName": "Anabela", "Title": "Analyst"}
+    assert [c.field for c in held.changes] == ["FirstName"]
+
+    only_salesforce = merge(Pair(base=base, salesforce={"FirstName": "Ana", "Title": "Manager"},
+                                 genesys=dict(base)), rules)
+    assert withhold_from_genesys(only_salesforce, base).action is Action.NOOP
+    new_contact = merge(Pair(base=None, salesforce={"FirstName": "Ana", "Title": "x"}, genesys=None), rules)
+    assert new_contact.action is Action.CREATE_IN_GENESYS
+    assert withhold_from_genesys(new_contact, None).action is Action.NOOP  # never created in Genesys
+    gone = merge(Pair(base=base, salesforce=None, genesys=dict(base), salesforce_deleted=True), rules)
+    assert withhold_from_genesys(gone, base).action is Action.DELETE_IN_GENESYS  # a delete still goes

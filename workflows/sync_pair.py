@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.sync import SyncActivities
     from callbridge.matching import parse_sf_datetime
-    from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge
+    from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
     from activities.sync_records import LINK_FIELD
     from callbridge.sync.models import (
         AuditEntry,
@@ -91,11 +91,6 @@ class SyncPairWorkflow:
         for round_ in range(1, MAX_ROUNDS + 1):
             snap = await workflow.execute_activity_method(
                 SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
-            if snap.no_consent and not snap.erased:
-                # No service consent, or withdrawn: this contact is not synced (docs/privacy.md).
-                return SyncPairResult(action="skip_no_consent", salesforce_id=snap.salesforce_id,
-                                      genesys_id=snap.genesys_id, salesforce_requests=snap.salesforce_requests,
-                                      genesys_requests=snap.genesys_requests)
             plan = merge(
                 Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                      salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
@@ -103,8 +98,14 @@ class SyncPairWorkflow:
                      genesys_modified=parse_sf_datetime(snap.genesys_modified), erased=snap.erased),
                 rules, mode=inp.mode, delete_handling=inp.delete_handling,
             )
+            withheld = snap.no_consent and not snap.erased and plan.action is not Action.NOOP
+            if snap.no_consent and not snap.erased:
+                # No service consent, or withdrawn: nothing of theirs goes to Genesys (docs/privacy.md).
+                plan = withhold_from_genesys(plan, snap.base)
             try:
                 result = await self._apply(snap, plan)
+                if withheld and plan.action is Action.NOOP:
+                    result.action = "skip_no_consent"
             except ActivityError as err:
                 if isinstance(err.cause, ApplicationError) and err.cause.type in STALE:
                     continue  # someone wrote in between: read again, merge again

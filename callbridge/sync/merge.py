@@ -225,3 +225,25 @@ def _resolve(rule: FieldRule, pair: Pair) -> tuple[Side | None, str]:
         # value can't flip-flop between runs (Heroku Connect's documented defect).
         return Side.SALESFORCE, "conflict: Salesforce written last (or tie)"
     return None, "conflict: manual"
+
+
+def withhold_from_genesys(plan: Plan, base: Record | None) -> Plan:
+    """The plan for a contact without service consent: nothing of theirs goes to Genesys.
+
+    Edits made in Genesys still reach Salesforce; Salesforce values bound for Genesys are held
+    back, and the base keeps the old value for them, so they stay pending (and flow once
+    consent is given). No Genesys contact is created for them; deletes still propagate.
+    """
+    if plan.action is Action.CREATE_IN_GENESYS:
+        return Plan(Action.NOOP)
+    if plan.action is not Action.UPDATE or not plan.write_genesys:
+        return plan
+    held = set(plan.write_genesys)
+    new_base = dict(plan.new_base or {})
+    for name in held:
+        new_base[name] = (base or {}).get(name)
+    out = Plan(Action.UPDATE, write_salesforce=dict(plan.write_salesforce), new_base=new_base,
+               conflicts=list(plan.conflicts), changes=[c for c in plan.changes if c.field not in held])
+    if not out.write_salesforce and not out.conflicts:
+        out.action = Action.NOOP
+    return out
