@@ -25,6 +25,10 @@ async def _count_response(resp: httpx.Response) -> None:
     count_genesys(resp.status_code)
 
 
+# POSTs that only read: bulk fetch, identifier lookup, analytics queries.
+_READING_POSTS = ("/externalcontacts/bulk/contacts", "/identifierlookup/contacts", "/details/query")
+
+
 class RequestBudget:
     """At most `per_minute` requests in any sliding minute (0: no pacing)."""
 
@@ -92,15 +96,30 @@ class GenesysConnection:
         token = await self._bearer()
         for _ in range(self._settings.genesys_max_429_retries + 1):
             await self._budget.acquire()
-            resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            resp = await self._send(method, path, token, **kwargs)
             if resp.status_code == 401:
                 token = await self._bearer(stale=token)
                 await self._budget.acquire()
-                resp = await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+                resp = await self._send(method, path, token, **kwargs)
             if resp.status_code != 429:
                 return resp
             await asyncio.sleep(retry_after_seconds(resp))
         return resp
+
+    async def _send(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        """One request; a dropped connection (a keep-alive the server closed while we waited on
+        the budget) is retried at once when the request is safe to send twice — reads, PUTs,
+        DELETEs and the POSTs that only read. A create is left to its activity's retry, which
+        looks for what the first attempt may have made."""
+        safe = method in ("GET", "PUT", "DELETE") or path.endswith(_READING_POSTS)
+        for attempt in range(3 if safe else 1):
+            try:
+                return await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
+                if attempt == (2 if safe else 0):
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:
         return await self.request("GET", path, timeout=timeout, params=params or None)

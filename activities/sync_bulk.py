@@ -99,13 +99,11 @@ class SyncBulkActivities:
         return result
 
     async def _sync_page(self, page: SyncPageInput, result: SyncPageResult) -> None:
-        from callbridge.store.privacy import Tombstones
-
         engine = self._engine
         info = activity.info()
         rules = [FieldRule(r.name, r.direction, r.policy) for r in page.rules]
-        page_keys = [PairKey(salesforce_id=sf, genesys_id=gc) for sf, gc in
-                     sync_runs.run_pairs(engine, page.pairs.run_id, page.pairs.offset, page.pairs.limit)]
+        page_keys = [PairKey(salesforce_id=sf, genesys_id=gc) for sf, gc in await asyncio.to_thread(
+            sync_runs.run_pairs, engine, page.pairs.run_id, page.pairs.offset, page.pairs.limit)]
         open_ids = await self._open_pair_workflows()
         keys = [k for k in page_keys if k.workflow_id not in open_ids]
         # An open pair workflow owns its pair: the run waits for it (or leaves a pair waiting
@@ -113,8 +111,9 @@ class SyncBulkActivities:
         result.handoff += [k for k in page_keys if k.workflow_id in open_ids]
 
         # Read: the stored pairs, then both sides, one request each.
-        stored = sync_store.pairs_for(engine, [k.salesforce_id for k in keys if k.salesforce_id],
-                                      [k.genesys_id for k in keys if k.genesys_id])
+        stored = await asyncio.to_thread(sync_store.pairs_for, engine,
+                                         [k.salesforce_id for k in keys if k.salesforce_id],
+                                         [k.genesys_id for k in keys if k.genesys_id])
         by_sf = {p["salesforce_id"]: p for p in stored}
         by_gc = {p["genesys_id"]: p for p in stored}
         sf_records = await asyncio.to_thread(
@@ -132,11 +131,11 @@ class SyncBulkActivities:
         gc_contacts = await self.records.read_genesys([g for *_, g, _ in resolved if g])
         activity.heartbeat("read")
 
-        tombstones = Tombstones(engine)
+        snaps = [self.records.snapshot(sf_id, gc_id, pair, rec, gc_contacts.get(gc_id) if gc_id else None)
+                 for k, pair, sf_id, gc_id, rec in resolved]
+        await asyncio.to_thread(self.records.mark_erased, engine, snaps)
         work: list[Work] = []
-        for k, pair, sf_id, gc_id, rec in resolved:
-            snap = self.records.snapshot(sf_id, gc_id, pair, rec, gc_contacts.get(gc_id) if gc_id else None)
-            snap.erased = self.records.erased(tombstones, snap)
+        for (k, pair, sf_id, gc_id, rec), snap in zip(resolved, snaps):
             plan = merge(Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                               salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
                               salesforce_modified=parse_sf_datetime(snap.salesforce_modified),
@@ -168,7 +167,7 @@ class SyncBulkActivities:
         await self._update(work, result)
         await self._delete(work, result)
         activity.heartbeat("written")
-        self._settle([w for w in work if not w.done and w.key not in result.handoff], result, page)
+        await self._settle([w for w in work if not w.done and w.key not in result.handoff], result, page)
         for w in work:
             if w.done or w.settled:
                 name = {Action.UPDATE: "updated", Action.NOOP: "unchanged", Action.CREATE_IN_GENESYS: "created",
@@ -236,7 +235,7 @@ class SyncBulkActivities:
         created = adopted + [w for w in todo if w.key not in result.handoff]
         # Store the pairs at once: a crash before the Salesforce links are written then finds
         # the pairs linked (and writes the links), instead of creating the contacts again.
-        self._settle(created, result, page)
+        await self._settle(created, result, page)
         for w in created:
             w.done = False
             w.written_sf = {LINK_FIELD: w.gc_id}
@@ -265,7 +264,7 @@ class SyncBulkActivities:
             if sf_id:
                 w.sf_id = sf_id
         created = [w for w in todo if w.key not in result.handoff]
-        self._settle(created, result, page)
+        await self._settle(created, result, page)
         live = [w for w in created if w.key not in result.handoff]
         if live:
             body = {"entities": [{"id": w.gc_id, **self.records.genesys_body({}, w.snap.genesys_raw, w.sf_id)}
@@ -361,7 +360,7 @@ class SyncBulkActivities:
                 time.sleep(min(0.5 * 2 ** attempt, 10.0))
         return []
 
-    def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+    async def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
         """Bases, audit and caller-ID index rows of the pairs whose writes are done."""
         info = activity.info()
         items = []
@@ -385,7 +384,7 @@ class SyncBulkActivities:
             w.done = True
         if not items:
             return
-        stale = set(self._settle_with_patience(items))
+        stale = set(await asyncio.to_thread(self._settle_with_patience, items))
         for w in work:
             if w.sf_id in stale:
                 w.done = False

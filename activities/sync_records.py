@@ -139,6 +139,25 @@ class SyncRecords:
         return next((e.get("value") for e in contact.get("externalIds") or []
                      if (e.get("externalSource") or {}).get("id") == source), None)
 
+    def _hashes(self, snap: PairSnapshot) -> dict[str, str]:
+        from callbridge.privacy import subject_hashes
+
+        records = [r for r in (snap.salesforce, snap.genesys) if r]
+        return subject_hashes(self._settings.privacy_hash_key.get_secret_value(),
+                              emails=[r.get("Email") for r in records if r.get("Email")],
+                              phones=[r.get(f) for r in records for f in ("Phone", "MobilePhone") if r.get(f)],
+                              sf_ids=[snap.salesforce_id] if snap.salesforce_id else [],
+                              genesys_ids=[snap.genesys_id] if snap.genesys_id else [])
+
+    def mark_erased(self, engine, snaps: list[PairSnapshot]) -> None:
+        """`erased` for a page of pairs with one query to the tombstones."""
+        from callbridge.store.privacy import known_tombstones
+
+        per_snap = [self._hashes(s) for s in snaps]
+        found = known_tombstones(engine, [h for hs in per_snap for h in hs])
+        for snap, hashes in zip(snaps, per_snap):
+            snap.erased = any(h in found for h in hashes)
+
     def erased(self, tombstones, snap: PairSnapshot) -> bool:
         """An erased person is never re-created or re-linked (docs/privacy.md)."""
         from callbridge.privacy import is_erased

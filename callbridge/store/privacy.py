@@ -108,6 +108,17 @@ class Tombstones:
             return conn.execute(select(tombstones.c.hash).where(tombstones.c.hash == item)).first() is not None
 
 
+def known_tombstones(engine: Engine, hashes: Iterable[str]) -> set[str]:
+    """Which of these hashes are tombstones: one query for a whole page of contacts."""
+    wanted = sorted(set(hashes))
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            found |= set(conn.execute(select(tombstones.c.hash)
+                                      .where(tombstones.c.hash.in_(wanted[start:start + 500]))).scalars())
+    return found
+
+
 def add_tombstones(engine: Engine, request_id: str, hashes: dict[str, str]) -> int:
     if not hashes:
         return 0

@@ -122,6 +122,9 @@ def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: st
     from callbridge.store.sync_runs import add_audit_in
 
     stale: list[str] = []
+    audit: list[dict[str, Any]] = []
+    removed: list[str] = []
+    records: list[dict[str, Any]] = []
     with engine.begin() as conn:
         for item in settlements:
             savepoint = conn.begin_nested()
@@ -132,10 +135,16 @@ def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: st
                 savepoint.rollback()
                 stale.append(item["salesforce_id"])
                 continue
-            add_audit_in(conn, item.get("audit") or [])
-            if item.get("salesforce_deleted"):
-                index.remove_contacts_in(conn, [item["salesforce_id"]])
-            elif item.get("index_record"):
-                index.apply_contacts_in(conn, [item["index_record"]], default_region)
             savepoint.commit()
+            audit += item.get("audit") or []
+            if item.get("salesforce_deleted"):
+                removed.append(item["salesforce_id"])
+            elif item.get("index_record"):
+                records.append(item["index_record"])
+        # One statement each for the whole page, still in the same transaction.
+        add_audit_in(conn, audit)
+        if removed:
+            index.remove_contacts_in(conn, removed)
+        if records:
+            index.apply_contacts_in(conn, records, default_region)
     return stale
