@@ -63,7 +63,10 @@ def retry_after_seconds(resp: httpx.Response, default: float = 1.0) -> float:
 class GenesysConnection:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._http = httpx.AsyncClient(base_url=settings.genesys_api_url.rstrip("/"), timeout=10.0)
+        # Idle connections are dropped before a server would (uvicorn closes them after 5 s): a
+        # create sent on a connection the server just closed fails and is not resent.
+        self._http = httpx.AsyncClient(base_url=settings.genesys_api_url.rstrip("/"), timeout=10.0,
+                                       limits=httpx.Limits(keepalive_expiry=4.0))
         self._http.event_hooks["response"].append(_count_response)
         self._token: str | None = None
         self._lock = asyncio.Lock()
