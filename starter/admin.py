@@ -295,7 +295,9 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
                 due, cls = f"overdue by {-left} day(s)", "overdue"
             else:
                 due, cls = f"{left} day(s) left", "open"
-            cert = (f'<details><summary>certificate</summary><pre>{e(json.dumps(r["certificate"], indent=2))}</pre>'
+            # A failed erasure stores its failure report where a certificate would be: say which.
+            label = "failure report" if r["status"] == "failed" else "certificate"
+            cert = (f'<details><summary>{label}</summary><pre>{e(json.dumps(r["certificate"], indent=2))}</pre>'
                     "</details>" if r["certificate"] else '<span class="muted">when completed</span>')
             rows.append(f'<tr class="{cls}" data-request="{e(r["request_id"])}"><td><code>{e(r["request_id"])}</code></td>'
                         f'<td>{e(r["status"])}</td><td>{when(r["requested_at"])}</td><td>{when(r["deadline"])}</td>'
