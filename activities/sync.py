@@ -136,7 +136,7 @@ class SyncActivities:
         audit = [{**entry.model_dump(), "workflow_id": info.workflow_id, "run_id": info.workflow_run_id,
                   "salesforce_id": request.salesforce_id, "genesys_id": request.genesys_id}
                  for entry in request.audit]
-        stale = sync_store.settle(self._engine, [{
+        stale = settle_with_patience(self._engine, [{
             "salesforce_id": request.salesforce_id, "genesys_id": request.genesys_id, "base": request.base,
             "expected_version": request.expected_version, "audit": audit,
             "index_record": request.index_record, "salesforce_deleted": request.salesforce_deleted,
@@ -154,6 +154,23 @@ class SyncActivities:
         return add_review(self._engine, request.reason, request.genesys_id,
                           [request.salesforce_id, *request.candidates], request.detail,
                           activity.info().workflow_id)
+
+
+def settle_with_patience(engine, items: list[dict[str, Any]], default_region: str) -> list[str]:
+    """`sync_store.settle`, retried here on a busy SQLite ("database is locked" can come at once,
+    when a read transaction must become a write one after another writer committed)."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(8):
+        try:
+            return sync_store.settle(engine, items, default_region)
+        except OperationalError:
+            if attempt == 7:
+                raise
+            time.sleep(min(0.2 * 2 ** attempt, 5.0))
+    return []
 
 
 def audit_rows(workflow_id: str, run_id: str | None, sf_id: str | None, gc_id: str | None,

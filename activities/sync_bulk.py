@@ -16,7 +16,6 @@ base someone else stored. Pairs whose SyncPairWorkflow is open are left to it.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from activities.genesys_connection import GenesysConnection
 from activities.metering import metering
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception
+from activities.sync import settle_with_patience
 from activities.sync_records import GENESYS_BULK, LINK_FIELD, SyncRecords, genesys_failure
 from callbridge.matching import parse_sf_datetime
 from callbridge.settings import Settings
@@ -346,20 +346,6 @@ class SyncBulkActivities:
             if not res.get("success") and not (missing_ok and res.get("status") == 404):
                 self._handoff(w, result)
 
-    def _settle_with_patience(self, items: list[dict[str, Any]]) -> list[str]:
-        """The store, retried here rather than by failing the page: after a create, the new
-        Genesys ids live only in this attempt's memory until they are stored."""
-        from sqlalchemy.exc import OperationalError
-
-        for attempt in range(8):
-            try:
-                return sync_store.settle(self._engine, items, self._settings.default_region)
-            except OperationalError:
-                if attempt == 7:
-                    raise
-                time.sleep(min(0.5 * 2 ** attempt, 10.0))
-        return []
-
     async def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
         """Bases, audit and caller-ID index rows of the pairs whose writes are done."""
         info = activity.info()
@@ -384,7 +370,8 @@ class SyncBulkActivities:
             w.done = True
         if not items:
             return
-        stale = set(await asyncio.to_thread(self._settle_with_patience, items))
+        stale = set(await asyncio.to_thread(settle_with_patience, self._engine, items,
+                                            self._settings.default_region))
         for w in work:
             if w.sf_id in stale:
                 w.done = False

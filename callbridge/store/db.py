@@ -72,10 +72,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # hide_parameters: a failed statement's message would carry its values (names, numbers)
+        # into logs and workflow failures.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
     from callbridge.store import ops_counters as _ops_counters  # noqa: F401  (registers its tables)
     from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
     from callbridge.store import sync as _sync  # noqa: F401  (registers its tables)
