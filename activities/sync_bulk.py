@@ -22,7 +22,6 @@ from typing import Any
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.genesys_connection import GenesysConnection
@@ -37,7 +36,7 @@ from callbridge.store import sync as sync_store
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
 from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
-from callbridge.sync.models import PairKey, PairSnapshot, SyncPageInput, SyncPageResult
+from callbridge.sync.models import TALLY, PairKey, PairSnapshot, SyncPageInput, SyncPageResult
 
 COLLECTIONS = "composite/sobjects"
 
@@ -58,12 +57,10 @@ class Work:
 
 
 class SyncBulkActivities:
-    def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings,
-                 client: Client | None = None) -> None:
+    def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings) -> None:
         self._sf = salesforce
         self._genesys = genesys
         self._settings = settings
-        self._client = client
         self.records = SyncRecords(salesforce, genesys, settings)
 
     @property
@@ -71,12 +68,8 @@ class SyncBulkActivities:
         return get_engine(self._settings.database_url)
 
     async def _open_pair_workflows(self) -> set[str]:
-        if self._client is None:
-            from callbridge.temporal import connect
-
-            self._client = await connect(self._settings)
         query = "WorkflowType = 'SyncPairWorkflow' AND ExecutionStatus = 'Running'"
-        return {w.id async for w in self._client.list_workflows(query)}
+        return {w.id async for w in activity.client().list_workflows(query)}  # the worker's own client
 
     @activity.defn
     async def sync_contact_page(self, page: SyncPageInput) -> SyncPageResult:
@@ -170,9 +163,7 @@ class SyncBulkActivities:
         await self._settle([w for w in work if not w.done and w.key not in result.handoff], result, page)
         for w in work:
             if w.done or w.settled:
-                name = {Action.UPDATE: "updated", Action.NOOP: "unchanged", Action.CREATE_IN_GENESYS: "created",
-                        Action.CREATE_IN_SALESFORCE: "created", Action.DELETE_IN_GENESYS: "deleted",
-                        Action.DELETE_IN_SALESFORCE: "deleted"}.get(w.plan.action, "unchanged")
+                name = TALLY.get(w.plan.action.value, "unchanged")
                 setattr(result, name, getattr(result, name) + 1)
 
     # -- the steps ------------------------------------------------------------------------------

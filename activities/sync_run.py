@@ -54,7 +54,6 @@ class SyncRunActivities:
         self._sf = salesforce
         self._genesys = genesys
         self._settings = settings
-        self._client = None
         self.records = SyncRecords(salesforce, genesys, settings)
 
     @property
@@ -189,12 +188,8 @@ class SyncRunActivities:
         a run leaves it be — it reads both sides afresh once decided — instead of waiting days."""
         from temporalio.service import RPCError
 
-        from callbridge.temporal import connect
-
-        if self._client is None:
-            self._client = await connect(self._settings)
         try:
-            return bool(await self._client.get_workflow_handle(workflow_id).query("conflicts"))
+            return bool(await activity.client().get_workflow_handle(workflow_id).query("conflicts"))
         except RPCError:
             return False  # closed meanwhile: the caller starts it again
 

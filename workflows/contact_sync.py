@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync_bulk import SyncBulkActivities
     from activities.sync_run import SyncRunActivities
     from callbridge.sync.models import (
+        TALLY,
         ChangeRequest,
         ContactSyncInput,
         ContactSyncResult,
@@ -51,9 +52,6 @@ BULK_CHUNK = 200     # bulk path: pages per continue-as-new
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))
 SHORT = timedelta(seconds=30)
 
-TALLY = {"create_in_genesys": "created", "create_in_salesforce": "created", "update": "updated",
-         "delete_in_genesys": "deleted", "delete_in_salesforce": "deleted", "noop": "unchanged",
-         "skip_erased": "skipped", "skip_no_consent": "skipped", "delete_conflict": "conflicts"}
 
 
 @workflow.defn

@@ -7,6 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+# Which run counter a pair's outcome (its merge action) adds to: one table for both paths.
+TALLY = {"create_in_genesys": "created", "create_in_salesforce": "created", "update": "updated",
+         "delete_in_genesys": "deleted", "delete_in_salesforce": "deleted", "noop": "unchanged",
+         "skip_erased": "skipped", "skip_no_consent": "skipped", "delete_conflict": "conflicts"}
+
+
 class PairKey(BaseModel):
     salesforce_id: str | None = None
     genesys_id: str | None = None
