@@ -112,6 +112,29 @@ async def refresh_index(client, stack) -> None:
             return
 
 
+async def pause_schedule(client, schedule_id: str, note: str = "test") -> Any:
+    """Pause a schedule and wait out the run it may already have going (pausing doesn't stop one)."""
+    import asyncio
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    schedule = client.get_schedule_handle(schedule_id)
+    for _ in range(300):  # the worker creates its schedules as it starts: the first test may be early
+        try:
+            await schedule.pause(note=note)
+            break
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await asyncio.sleep(0.1)
+    else:
+        await schedule.pause(note=note)  # still missing after 30 s: let the error say so
+    while running := (await schedule.describe()).info.running_actions:
+        for action in running:
+            await client.get_workflow_handle(action.workflow_id, run_id=action.first_execution_run_id).result()
+    return schedule
+
+
 GENESYS_CONTACTS = "/api/v2/externalcontacts/contacts"
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from tests.helpers import refresh_index as refresh
 from tests.helpers import unique_us_number
+from tests.helpers import pause_schedule
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +107,7 @@ def test_codec_endpoint_needs_a_token_and_round_trips(stack):
 async def test_a_contact_not_yet_indexed_is_found_live_in_salesforce(stack, sf, account, temporal_client):
     from workflows.caller_index import SCHEDULE_ID
 
-    schedule = temporal_client.get_schedule_handle(SCHEDULE_ID)
-    await schedule.pause(note="test: keep the index from learning the contact")
+    schedule = await pause_schedule(temporal_client, SCHEDULE_ID, "test: keep the index from learning the contact")
     try:
         e164, digits = unique_us_number()
         contact = sf.Contact.create({"LastName": "Fresh", "AccountId": account,

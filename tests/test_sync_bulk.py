@@ -21,6 +21,7 @@ from tests.helpers import (
     edit_gc_contact,
     genesys_contacts_linked_to,
     new_sf_contact,
+    pause_schedule,
     refresh_index,
     run_sync,
     salesforce_client,
@@ -67,8 +68,7 @@ async def test_a_phone_edited_in_genesys_reaches_salesforce_and_the_caller_id_in
     await run_sync(temporal_client, stack, mode="bidirectional")
     gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
     # The index refresher would catch the change on its own: hold it, so only sync can.
-    schedule = temporal_client.get_schedule_handle(SCHEDULE_ID)
-    await schedule.pause()
+    schedule = await pause_schedule(temporal_client, SCHEDULE_ID, "test: keep the index from learning the contact")
     try:
         e164, _ = unique_us_number()
         edit_gc_contact(gc, gc_id, cellPhone={"display": e164})
