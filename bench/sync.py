@@ -147,6 +147,9 @@ class Salesforce:
     def requests(self) -> int:
         return self.admin("GET", "stats")["apiRequests"]
 
+    def routes(self) -> dict[str, int]:
+        return self.admin("GET", "stats").get("byRoute", {})
+
 
 def genesys_admin(base: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
     resp = httpx.request(method, f"{base}/_emulator/{path}", timeout=30, **kw)
@@ -200,6 +203,8 @@ class RunFigures:
     updated: int = 0
     unchanged: int = 0
     handed_off: int = 0
+    sf_routes: dict[str, int] = field(default_factory=dict)   # the emulators' counters by route
+    gc_routes: dict[str, int] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -228,7 +233,9 @@ async def run_sync(client, settings: Settings, sf: Salesforce, name: str, change
                       sf_requests=result.salesforce_requests, gc_requests=result.genesys_requests,
                       sf_counted=sf.requests(), gc_counted=genesys_api_requests(settings.genesys_api_url),
                       errors=result.errors, created=result.created, updated=result.updated,
-                      unchanged=result.unchanged, handed_off=result.handed_off)
+                      unchanged=result.unchanged, handed_off=result.handed_off, sf_routes=sf.routes(),
+                      gc_routes={route: n for route, n in genesys_admin(settings.genesys_api_url, "GET", "stats")[
+                          "requests"].items() if " /api/v2/" in route or " /oauth/" in route})
 
 
 # -- the seed's loop ------------------------------------------------------------------------------

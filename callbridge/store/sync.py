@@ -7,6 +7,7 @@ can never overwrite each other's work: a stale base means re-read and merge agai
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -109,6 +110,28 @@ def pairs_for(engine: Engine, salesforce_ids: list[str], genesys_ids: list[str])
     return [{**r, "base": json.loads(r["base"])} for r in rows]
 
 
+@contextmanager
+def _one_transaction(engine: Engine):
+    """A write transaction that really is one. SQLite through pysqlite (SQLAlchemy's default
+    driver) sends no BEGIN before a SAVEPOINT: the first savepoint then opens the transaction
+    and its RELEASE commits it, so each pair of a page was committed on its own, and a failure
+    later in the page (its audit or index rows; a busy database) left bases stored without them.
+    An explicit BEGIN IMMEDIATE makes the savepoints nested for real, and takes the write lock
+    up front (waiting out busy_timeout), so a read turning into a write can't fail half-way."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
 def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: str) -> list[str]:
     """Store what sync agreed for these pairs, each all-or-nothing in one transaction: the new
     base (compare-and-swap), its audit lines, and the Salesforce record in the caller-ID index.
@@ -125,7 +148,7 @@ def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: st
     audit: list[dict[str, Any]] = []
     removed: list[str] = []
     records: list[dict[str, Any]] = []
-    with engine.begin() as conn:
+    with _one_transaction(engine) as conn:
         for item in settlements:
             savepoint = conn.begin_nested()
             try:

@@ -272,7 +272,13 @@ def _bulk_entities(body: Any) -> list[Any]:
 
 
 def _bulk(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
-          error_entity: Callable[[Any], Any]) -> dict[str, Any]:
+          error_entity: Callable[[Any], Any], request: Request) -> dict[str, Any]:
+    with ctx(request).store.batch():
+        return _bulk_results(entities, one, error_entity)
+
+
+def _bulk_results(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
+                  error_entity: Callable[[Any], Any]) -> dict[str, Any]:
     results, error_indexes = [], []
     for index, raw in enumerate(entities):
         try:
@@ -339,17 +345,17 @@ def _add_routes(kind: Kind, id_param: str) -> None:
     @router.post(bulk)
     async def bulk_fetch(request: Request) -> dict[str, Any]:
         entities = _bulk_entities(await _json(request))
-        return _bulk(entities, lambda raw: (200, _get(kind, _id_of(raw), request)), _ids_entity)
+        return _bulk(entities, lambda raw: (200, _get(kind, _id_of(raw), request)), _ids_entity, request)
 
     @router.post(f"{bulk}/add")
     async def bulk_add(request: Request) -> dict[str, Any]:
         entities = _bulk_entities(await _json(request))
-        return _bulk(entities, lambda raw: (200, _create(kind, raw, request)), lambda raw: raw)
+        return _bulk(entities, lambda raw: (200, _create(kind, raw, request)), lambda raw: raw, request)
 
     @router.post(f"{bulk}/update")
     async def bulk_update(request: Request) -> dict[str, Any]:
         entities = _bulk_entities(await _json(request))
-        return _bulk(entities, lambda raw: (200, _replace(kind, _id_of(raw), raw, request)), lambda raw: raw)
+        return _bulk(entities, lambda raw: (200, _replace(kind, _id_of(raw), raw, request)), lambda raw: raw, request)
 
     @router.post(f"{bulk}/remove")
     async def bulk_remove(request: Request) -> dict[str, Any]:
@@ -361,7 +367,7 @@ def _add_routes(kind: Kind, id_param: str) -> None:
             ctx(request).store.delete(kind.store_kind, entity_id)
             return 200, None
 
-        return _bulk(entities, remove, _ids_entity)
+        return _bulk(entities, remove, _ids_entity, request)
 
 
 def _id_of(raw: Any) -> str:
