@@ -15,17 +15,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/callbridge demo
 
-# The whole suite on SQLite, then the integration suite again with the state store on
-# PostgreSQL (TEST_PG, a database of its own created and dropped around the run).
+# The whole suite on SQLite and, side by side, the integration suite again with the state store
+# on PostgreSQL (TEST_PG, a database of its own created and dropped around the run). The two
+# passes mostly wait on sockets and timers, so together they take little more than the longer
+# one; the PostgreSQL pass prints when it ends, after the SQLite one. Each has its own servers,
+# ports and temporary directory.
 TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q
-	@db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
-	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db && \
-	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" $(BIN)/python -m pytest -q -m "integration and not own_store"; \
-	status=$$?; \
+	@mkdir -p var; rm -rf var/test-sqlite var/test-postgresql; \
+	db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
+	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db || exit 1; \
+	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=var/test-postgresql \
+		-m "integration and not own_store" > var/test-postgresql.log 2>&1 & pg=$$!; \
+	$(BIN)/python -m pytest -q --basetemp=var/test-sqlite; sqlite=$$?; \
+	wait $$pg; postgresql=$$?; \
+	echo "=== the integration suite on PostgreSQL ==="; cat var/test-postgresql.log; \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
-	exit $$status
+	echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
+	test $$sqlite -eq 0 -a $$postgresql -eq 0
 
 # Browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:
