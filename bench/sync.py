@@ -57,6 +57,7 @@ API_VERSION = "v62.0"
 GC_CONTACTS = "/api/v2/externalcontacts/contacts"
 GC_BULK = "/api/v2/externalcontacts/bulk/contacts"
 LOOKBACK_SECONDS = 1
+TUNING: dict[str, Any] = {}  # --pages / --pairs: ContactSyncInput overrides for every run
 NO_LIMIT = 10**9  # the emulator's --rate-limit must be positive: "no budget" is a limit never reached
 
 
@@ -224,7 +225,8 @@ async def run_sync(client, settings: Settings, sf: Salesforce, name: str, change
     genesys_admin(settings.genesys_api_url, "POST", "stats/reset")
     # Runs here follow each other within seconds; a schedule runs them 30 minutes apart. The
     # default 2-minute lookback would make each run re-read the previous run's edits.
-    inp = ContactSyncInput.from_config(load(), mode="one_way", lookback_seconds=LOOKBACK_SECONDS, **overrides)
+    inp = ContactSyncInput.from_config(load(), mode="one_way", lookback_seconds=LOOKBACK_SECONDS,
+                                       **{**TUNING, **overrides})
     start = time.perf_counter()
     result = await client.execute_workflow(ContactSyncWorkflow.run, inp, id="contact-sync",
                                            task_queue=settings.temporal_task_queue)
@@ -477,6 +479,8 @@ async def main() -> None:
     parser.add_argument("--seed-sample", type=int, default=400, help="contacts for the seed's loop (0: skip)")
     parser.add_argument("--bare", type=int, default=1000, help="bare workflows for the yardstick (0: skip)")
     parser.add_argument("--quick", action="store_true", help="5,000 contacts, 200 and 2,500 changes, small samples")
+    parser.add_argument("--pages", type=int, help="max_concurrent_pages for every run (default: the engine's)")
+    parser.add_argument("--pairs", type=int, help="max_concurrent_pairs for every run (default: the engine's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep var/bench-sync-* for inspection")
     args = parser.parse_args()
@@ -484,6 +488,10 @@ async def main() -> None:
         args.contacts, args.changes, args.seed_sample, args.bare = 5000, [200, 2500], 100, 300
         args.compare = args.compare or []
 
+    if args.pages:
+        TUNING["max_concurrent_pages"] = args.pages
+    if args.pairs:
+        TUNING["max_concurrent_pairs"] = args.pairs
     passes = [] if args.only_no_budget else [True]
     if args.no_budget or args.only_no_budget:
         passes.append(False)

@@ -70,3 +70,27 @@ def test_callbridge_sync_run_dry_run_prints_the_table(stack):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Contact sync (dry run)" in out.stdout and "salesforce changes" in out.stdout
+
+
+async def test_a_one_way_run_reads_only_the_genesys_contacts_of_its_changes(stack, sf, gc, genesys, temporal_client):
+    import httpx
+
+    scan = "GET /api/v2/externalcontacts/scan/contacts"
+    edited = new_sf_contact(sf)
+    await run_sync(temporal_client, stack, mode="one_way")
+    engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
+    gc_watermark = state.get_text(engine, "sync_genesys_watermark")
+    sf.Contact.update(edited, {"Title": "Scanless"})
+
+    httpx.post(f"{genesys.api_url}/_emulator/stats/reset").raise_for_status()
+    result = await run_sync(temporal_client, stack, mode="one_way")
+    # Genesys is a copy: no scan of every contact, the watermark it would have moved stays.
+    assert result.errors == 0 and result.updated >= 1 and result.genesys_changes == 0
+    assert scan not in httpx.get(f"{genesys.api_url}/_emulator/stats").json()["requests"]
+    assert state.get_text(engine, "sync_genesys_watermark") == gc_watermark
+    assert gc.get(f"{CONTACTS}/{sf.Contact.get(edited)['Genesys_Contact_Id__c']}").json()["title"] == "Scanless"
+
+    # Bidirectional runs and --full still scan.
+    await run_sync(temporal_client, stack, mode="one_way", full=True)
+    await run_sync(temporal_client, stack, mode="bidirectional")
+    assert httpx.get(f"{genesys.api_url}/_emulator/stats").json()["requests"].get(scan, 0) >= 2
