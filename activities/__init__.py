@@ -47,19 +47,20 @@ def build_activities(settings: Settings) -> list[Callable]:
         sync_run.check_salesforce_allowance,
         sync_run.pair_waits_for_decision,
         sync_bulk.sync_contact_page,
-        *privacy_activities(settings, connection),
+        *privacy_activities(settings, connection, genesys_connection),
     ]
 
 
-def privacy_activities(settings: Settings, connection=None) -> list[Callable]:
-    """Erasure, consent and retention activities (docs/privacy.md)."""
+def privacy_activities(settings: Settings, connection=None, genesys=None) -> list[Callable]:
+    """Erasure, consent and retention activities (docs/privacy.md). The worker passes its own
+    connections: one Genesys token, so one request budget, per worker."""
     from activities.erasure import ErasureActivities
     from activities.genesys_connection import GenesysConnection
     from activities.privacy import PrivacyActivities
     from activities.salesforce_connection import SalesforceConnection
 
     connection = connection or SalesforceConnection(settings)
-    genesys = GenesysConnection(settings)
+    genesys = genesys or GenesysConnection(settings)
     erasure = ErasureActivities(connection, genesys, settings)
     privacy = PrivacyActivities(connection, genesys, settings)
     return [

@@ -88,11 +88,8 @@ class ErasureActivities:
                                  store.seal(self._settings.payload_keys.get_secret_value(), ids))
 
     async def _temporal(self) -> Client:
-        if self._client is None:
-            from callbridge.temporal import connect
-
-            self._client = await connect(self._settings)
-        return self._client
+        """The worker's own client (as reconciliation and sync use), unless one was given."""
+        return self._client or activity.client()
 
     def _records(self, soql: str) -> list[dict[str, Any]]:
         return [r for page in query_pages(self._sf, soql) for r in page]
