@@ -15,7 +15,6 @@ import asyncio
 import json
 import random
 import shutil
-import statistics
 import sys
 import time
 import uuid
@@ -131,12 +130,7 @@ async def main() -> None:
     stack = LocalStack(settings)
     try:
         with console.status("Starting the stack…"):
-            stack.start_temporal()
-            stack.seed_salesforce(args.contacts)
-            stack.start_salesforce()
-            stack.start_genesys()
-            stack.start_worker()
-            stack.start_starter()
+            stack.start_all(args.contacts)
         client = await connect(settings)
         callers = [c.e164 for c in known_callers(settings)]
         verify = str(settings.salesforce_ca_file)

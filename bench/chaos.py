@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import httpx
-import requests
 from rich.console import Console
 from rich.table import Table
 from simple_salesforce import Salesforce
@@ -188,16 +187,7 @@ class ChaosStack:
         return self._sf_admin.get("/stats").json()
 
     def salesforce_client(self) -> Salesforce:
-        """A plain simple-salesforce client (not Callbridge's connector) for setup and checks."""
-        s = self.settings
-        session = requests.Session()
-        session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides session.verify
-        session.verify = str(s.salesforce_ca_file)
-        token = session.post(f"{s.salesforce_login_url}/services/oauth2/token", data={
-            "grant_type": "client_credentials", "client_id": s.salesforce_client_id,
-            "client_secret": s.salesforce_client_secret.get_secret_value()}).json()["access_token"]
-        return Salesforce(instance_url=s.salesforce_instance_url, session_id=token, session=session,
-                          version=s.salesforce_api_version)
+        return self.stack.salesforce_client()
 
     def genesys_client(self) -> httpx.Client:
         s = self.settings

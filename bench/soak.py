@@ -80,7 +80,7 @@ def rss_snapshot(stack: LocalStack) -> dict[str, int]:
 async def soak(stack: LocalStack, minutes: float, call_rate: float, lookup_rate: float, seed: int):
     s = stack.settings
     rng = random.Random(seed)
-    sf = _sf_client(s)
+    sf = stack.salesforce_client()
     owned = callers_with_one_owner(sf, s.default_region)
     callers = [Caller(e164, cid, False) for e164, cid in owned]
     client = await connect(s)
@@ -187,20 +187,6 @@ async def settle(client, sent: dict[str, tuple[float, "Minute"]], timeout: float
         minute.errors["workflow not found"] += 1
 
 
-def _sf_client(settings):
-    import requests
-    from simple_salesforce import Salesforce
-
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(settings.salesforce_ca_file)
-    token = session.post(f"{settings.salesforce_login_url}/services/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": settings.salesforce_client_id,
-        "client_secret": settings.salesforce_client_secret.get_secret_value()}).json()["access_token"]
-    return Salesforce(instance_url=settings.salesforce_instance_url, session_id=token, session=session,
-                      version=settings.salesforce_api_version)
-
-
 def report(per_minute: dict[int, Minute], rss: dict[str, dict[str, int]], elapsed: float, started: float,
            args) -> bool:
     table = Table(title=f"Soak: {args.call_rate:g} calls/s + {args.lookup_rate:g} lookups/s for {args.minutes:g} min")
@@ -260,12 +246,7 @@ async def main() -> None:
     stack = LocalStack(chaos_settings(var, temporal_task_queue="callbridge-soak"))
     try:
         with console.status("Starting the stack and building the caller-ID index…"):
-            stack.start_temporal()
-            stack.seed_salesforce(args.contacts)
-            stack.start_salesforce()
-            stack.start_genesys()
-            stack.start_worker()
-            stack.start_starter()
+            stack.start_all(args.contacts)
             from activities.caller_index import rebuild_index
             from activities.salesforce_connection import SalesforceConnection
 

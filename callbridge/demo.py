@@ -23,12 +23,7 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
     stack = LocalStack(settings)
     try:
         with console.status("Starting Temporal, the emulators, the worker and the starter…"):
-            stack.start_temporal()
-            stack.seed_salesforce(contacts)
-            stack.start_salesforce()
-            stack.start_genesys()
-            stack.start_worker()
-            stack.start_starter()
+            stack.start_all(contacts)
             stack.connect_flow_to_lookup()
         write_env_file(settings, settings.var_dir / "demo.env")
         agent = demo_agent(settings)

@@ -140,6 +140,30 @@ class LocalStack:
             ready_url=f"http://{s.starter_host}:{s.starter_port}/healthz", log_path=self._log("starter"), cwd=REPO,
         ))
 
+    def start_all(self, contacts: int) -> None:
+        """The whole local product: dev server, a seeded Salesforce org, Genesys, worker, starter."""
+        self.start_temporal()
+        self.seed_salesforce(contacts)
+        self.start_salesforce()
+        self.start_genesys()
+        self.start_worker()
+        self.start_starter()
+
+    def salesforce_client(self):
+        """A plain simple-salesforce client (not Callbridge's connector), for seeding and checks."""
+        import requests
+        from simple_salesforce import Salesforce
+
+        s = self.settings
+        session = requests.Session()
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides session.verify
+        session.verify = str(s.salesforce_ca_file)
+        token = session.post(f"{s.salesforce_login_url}/services/oauth2/token", data={
+            "grant_type": "client_credentials", "client_id": s.salesforce_client_id,
+            "client_secret": s.salesforce_client_secret.get_secret_value()}).json()["access_token"]
+        return Salesforce(instance_url=s.salesforce_instance_url, session_id=token, session=session,
+                          version=s.salesforce_api_version)
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
