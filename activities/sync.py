@@ -54,12 +54,18 @@ class SyncActivities:
             stored = sync_store.get_pair(self._engine, key.salesforce_id, key.genesys_id)
             sf_id = key.salesforce_id or (stored or {}).get("salesforce_id")
             gc_id = key.genesys_id or (stored or {}).get("genesys_id")
-            sf_record = None
-            if sf_id:
-                sf_record = (await asyncio.to_thread(self.records.read_salesforce, [sf_id])).get(sf_id)
-                if sf_record is not None and not sf_record.get("IsDeleted"):
-                    gc_id = gc_id or sf_record.get(LINK_FIELD)
-            gc_contact = (await self.records.read_genesys([gc_id])).get(gc_id) if gc_id else None
+            sf_record = gc_contact = None
+            if sf_id and gc_id:
+                # Both ids known (a stored pair, the usual case): both sides read at once.
+                sf_records, gc_contacts = await asyncio.gather(
+                    asyncio.to_thread(self.records.read_salesforce, [sf_id]), self.records.read_genesys([gc_id]))
+                sf_record, gc_contact = sf_records.get(sf_id), gc_contacts.get(gc_id)
+            else:
+                if sf_id:
+                    sf_record = (await asyncio.to_thread(self.records.read_salesforce, [sf_id])).get(sf_id)
+                    if sf_record is not None and not sf_record.get("IsDeleted"):
+                        gc_id = gc_id or sf_record.get(LINK_FIELD)
+                gc_contact = (await self.records.read_genesys([gc_id])).get(gc_id) if gc_id else None
             snap = self.records.snapshot(sf_id, gc_id, stored, sf_record, gc_contact)
             snap.erased = self.records.erased(Tombstones(self._engine), snap)
             snap.index_record = self.records.index_record(sf_record, {}, sf_id) if sf_record else None
