@@ -149,7 +149,8 @@ def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: st
     removed: list[str] = []
     records: list[dict[str, Any]] = []
     with _one_transaction(engine) as conn:
-        for item in settlements:
+        batched = _store_bases_batched(conn, settlements) if engine.dialect.name == "sqlite" else None
+        for item in settlements if batched is None else []:
             savepoint = conn.begin_nested()
             try:
                 store_base_in(conn, item["salesforce_id"], item["genesys_id"], item["base"],
@@ -164,10 +165,72 @@ def settle(engine: Engine, settlements: list[dict[str, Any]], default_region: st
                 removed.append(item["salesforce_id"])
             elif item.get("index_record"):
                 records.append(item["index_record"])
+        if batched is not None:
+            stale = batched
+            for item in settlements:
+                if item["salesforce_id"] in stale:
+                    continue
+                audit += item.get("audit") or []
+                if item.get("salesforce_deleted"):
+                    removed.append(item["salesforce_id"])
+                elif item.get("index_record"):
+                    records.append(item["index_record"])
         # One statement each for the whole page, still in the same transaction.
         add_audit_in(conn, audit)
         if removed:
             index.remove_contacts_in(conn, removed)
         if records:
             index.apply_contacts_in(conn, records, default_region)
+    return stale
+
+
+def _store_bases_batched(conn, settlements: list[dict[str, Any]]) -> list[str] | None:
+    """`store_base_in` for a whole page in a few statements, with the same compare-and-swap
+    outcome: inside BEGIN IMMEDIATE (SQLite's one writer) nobody can store a base between the
+    read of the versions and the writes, so the read decides what is stale. None: a page that
+    names one pair twice, left to the row-by-row way."""
+    sf_ids = [i["salesforce_id"] for i in settlements]
+    gc_ids = [i["genesys_id"] for i in settlements if i["base"] is not None]
+    if len(set(sf_ids)) != len(sf_ids) or len(set(gc_ids)) != len(gc_ids):
+        return None
+    rows = []
+    for start in range(0, len(sf_ids), 400):  # SQLite's bound-parameter limit
+        part_sf, part_gc = sf_ids[start:start + 400], gc_ids[start:start + 400]
+        conds = [sync_pairs.c.salesforce_id.in_(part_sf)] + ([sync_pairs.c.genesys_id.in_(part_gc)] if part_gc else [])
+        rows += conn.execute(select(sync_pairs.c.salesforce_id, sync_pairs.c.genesys_id, sync_pairs.c.version)
+                             .where(or_(*conds))).all()
+    version_of = {r[0]: r[2] for r in rows}
+    gc_owner = {r[1]: r[0] for r in rows}
+    now = datetime.now(timezone.utc)
+    stale: list[str] = []
+    inserts, updates, deletes, deletes_cas = [], [], [], []
+    for item in settlements:
+        sf_id, gc_id, base, expected = item["salesforce_id"], item["genesys_id"], item["base"], item["expected_version"]
+        if base is None:
+            (deletes_cas if expected else deletes).append({"sf": sf_id, "v": expected})
+        elif expected == 0:
+            if sf_id in version_of or gc_id in gc_owner:
+                stale.append(sf_id)
+            else:
+                inserts.append({"salesforce_id": sf_id, "genesys_id": gc_id, "base": json.dumps(base, sort_keys=True),
+                                "version": 1, "updated_at": now})
+        elif version_of.get(sf_id) != expected:
+            stale.append(sf_id)
+        else:
+            updates.append({"sf": sf_id, "v": expected, "gc": gc_id, "base": json.dumps(base, sort_keys=True),
+                            "nv": expected + 1, "at": now})
+    from sqlalchemy import bindparam
+
+    if deletes:
+        conn.execute(delete(sync_pairs).where(sync_pairs.c.salesforce_id == bindparam("sf")), deletes)
+    if deletes_cas:
+        conn.execute(delete(sync_pairs).where(sync_pairs.c.salesforce_id == bindparam("sf"),
+                                              sync_pairs.c.version == bindparam("v")), deletes_cas)
+    if updates:
+        conn.execute(update(sync_pairs).where(sync_pairs.c.salesforce_id == bindparam("sf"),
+                                              sync_pairs.c.version == bindparam("v"))
+                     .values(genesys_id=bindparam("gc"), base=bindparam("base"), version=bindparam("nv"),
+                             updated_at=bindparam("at")), updates)
+    if inserts:
+        conn.execute(insert(sync_pairs), inserts)
     return stale
