@@ -76,7 +76,6 @@ async def agent_events(genesys: GenesysConnection, agent_id: str) -> AsyncIterat
 
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/desktop", tags=["agent desktop"], dependencies=[Depends(require_desktop_auth(settings))])
-    engine = get_engine(settings.database_url)
     # One Platform API client for every page: its token is fetched once and reused until it expires.
     genesys = GenesysConnection(settings)
 
@@ -92,7 +91,7 @@ def build_router(settings: Settings) -> APIRouter:
     async def lookup(phone: str = Query(max_length=64)) -> dict[str, Any]:
         """Every candidate for a number, for the chooser (several matches) and the card."""
         e164 = to_e164(phone, settings.default_region)
-        rows = await asyncio.to_thread(caller_index.lookup, engine, e164) if e164 else []
+        rows = await asyncio.to_thread(lambda: caller_index.lookup(get_engine(settings.database_url), e164)) if e164 else []
         return {"matches": [{
             "contactId": r["contact_id"], "name": " ".join(p for p in (r["first_name"], r["last_name"]) if p),
             "accountName": r["account_name"], "tier": r["tier"],

@@ -23,6 +23,7 @@ from callbridge.phone import national_digits, to_e164
 from callbridge.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
+from sqlalchemy.engine import make_url
 from starter.auth import require_data_action_auth
 
 log = structlog.get_logger("callbridge.screenpop")
@@ -167,9 +168,16 @@ class LiveSalesforce:
 
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/screenpop", tags=["screen pop"])
-    engine = get_engine(settings.database_url)
+    # The store is opened on first use, not here: a starter started while its database server
+    # is down still takes webhooks and answers lookups from Salesforce live.
     index_threads = None  # the default pool (SQLite: reads are local and fast)
-    if engine.dialect.name == "sqlite":
+    remote_index = make_url(settings.database_url).get_backend_name() != "sqlite"
+
+    def engine():
+        return get_engine(settings.database_url)  # cached once it has connected and migrated
+
+    if not remote_index:
+        get_engine(settings.database_url)  # a local file: create and migrate it now
         reader = caller_index.SqliteIndexReader(settings.database_url)
 
         async def index_lookup(e164: str) -> list[dict[str, Any]]:
@@ -182,10 +190,10 @@ def build_router(settings: Settings) -> APIRouter:
         index_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="caller-index")
 
         async def index_lookup(e164: str) -> list[dict[str, Any]]:
-            return await asyncio.get_running_loop().run_in_executor(index_threads, caller_index.lookup, engine, e164)
+            return await asyncio.get_running_loop().run_in_executor(
+                index_threads, lambda: caller_index.lookup(engine(), e164))
 
-        cache = LookupCache(lambda: caller_index.version(engine))
-    remote_index = engine.dialect.name != "sqlite"
+        cache = LookupCache(lambda: caller_index.version(engine()))
     live = LiveSalesforce(settings)
     auth = Depends(require_data_action_auth(settings))
 
@@ -235,7 +243,7 @@ def build_router(settings: Settings) -> APIRouter:
     async def lookup_by_account(request: AccountLookupRequest) -> LookupResponse:
         try:
             account, contacts = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-                index_threads, caller_index.lookup_account, engine, request.accountNumber.strip()),
+                index_threads, lambda: caller_index.lookup_account(engine(), request.accountNumber.strip())),
                 INDEX_BUDGET_SECONDS * 2)
         except Exception as exc:  # no live fallback by account number: say so within the budget
             log.warning("caller-id index unavailable", error=type(exc).__name__)

@@ -406,3 +406,55 @@ def test_lookup_answers_within_the_budget_while_the_postgresql_index_hangs(stack
         proxy.close()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_starter_started_while_its_postgresql_store_hangs_still_takes_calls(stack, sf, test_var_dir):
+    """The store is opened on first use, not at start-up: with PostgreSQL hung from the start,
+    the starter still comes up, takes webhooks and answers lookups from Salesforce live; once
+    PostgreSQL answers again, the same process opens (and migrates) its store by itself."""
+    import psycopg
+
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    name = f"callbridge_test_{os.urandom(6).hex()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    proxy = FreezableProxy(5432)
+    proxy.freeze()
+    proc = None
+    try:
+        proc, url = starter(stack, test_var_dir, "starter-store-down-at-start",
+                            CALLBRIDGE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}")
+        e164, digits = unique_us_number()
+        contact = sf.Contact.create({"LastName": "Storedown", "Phone": digits, "MailingCountry": "United States"})["id"]
+        for _ in range(10):  # more than the index has threads
+            resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": e164},
+                                  auth=LOOKUP_AUTH, timeout=10)
+            assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (elapsed, resp.text)
+            assert (resp.json()["contactId"], resp.json()["source"]) == (contact, "salesforce")
+        conv = conversation_id()
+        resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conv, e164))
+        assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
+        proxy.thaw()
+        deadline = time.monotonic() + 30
+        while True:  # the hung first open completes and the store is there
+            body = httpx.post(f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-NONE"},
+                              auth=LOOKUP_AUTH, timeout=10).json()
+            if body["reason"] != "unavailable" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert body["reason"] == "not_found", body
+        with psycopg.connect(admin.replace("dbname=test", f"dbname={name}")) as conn:
+            assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+        for _ in range(60):  # the call was logged meanwhile (the stack's worker, its own store)
+            if tasks_for_conversation(sf, conv):
+                break
+            time.sleep(0.5)
+        [task] = tasks_for_conversation(sf, conv)
+        assert task["WhoId"] == contact
+    finally:
+        proxy.thaw()
+        if proc is not None:
+            proc.stop()
+        proxy.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

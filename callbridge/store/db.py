@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,8 +69,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-@lru_cache(maxsize=8)
+_opening = threading.Lock()
+
+
 def get_engine(url: str) -> Engine:
+    """The store's engine, created and migrated on first use. One thread at a time opens it: the
+    starter opens a database server's store lazily from its lookup threads (it may be down at
+    start), and two migrations at once would collide."""
+    with _opening:
+        return _open_engine(url)
+
+
+@lru_cache(maxsize=8)
+def _open_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: a failed statement's message would carry its values (names, numbers)
@@ -88,3 +100,6 @@ def get_engine(url: str) -> Engine:
     # Alembic migrations, not create_all: a store made by an older release is brought up to date.
     upgrade_to_head(engine)
     return engine
+
+
+get_engine.cache_clear = _open_engine.cache_clear  # type: ignore[attr-defined]  (tests drop databases)
