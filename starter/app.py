@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from callbridge.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
@@ -18,6 +20,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = temporal
     app.state.drain = ops.Drain()
     app.add_middleware(ops.DrainMiddleware, drain=app.state.drain)
+
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # The state store is down (the admin pages need it; webhooks and lookups don't): say so.
+        return JSONResponse({"detail": "state store unavailable"}, status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -434,6 +434,9 @@ def test_a_starter_started_while_its_postgresql_store_hangs_still_takes_calls(st
         conv = conversation_id()
         resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conv, e164))
         assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
+        resp = httpx.get(f"{url}/admin/api/report", auth=ADMIN, timeout=30)  # needs the store: says so
+        assert (resp.status_code, resp.json(), resp.headers["Retry-After"]) == (
+            503, {"detail": "state store unavailable"}, "5")
         proxy.thaw()
         deadline = time.monotonic() + 30
         while True:  # the hung first open completes and the store is there

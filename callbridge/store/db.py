@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -70,14 +72,26 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 _opening = threading.Lock()
+_failed: dict[str, tuple[float, Exception]] = {}
+RETRY_OPEN_SECONDS = 5.0
 
 
 def get_engine(url: str) -> Engine:
     """The store's engine, created and migrated on first use. One thread at a time opens it: the
     starter opens a database server's store lazily from its lookup threads (it may be down at
-    start), and two migrations at once would collide."""
+    start), and two migrations at once would collide. A database server that just failed to
+    open is not tried again for a few seconds: callers queued behind the lock fail at once
+    instead of each waiting out its own connect timeout."""
     with _opening:
-        return _open_engine(url)
+        failed = _failed.get(url)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_OPEN_SECONDS:
+            raise failed[1]
+        try:
+            return _open_engine(url)
+        except OperationalError as exc:
+            if not url.startswith("sqlite"):
+                _failed[url] = (time.monotonic(), exc)
+            raise
 
 
 @lru_cache(maxsize=8)
@@ -89,7 +103,10 @@ def _open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+        # connect_timeout: a hung server fails a connection after 5 s instead of holding its
+        # thread (and the starter's first open of the store) forever.
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
+                               connect_args={"connect_timeout": 5})
     from callbridge.store import ops_counters as _ops_counters  # noqa: F401  (registers its tables)
     from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
     from callbridge.store import sync as _sync  # noqa: F401  (registers its tables)
