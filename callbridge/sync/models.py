@@ -191,7 +191,7 @@ class ContactSyncInput(BaseModel):
     # up to `page_size` pairs are merged and written by one activity each, with batched calls.
     bulk_threshold: int = 2000
     page_size: int = 200
-    max_concurrent_pages: int = 4
+    max_concurrent_pages: int = 8  # a page waits on 4 requests in a row: 8 keep 2 cores busy
     page_heartbeat_seconds: int = 120  # a page whose worker died is retried after this long
     force_path: Literal["per_pair", "bulk"] | None = None
     # Stop cleanly (and resume next run) once this share of Salesforce's daily allowance is used.
