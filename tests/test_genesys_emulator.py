@@ -305,14 +305,15 @@ def test_recordings_through_the_sdk(api_client, http, call, genesys):
 
 
 def test_recording_is_202_while_transcoding(http, genesys):
-    c = simulate(genesys, transcodeSeconds=1.5, realtime=False)
+    # Long enough that a loaded machine still asks while it transcodes (1.5 s once wasn't).
+    c = simulate(genesys, transcodeSeconds=4, realtime=False)
     path = f"/api/v2/conversations/{c['conversationId']}/recordings"
     pending = http.get(f"{path}/{c['recordingId']}")
     assert pending.status_code == 202
     assert_model(pending.json(), "Recording")
     assert "mediaUris" not in pending.json() and pending.json()["estimatedTranscodeTimeMs"] > 0
     assert http.get(path, params={"maxWaitMs": 100}).status_code == 202
-    ready = http.get(path, params={"maxWaitMs": 5000})  # the list waits for transcoding
+    ready = http.get(path, params={"maxWaitMs": 10000})  # the list waits for transcoding
     assert ready.status_code == 200 and ready.json()[0]["mediaUris"]["S"]["mediaUri"]
 
 
