@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -137,14 +138,14 @@ async def test_a_ten_minute_salesforce_outage_is_waited_out_and_the_call_logged_
     from callbridge.settings import Settings
     from callbridge.temporal import data_converter
     from tests.conftest import PAYLOAD_KEYS
+    from tests.test_gdpr_erasure import stack_settings
 
     account = sf.Account.create({"Name": "Long Outage Corp", "BillingCountry": "United States"})["id"]
     e164, digits = unique_us_number()
     contact = sf.Contact.create({"LastName": "Outage", "AccountId": account, "Phone": digits,
                                  "MailingCountry": "United States"})["id"]
     conv = conversation_id()
-    settings = Settings(**{**{k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()},
-                           "temporal_task_queue": "ten-minute-outage"})
+    settings = stack_settings(stack, temporal_task_queue="ten-minute-outage")
     faults = f"{salesforce.instance_url}/_emulator/faults"
     verify = str(salesforce.ca_file)
     env = await WorkflowEnvironment.start_time_skipping(
@@ -316,6 +317,26 @@ def test_lookup_answers_within_the_data_action_budget_without_its_index(stack, s
         proc.stop()
 
 
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+@contextlib.contextmanager
+def database_behind_a_proxy():
+    """A fresh PostgreSQL database reached through a FreezableProxy; the URL a starter uses."""
+    import psycopg
+
+    name = f"callbridge_test_{os.urandom(6).hex()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    proxy = FreezableProxy(5432)
+    try:
+        yield proxy, f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}"
+    finally:
+        proxy.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class FreezableProxy:
     """A TCP relay to PostgreSQL that can stop passing bytes: a hung server, not a refusing one
     (the harder case: nothing fails, everything waits)."""
@@ -369,95 +390,79 @@ class FreezableProxy:
 def test_lookup_answers_within_the_budget_while_the_postgresql_index_hangs(stack, sf, test_var_dir):
     """PostgreSQL stops answering (connections stay open, queries wait): the lookup's index reads
     must neither hold the event loop (webhooks would stall too) nor the live search's threads."""
-    import psycopg
-
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-    name = f"callbridge_test_{os.urandom(6).hex()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    proxy = FreezableProxy(5432)
-    proc = None
-    try:
-        proc, url = starter(stack, test_var_dir, "starter-index-hangs",
-                            CALLBRIDGE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}")
-        e164, digits = unique_us_number()
-        contact = sf.Contact.create({"LastName": "Hungindex", "Phone": digits, "MailingCountry": "United States"})["id"]
-        unknown, _ = unique_us_number()
-        assert httpx.post(f"{url}/screenpop/lookup", json={"phoneNumber": unknown}, auth=LOOKUP_AUTH,
-                          timeout=10).json()["reason"] == "not_found"
-        proxy.freeze()
-        # More lookups than the index has threads: hung reads pile up, answers keep coming.
-        for i in range(12):
-            number, expected = (e164, contact) if i % 2 == 0 else (unknown, "")
-            resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": number},
+    with database_behind_a_proxy() as (proxy, store_url):
+        proc = None
+        try:
+            proc, url = starter(stack, test_var_dir, "starter-index-hangs",
+                                CALLBRIDGE_DATABASE_URL=store_url)
+            e164, digits = unique_us_number()
+            contact = sf.Contact.create({"LastName": "Hungindex", "Phone": digits, "MailingCountry": "United States"})["id"]
+            unknown, _ = unique_us_number()
+            assert httpx.post(f"{url}/screenpop/lookup", json={"phoneNumber": unknown}, auth=LOOKUP_AUTH,
+                              timeout=10).json()["reason"] == "not_found"
+            proxy.freeze()
+            # More lookups than the index has threads: hung reads pile up, answers keep coming.
+            for i in range(12):
+                number, expected = (e164, contact) if i % 2 == 0 else (unknown, "")
+                resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": number},
+                                      auth=LOOKUP_AUTH, timeout=10)
+                assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (i, elapsed, resp.text)
+                assert resp.json()["contactId"] == expected, resp.json()
+            print(f"lookup while PostgreSQL hangs: {elapsed:.3f} s")
+            resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-1"},
                                   auth=LOOKUP_AUTH, timeout=10)
-            assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (i, elapsed, resp.text)
-            assert resp.json()["contactId"] == expected, resp.json()
-        print(f"lookup while PostgreSQL hangs: {elapsed:.3f} s")
-        resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-1"},
-                              auth=LOOKUP_AUTH, timeout=10)
-        assert resp.json()["reason"] == "unavailable" and elapsed < DATA_ACTION_SECONDS
-        resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conversation_id(), e164))
-        assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
-    finally:
-        proxy.thaw()
-        if proc is not None:
-            proc.stop()
-        proxy.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            assert resp.json()["reason"] == "unavailable" and elapsed < DATA_ACTION_SECONDS
+            resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conversation_id(), e164))
+            assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
+        finally:
+            proxy.thaw()
+            if proc is not None:
+                proc.stop()
 
 
 def test_a_starter_started_while_its_postgresql_store_hangs_still_takes_calls(stack, sf, test_var_dir):
     """The store is opened on first use, not at start-up: with PostgreSQL hung from the start,
     the starter still comes up, takes webhooks and answers lookups from Salesforce live; once
     PostgreSQL answers again, the same process opens (and migrates) its store by itself."""
-    import psycopg
+    with database_behind_a_proxy() as (proxy, store_url):
+        proxy.freeze()
+        proc = None
+        try:
+            proc, url = starter(stack, test_var_dir, "starter-store-down-at-start",
+                                CALLBRIDGE_DATABASE_URL=store_url)
+            e164, digits = unique_us_number()
+            contact = sf.Contact.create({"LastName": "Storedown", "Phone": digits, "MailingCountry": "United States"})["id"]
+            for _ in range(10):  # more than the index has threads
+                resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": e164},
+                                      auth=LOOKUP_AUTH, timeout=10)
+                assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (elapsed, resp.text)
+                assert (resp.json()["contactId"], resp.json()["source"]) == (contact, "salesforce")
+            conv = conversation_id()
+            resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conv, e164))
+            assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
+            resp = httpx.get(f"{url}/admin/api/report", auth=ADMIN, timeout=30)  # needs the store: says so
+            assert (resp.status_code, resp.json(), resp.headers["Retry-After"]) == (
+                503, {"detail": "state store unavailable"}, "5")
+            proxy.thaw()
+            deadline = time.monotonic() + 30
+            while True:  # the hung first open completes and the store is there
+                body = httpx.post(f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-NONE"},
+                                  auth=LOOKUP_AUTH, timeout=10).json()
+                if body["reason"] != "unavailable" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert body["reason"] == "not_found", body
+            import psycopg
 
-    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-    name = f"callbridge_test_{os.urandom(6).hex()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    proxy = FreezableProxy(5432)
-    proxy.freeze()
-    proc = None
-    try:
-        proc, url = starter(stack, test_var_dir, "starter-store-down-at-start",
-                            CALLBRIDGE_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}")
-        e164, digits = unique_us_number()
-        contact = sf.Contact.create({"LastName": "Storedown", "Phone": digits, "MailingCountry": "United States"})["id"]
-        for _ in range(10):  # more than the index has threads
-            resp, elapsed = timed(httpx.post, f"{url}/screenpop/lookup", json={"phoneNumber": e164},
-                                  auth=LOOKUP_AUTH, timeout=10)
-            assert resp.status_code == 200 and elapsed < DATA_ACTION_SECONDS, (elapsed, resp.text)
-            assert (resp.json()["contactId"], resp.json()["source"]) == (contact, "salesforce")
-        conv = conversation_id()
-        resp, elapsed = timed(post_webhook, url, stack.webhook_secret, call_event(conv, e164))
-        assert resp.status_code == 202 and elapsed < GENESYS_ATTEMPT_SECONDS, elapsed
-        resp = httpx.get(f"{url}/admin/api/report", auth=ADMIN, timeout=30)  # needs the store: says so
-        assert (resp.status_code, resp.json(), resp.headers["Retry-After"]) == (
-            503, {"detail": "state store unavailable"}, "5")
-        proxy.thaw()
-        deadline = time.monotonic() + 30
-        while True:  # the hung first open completes and the store is there
-            body = httpx.post(f"{url}/screenpop/lookup-by-account", json={"accountNumber": "ACC-NONE"},
-                              auth=LOOKUP_AUTH, timeout=10).json()
-            if body["reason"] != "unavailable" or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert body["reason"] == "not_found", body
-        with psycopg.connect(admin.replace("dbname=test", f"dbname={name}")) as conn:
-            assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
-        for _ in range(60):  # the call was logged meanwhile (the stack's worker, its own store)
-            if tasks_for_conversation(sf, conv):
-                break
-            time.sleep(0.5)
-        [task] = tasks_for_conversation(sf, conv)
-        assert task["WhoId"] == contact
-    finally:
-        proxy.thaw()
-        if proc is not None:
-            proc.stop()
-        proxy.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            with psycopg.connect(store_url.replace("postgresql+psycopg", "postgresql")) as conn:
+                assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+            for _ in range(60):  # the call was logged meanwhile (the stack's worker, its own store)
+                if tasks_for_conversation(sf, conv):
+                    break
+                time.sleep(0.5)
+            [task] = tasks_for_conversation(sf, conv)
+            assert task["WhoId"] == contact
+        finally:
+            proxy.thaw()
+            if proc is not None:
+                proc.stop()
