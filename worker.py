@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from callbridge.alerts import WorkerAlerts
 from callbridge.logs import configure_logging
+from callbridge.memory import limit_arenas, release_free_memory_every
 from callbridge.metrics import MetricsInterceptor, serve_worker_metrics
 from callbridge.schedules import ensure_schedules
 from callbridge.settings import Settings, get_settings
@@ -25,6 +26,7 @@ from workflows import WORKFLOWS
 
 log = structlog.get_logger("callbridge.worker")
 MAX_CONCURRENT_ACTIVITIES = 64
+TRIM_EVERY_SECONDS = 60.0
 
 
 async def run_worker(settings: Settings) -> None:
@@ -50,14 +52,17 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  workflows=[w.__name__ for w in WORKFLOWS])
         async with worker:
-            alert_rules = asyncio.create_task(alerts.run())
+            background = [asyncio.create_task(alerts.run()),
+                          asyncio.create_task(release_free_memory_every(TRIM_EVERY_SECONDS))]
             await stop.wait()
-            alert_rules.cancel()
+            for task in background:
+                task.cancel()
             log.info("worker draining")
     log.info("worker stopped")
 
 
 def main() -> None:
+    limit_arenas()  # first, while this is the only thread (see callbridge/memory.py)
     settings = get_settings()
     configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
