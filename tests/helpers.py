@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +18,11 @@ import requests
 from simple_salesforce import Salesforce
 
 from callbridge import signature
+from callbridge.settings import Settings
+from workflows.call_logging import CallLoggingWorkflow
+from workflows.call_logging import workflow_id as call_log_id
 
+REPO = Path(__file__).resolve().parent.parent
 _unique = itertools.count(1)
 
 
@@ -184,3 +191,61 @@ def genesys_contacts_linked_to(gc, salesforce_id: str) -> list[str]:
         if not after:
             return found
         params = {"limit": 200, "cursor": after}
+
+
+# People and calls for the privacy tests (the erasure, privacy-feature and log-scan modules).
+ADMIN = ("admin", "callbridge-demo-admin")
+# Every email the privacy tests make up ends with this: the log scan looks for it.
+TEST_EMAIL_DOMAIN = "erasure-test.example"
+
+
+def stack_settings(stack, **overrides) -> Settings:
+    env = {k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()}
+    return Settings(**{**env, **overrides})
+
+
+def genesys_token(genesys) -> str:
+    return httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
+                      auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
+
+
+def make_person(sf, account, genesys, e164: str, digits: str) -> dict:
+    """A person in every system: contact, consent, event, Genesys external contact."""
+    email = f"p{uuid.uuid4().hex[:10]}@{TEST_EMAIL_DOMAIN}"
+    contact_id = sf.Contact.create({
+        "FirstName": "Erika", "LastName": f"Mustermann{uuid.uuid4().hex[:6]}", "Email": email,
+        "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", "AccountId": account, "MailingCountry": "United States",
+    })["id"]
+    consent_id = sf.Contact_Consent__c.create({
+        "Contact__c": contact_id, "Consent_Type__c": "Data Processing", "Channel__c": "Phone", "Version__c": "v1",
+    })["id"]
+    event_id = sf.Event.create({"WhoId": contact_id, "Subject": "Callback",
+                                "StartDateTime": "2026-01-05T10:00:00Z", "EndDateTime": "2026-01-05T10:30:00Z"})["id"]
+    headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
+    ext = httpx.post(f"{genesys.api_url}/api/v2/externalcontacts/contacts", headers=headers, json={
+        "firstName": "Erika", "lastName": "Mustermann", "workEmail": email, "cellPhone": {"display": e164},
+    })
+    ext.raise_for_status()
+    return {"email": email, "e164": e164, "contact_id": contact_id, "consent_id": consent_id,
+            "event_id": event_id, "external_id": ext.json()["id"]}
+
+
+async def place_call(genesys, stack, temporal_client, e164: str) -> str:
+    httpx.post(f"{genesys.api_url}/_emulator/config", json={
+        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
+        "webhookSecret": stack.webhook_secret,
+    }).raise_for_status()
+    call = httpx.post(f"{genesys.api_url}/_emulator/calls",
+                      json={"ani": e164, "durationSeconds": 120, "wait": True}, timeout=30).json()
+    conversation = call["conversationId"]
+    result = await temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, call_log_id(conversation)).result()
+    assert result.outcome == "logged"
+    return conversation
+
+
+def run_cli(stack, *args: str) -> str:
+    """`callbridge …` with the test stack's settings; its standard output (fails on a non-zero exit)."""
+    out = subprocess.run([sys.executable, "-m", "callbridge.cli", *args], env={**stack.env, "PATH": "/usr/bin:/bin"},
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout

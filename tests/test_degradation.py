@@ -138,7 +138,7 @@ async def test_a_ten_minute_salesforce_outage_is_waited_out_and_the_call_logged_
     from callbridge.settings import Settings
     from callbridge.temporal import data_converter
     from tests.conftest import PAYLOAD_KEYS
-    from tests.test_gdpr_erasure import stack_settings
+    from tests.helpers import stack_settings
 
     account = sf.Account.create({"Name": "Long Outage Corp", "BillingCountry": "United States"})["id"]
     e164, digits = unique_us_number()

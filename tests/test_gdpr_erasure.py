@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -28,65 +27,19 @@ from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
 from callbridge.temporal import data_converter
 from tests.conftest import PAYLOAD_KEYS, VENV_BIN
-from tests.helpers import call_event, conversation_id, refresh_index, unique_us_number
+from tests.helpers import (
+    ADMIN, call_event, conversation_id, genesys_token, make_person, place_call, refresh_index,
+    stack_settings, unique_us_number,
+)
 from workflows.call_logging import CallLoggingWorkflow
 from workflows.call_logging import workflow_id as call_log_id
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 
 pytestmark = pytest.mark.integration
 
-ADMIN = ("admin", "callbridge-demo-admin")
-# Every email this module makes up ends with this: the log scan (test_privacy_logs) looks for it.
-TEST_EMAIL_DOMAIN = "erasure-test.example"
-
-
 @pytest.fixture(scope="module")
 def account(sf):
     return sf.Account.create({"Name": "Erasure Corp", "BillingCountry": "United States"})["id"]
-
-
-def stack_settings(stack, **overrides) -> Settings:
-    env = {k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()}
-    return Settings(**{**env, **overrides})
-
-
-def genesys_token(genesys) -> str:
-    return httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
-                      auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
-
-
-def make_person(sf, account, genesys, e164: str, digits: str) -> dict:
-    """A person in every system: contact, consent, event, Genesys external contact."""
-    email = f"p{uuid.uuid4().hex[:10]}@{TEST_EMAIL_DOMAIN}"
-    contact_id = sf.Contact.create({
-        "FirstName": "Erika", "LastName": f"Mustermann{uuid.uuid4().hex[:6]}", "Email": email,
-        "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", "AccountId": account, "MailingCountry": "United States",
-    })["id"]
-    consent_id = sf.Contact_Consent__c.create({
-        "Contact__c": contact_id, "Consent_Type__c": "Data Processing", "Channel__c": "Phone", "Version__c": "v1",
-    })["id"]
-    event_id = sf.Event.create({"WhoId": contact_id, "Subject": "Callback",
-                                "StartDateTime": "2026-01-05T10:00:00Z", "EndDateTime": "2026-01-05T10:30:00Z"})["id"]
-    headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
-    ext = httpx.post(f"{genesys.api_url}/api/v2/externalcontacts/contacts", headers=headers, json={
-        "firstName": "Erika", "lastName": "Mustermann", "workEmail": email, "cellPhone": {"display": e164},
-    })
-    ext.raise_for_status()
-    return {"email": email, "e164": e164, "contact_id": contact_id, "consent_id": consent_id,
-            "event_id": event_id, "external_id": ext.json()["id"]}
-
-
-async def place_call(genesys, stack, temporal_client, e164: str) -> str:
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret,
-    }).raise_for_status()
-    call = httpx.post(f"{genesys.api_url}/_emulator/calls",
-                      json={"ani": e164, "durationSeconds": 120, "wait": True}, timeout=30).json()
-    conversation = call["conversationId"]
-    result = await temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, call_log_id(conversation)).result()
-    assert result.outcome == "logged"
-    return conversation
 
 
 def search_everywhere(sf, genesys, settings: Settings, person: dict, conversation: str) -> dict[str, int]:
@@ -209,7 +162,6 @@ class _AlertSink(BaseHTTPRequestHandler):
 
 async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
         stack, sf, account, genesys, salesforce, temporal_client, tmp_path):
-    from activities import privacy_activities
     from activities.salesforce_connection import SalesforceConnection
 
     server = HTTPServer(("127.0.0.1", 0), _AlertSink)

@@ -21,9 +21,10 @@ from callbridge.store import privacy as privacy_store
 from callbridge.store import sync as sync_store
 from callbridge.store.db import get_engine
 from callbridge.store.sync_runs import audit_for_pair, list_review
-from tests.helpers import GENESYS_CONTACTS, genesys_contacts_linked_to, new_sf_contact, run_sync, unique_us_number
-from tests.test_gdpr_erasure import ADMIN, TEST_EMAIL_DOMAIN, genesys_token, make_person, place_call, stack_settings
-from tests.test_privacy_features import _cli
+from tests.helpers import (
+    ADMIN, GENESYS_CONTACTS, TEST_EMAIL_DOMAIN, genesys_contacts_linked_to, genesys_token, make_person, new_sf_contact,
+    place_call, run_cli, run_sync, stack_settings, unique_us_number,
+)
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 from workflows.retention import RetentionWorkflow
 
@@ -73,7 +74,7 @@ async def test_an_erasure_that_fails_is_stored_as_failed(stack, sf, account, gen
     api = httpx.get(f"{stack.starter_url}/gdpr/erasures/{request_id}", auth=ADMIN).json()
     assert api["status"] == "failed" and api["certificate"] is None and api["completedAt"]
     assert api["failure"]["reason"] == "verification" and api["failure"]["remaining"]["salesforce.contacts"] == 1
-    cli = json.loads(_cli(stack, "gdpr", "status", request_id))
+    cli = json.loads(run_cli(stack, "gdpr", "status", request_id))
     assert cli["status"] == "failed" and cli["failure"]["remaining"] == api["failure"]["remaining"]
     text = json.dumps(api)
     for pii in (person["email"], e164, digits, person["contact_id"]):
@@ -153,7 +154,7 @@ async def test_call_logging_writes_privacy_audit_entries_for_breach_scope(stack,
     mine = [e for e in entries if e["subject_hash"] == subject]
     assert [(e["action"], e["data_types"]) for e in mine] == [("task_logged", "call_record,name,phone_number")]
     assert digits not in json.dumps(entries, default=str) and e164 not in json.dumps(entries, default=str)
-    scope = json.loads(_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "call_logging"))
+    scope = json.loads(run_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "call_logging"))
     assert scope["people"] >= 1 and scope["dataTypes"] == ["call_record", "name", "phone_number"]
 
 
@@ -223,5 +224,5 @@ async def test_an_erasure_during_a_sync_run_leaves_the_person_nowhere(stack, sf,
     # The bystander synced in the same runs is untouched, and sync shows in the breach scope.
     linked = sf.Contact.get(bystander)["Genesys_Contact_Id__c"]
     assert gc.get(f"{GENESYS_CONTACTS}/{linked}").status_code == 200
-    scope = json.loads(_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "sync"))
+    scope = json.loads(run_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "sync"))
     assert scope["people"] >= 1 and {"email", "name", "phone_number"} <= set(scope["dataTypes"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -19,9 +17,7 @@ from activities.salesforce_connection import SalesforceConnection
 from callbridge.privacy_models import RetentionInput
 from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
-from tests.conftest import REPO
-from tests.helpers import unique_us_number
-from tests.test_gdpr_erasure import TEST_EMAIL_DOMAIN, genesys_token, place_call, stack_settings
+from tests.helpers import TEST_EMAIL_DOMAIN, genesys_token, place_call, run_cli, stack_settings, unique_us_number
 from workflows.retention import RetentionWorkflow
 
 pytestmark = pytest.mark.integration
@@ -81,20 +77,13 @@ async def test_retention_deletes_old_recordings_except_on_legal_hold(stack, sf, 
     assert stored["deleted_retention"] == report.deleted_retention and stored["checked"] == report.checked
 
 
-def _cli(stack, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "callbridge.cli", *args], env={**stack.env, "PATH": "/usr/bin:/bin"},
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 def test_masked_export_and_breach_scope(stack, sf, tmp_path):
     email = f"x{uuid.uuid4().hex[:8]}@{TEST_EMAIL_DOMAIN}"
     e164, digits = unique_us_number()
     contact = sf.Contact.create({"FirstName": "Maskme", "LastName": "Please", "Email": email, "Phone": digits})["id"]
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     out = tmp_path / "contacts.csv"
-    _cli(stack, "export", "contacts", "--masked", "--out", str(out))
+    run_cli(stack, "export", "contacts", "--masked", "--out", str(out))
     rows = {r["Id"]: r for r in csv.DictReader(out.open())}
     row = rows[contact]
     assert (row["FirstName"], row["LastName"], row["Email"], row["Phone"]) == (
@@ -108,7 +97,7 @@ def test_masked_export_and_breach_scope(stack, sf, tmp_path):
     settings = stack_settings(stack)
     conn = SalesforceConnection(settings)
     record_consent(conn, settings, contact, "Marketing", "Email", "v1")
-    scope = json.loads(_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "consent"))
+    scope = json.loads(run_cli(stack, "breach", "scope", "--since", since.isoformat(), "--component", "consent"))
     assert scope["people"] >= 1 and scope["dataTypes"] == ["consent"]
-    everything = json.loads(_cli(stack, "breach", "scope", "--since", since.isoformat()))
+    everything = json.loads(run_cli(stack, "breach", "scope", "--since", since.isoformat()))
     assert "masked_contact" in everything["dataTypes"]

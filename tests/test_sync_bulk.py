@@ -25,6 +25,7 @@ from tests.helpers import (
     refresh_index,
     run_sync,
     salesforce_client,
+    stack_settings,
     unique_us_number,
 )
 
@@ -222,7 +223,6 @@ async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_
         stack, sf, gc, temporal_client, path):
     from activities.privacy import withdraw_consent
     from activities.salesforce_connection import SalesforceConnection
-    from callbridge.settings import Settings
 
     consenting, silent = new_sf_contact(sf), new_sf_contact(sf, consent=False)
     first = await run_sync(temporal_client, stack, mode="one_way", force_path=path)
@@ -231,8 +231,7 @@ async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_
     assert gc_id and genesys_contacts_linked_to(gc, consenting) == [gc_id]
     assert not sf.Contact.get(silent)["Genesys_Contact_Id__c"] and genesys_contacts_linked_to(gc, silent) == []
 
-    settings = Settings(**{k.removeprefix("CALLBRIDGE_").lower(): v for k, v in stack.env.items()
-                           if k.startswith("CALLBRIDGE_")})
+    settings = stack_settings(stack)
     assert withdraw_consent(SalesforceConnection(settings), settings, consenting) == 1
     sf.Contact.update(consenting, {"Title": "Changed after withdrawal", "LastName": "Withdrawn"})
     edit_gc_contact(gc, gc_id, firstName="Typed by an agent")

@@ -26,8 +26,7 @@ import pytest
 import structlog
 
 from callbridge.alerts import send_alert
-from tests.helpers import unique_us_number
-from tests.test_gdpr_erasure import TEST_EMAIL_DOMAIN, place_call, stack_settings
+from tests.helpers import TEST_EMAIL_DOMAIN, place_call, stack_settings, unique_us_number
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +176,4 @@ async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce
     assert after_canary.get("starter.log") and after_canary.get("worker.log") and after_canary.get("pytest.log"), (
         after_canary, started)
     assert not problems, "\n".join(problems[:50])
+
