@@ -208,10 +208,11 @@ class MetricsInterceptor(Interceptor):
 
 def serve_worker_metrics(settings: Any) -> None:
     """Callbridge's registry on `worker_metrics_port`, the Temporal SDK's on
-    `worker_temporal_metrics_port` (its own Prometheus endpoint, set as the default runtime
+    `worker_temporal_metrics_port` (its own Prometheus endpoint, in the default runtime set
     before any client connects). A busy port is logged, not fatal: metrics never stop work."""
     import structlog
-    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    from callbridge.temporal import use_runtime
 
     log = structlog.get_logger("callbridge.metrics")
     if settings.worker_metrics_port:
@@ -219,10 +220,11 @@ def serve_worker_metrics(settings: Any) -> None:
             serve(settings.worker_metrics_port, settings.metrics_host)
         except OSError as exc:
             log.warning("metrics port unavailable", port=settings.worker_metrics_port, error=str(exc))
+    address = None
     if settings.worker_temporal_metrics_port:
         address = f"{settings.metrics_host}:{settings.worker_temporal_metrics_port}"
-        try:
-            runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
-            Runtime.set_default(runtime, error_if_already_set=False)
-        except Exception as exc:  # the SDK raises a plain RuntimeError when the bind fails
-            log.warning("temporal metrics port unavailable", address=address, error=str(exc))
+    try:
+        use_runtime(address)
+    except Exception as exc:  # the SDK raises a plain RuntimeError when the bind fails
+        log.warning("temporal metrics port unavailable", address=address, error=str(exc))
+        use_runtime()

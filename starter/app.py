@@ -49,9 +49,11 @@ def main() -> None:
     import uvicorn
 
     from callbridge.logs import configure_logging
+    from callbridge.temporal import use_runtime
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    use_runtime()  # the SDK core's own warnings as JSON log lines too
     app = create_app(settings)
     # Long-lived objects out of the collector's way: fewer, shorter pauses on the lookup path.
     gc.collect()

@@ -26,6 +26,7 @@ import pytest
 import structlog
 
 from callbridge.alerts import send_alert
+from callbridge.logs import mask_text
 from tests.helpers import TEST_EMAIL_DOMAIN, place_call, stack_settings, unique_us_number
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,21 @@ async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce
         after_canary, started)
     assert not problems, "\n".join(problems[:50])
 
+
+def test_our_processes_log_nothing_but_json_lines(tmp_path_factory):
+    """Every line any worker or starter of the session wrote is a JSON object: the Temporal SDK
+    core's own warnings (poll errors while the dev server restarts, slow workflow tasks) too,
+    which used to reach stderr as coloured text, past the JSON formatter and its PII masking."""
+    root = Path(tmp_path_factory.getbasetemp())
+    ours = [p for p in sorted(root.rglob("*.log")) if "worker" in p.name or "starter" in p.name]
+    assert {"worker.log", "starter.log"} <= {p.name for p in ours}
+    not_json = []
+    for path in ours:
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if line.strip() and not ok:
+                not_json.append(f"{path.relative_to(root)}:{n}: {mask_text(line)[:160]}")
+    assert not not_json, "\n".join(not_json[:30])
