@@ -15,6 +15,7 @@ import asyncio
 import json
 import random
 import shutil
+import ssl
 import sys
 import time
 import uuid
@@ -133,7 +134,7 @@ async def main() -> None:
             stack.start_all(args.contacts)
         client = await connect(settings)
         callers = [c.e164 for c in known_callers(settings)]
-        verify = str(settings.salesforce_ca_file)
+        verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
         stats_url = f"{settings.salesforce_instance_url}/_emulator/stats"
         with console.status(f"Bare one-activity workflows ×{args.calls}…"):
             bare = await bare_rate(client, args.calls, concurrency=100)

@@ -18,6 +18,7 @@ import argparse
 import csv
 import random
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
     ).start(120)
     if latency_ms:
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": latency_ms},
-                   verify=str(data / "ca.pem")).raise_for_status()
+                   verify=ssl.create_default_context(cafile=str(data / "ca.pem"))).raise_for_status()
     return proc
 
 
@@ -166,7 +167,7 @@ def seeds_way(table: Table) -> None:
                     "LastName": key, "MailingCountry": row["mailing_country"] or None})["id"]
             sf.restful(f"sobjects/Contact/{ids[key]}", method="PATCH", json={row["field"]: row["stored"]})
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": 150},
-                   verify=str(settings.salesforce_ca_file)).raise_for_status()
+                   verify=ssl.create_default_context(cafile=str(settings.salesforce_ca_file))).raise_for_status()
         from simple_salesforce.format import format_soql
 
         latencies, found = [], 0

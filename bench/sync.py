@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import ssl
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -108,7 +109,7 @@ class Salesforce:
 
     def __init__(self, settings: Settings) -> None:
         self.base = settings.salesforce_instance_url
-        self.verify = str(settings.salesforce_ca_file)
+        self.verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
         token = httpx.post(f"{self.base}/services/oauth2/token", verify=self.verify, data={
             "grant_type": "client_credentials", "client_id": settings.salesforce_client_id,
             "client_secret": settings.salesforce_client_secret.get_secret_value()}).json()["access_token"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import ssl
 import subprocess
 import sys
 import time
@@ -37,6 +38,11 @@ def salesforce_client(sf_emulator) -> Salesforce:
               "client_secret": sf_emulator.client_secret},
     ).json()["access_token"]
     return Salesforce(instance_url=sf_emulator.instance_url, session_id=token, session=session, version="62.0")
+
+
+def tls(sf_emulator) -> ssl.SSLContext:
+    """What httpx verifies the Salesforce emulator's certificate with (its own CA)."""
+    return ssl.create_default_context(cafile=str(sf_emulator.ca_file))
 
 
 def unique_us_number() -> tuple[str, str]:

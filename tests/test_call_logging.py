@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from tests.helpers import (
+    tls,
     call_event,
     conversation_id,
     post_webhook,
@@ -179,7 +180,7 @@ async def test_worker_killed_between_task_upsert_and_contact_update(stack, sf, s
     e164, digits = unique_us_number()
     contact_id = new_contact(sf, account, Phone=digits)
     admin = f"{salesforce.instance_url}/_emulator/faults"
-    verify = str(salesforce.ca_file)
+    verify = tls(salesforce)
     httpx.post(admin, verify=verify, json={"delay_next": [
         {"method": "PATCH", "path_regex": f"/sobjects/Contact/{contact_id}", "seconds": 6, "count": 1}]}
     ).raise_for_status()
@@ -211,14 +212,14 @@ async def test_salesforce_503_twice_then_success(stack, sf, salesforce, account,
     new_contact(sf, account, Phone=digits)
     conversation = conversation_id()
     admin = f"{salesforce.instance_url}/_emulator/faults"
-    httpx.post(admin, verify=str(salesforce.ca_file), json={"fail_next": [
+    httpx.post(admin, verify=tls(salesforce), json={"fail_next": [
         {"method": "POST", "path_regex": "/composite$", "status": 503, "errorCode": "SERVER_UNAVAILABLE", "count": 2}]}
     ).raise_for_status()
     try:
         post_webhook(stack.starter_url, stack.webhook_secret, call_event(conversation, e164))
         result = await result_of(temporal_client, conversation)
     finally:
-        httpx.delete(admin, verify=str(salesforce.ca_file))
+        httpx.delete(admin, verify=tls(salesforce))
     assert result.outcome == "logged"
     assert len(tasks_for_conversation(sf, conversation)) == 1
     history = await temporal_client.get_workflow_handle(workflow_id(conversation)).fetch_history()
@@ -230,7 +231,7 @@ async def test_validation_error_fails_the_workflow_with_salesforce_message(stack
     e164, digits = unique_us_number()
     new_contact(sf, account, Phone=digits)
     rules = f"{salesforce.instance_url}/_emulator/validation-rules"
-    httpx.post(rules, verify=str(salesforce.ca_file), json={
+    httpx.post(rules, verify=tls(salesforce), json={
         "sobject": "Task", "field": "Description", "contains": "Queue: Blocked queue",
         "message": "Calls from the blocked queue may not be logged"}).raise_for_status()
     conversation = conversation_id()
@@ -240,7 +241,7 @@ async def test_validation_error_fails_the_workflow_with_salesforce_message(stack
         with pytest.raises(WorkflowFailureError) as failure:
             await result_of(temporal_client, conversation)
     finally:
-        httpx.delete(rules, verify=str(salesforce.ca_file))
+        httpx.delete(rules, verify=tls(salesforce))
     assert "Calls from the blocked queue may not be logged" in str(failure.value.cause)
     assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in str(failure.value.cause)
     assert tasks_for_conversation(sf, conversation) == []

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from callbridge.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO, VENV_BIN
-from tests.helpers import call_event, conversation_id, post_webhook, tasks_for_conversation, unique_us_number
+from tests.helpers import call_event, conversation_id, post_webhook, tasks_for_conversation, unique_us_number, tls
 from workflows.call_logging import SALESFORCE_RETRY, SALESFORCE_TIMEOUT, CallLoggingWorkflow, workflow_id
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ async def test_salesforce_down_webhooks_accepted_and_every_call_logged_once_afte
         callers.append((e164, contact, conversation_id()))
 
     faults = f"{salesforce.instance_url}/_emulator/faults"
-    verify = str(salesforce.ca_file)
+    verify = tls(salesforce)
     httpx.post(faults, verify=verify, json={"error_rate": 1.0, "error_status": 503}).raise_for_status()
     try:
         down_since = time.monotonic()
@@ -147,7 +147,7 @@ async def test_a_ten_minute_salesforce_outage_is_waited_out_and_the_call_logged_
     conv = conversation_id()
     settings = stack_settings(stack, temporal_task_queue="ten-minute-outage")
     faults = f"{salesforce.instance_url}/_emulator/faults"
-    verify = str(salesforce.ca_file)
+    verify = tls(salesforce)
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
         data_converter=data_converter(Settings(payload_keys=PAYLOAD_KEYS)),

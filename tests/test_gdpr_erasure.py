@@ -28,6 +28,7 @@ from callbridge.store.db import get_engine
 from callbridge.temporal import data_converter
 from tests.conftest import PAYLOAD_KEYS, VENV_BIN
 from tests.helpers import (
+    tls,
     ADMIN, call_event, conversation_id, genesys_token, make_person, place_call, refresh_index,
     stack_settings, unique_us_number,
 )
@@ -121,7 +122,7 @@ async def test_erasure_resumes_after_the_worker_is_killed(stack, sf, account, ge
     e164, digits = unique_us_number()
     person = make_person(sf, account, genesys, e164, digits)
     # Contact deletes fail for a while: the worker dies with the erasure mid-way.
-    httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=str(salesforce.ca_file), json={
+    httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=tls(salesforce), json={
         "fail_next": [{"method": "DELETE", "path_regex": f"sobjects/Contact/{person['contact_id']}", "status": 503,
                        "count": 1000}]}).raise_for_status()
     try:
@@ -137,7 +138,7 @@ async def test_erasure_resumes_after_the_worker_is_killed(stack, sf, account, ge
         assert "salesforce.events" in progress.steps_done and "salesforce.contacts" not in progress.steps_done
         stack.worker.kill()
     finally:
-        httpx.delete(f"{salesforce.instance_url}/_emulator/faults", verify=str(salesforce.ca_file)).raise_for_status()
+        httpx.delete(f"{salesforce.instance_url}/_emulator/faults", verify=tls(salesforce)).raise_for_status()
     stack.start_worker()
     result = await asyncio.wait_for(handle.result(), timeout=120)
     assert result.status == "completed"
@@ -171,7 +172,7 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
     settings = stack_settings(stack, database_url=f"sqlite:///{tmp_path / 'erasure.db'}",
                               alert_webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
     faults = f"{salesforce.instance_url}/_emulator/faults"
-    httpx.post(faults, verify=str(salesforce.ca_file), json={"fail_next": [
+    httpx.post(faults, verify=tls(salesforce), json={"fail_next": [
         {"method": "DELETE", "path_regex": f"sobjects/Contact/{person['contact_id']}", "status": 503, "count": 100000}]},
     ).raise_for_status()
     env = await WorkflowEnvironment.start_time_skipping(
@@ -207,7 +208,7 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
                 assert len(texts) == 2 and texts[0].startswith("[warning]") and texts[1].startswith("[critical]")
                 assert person["email"] not in " ".join(texts)
                 # Salesforce recovers: the same workflow finishes and certifies.
-                httpx.delete(faults, verify=str(salesforce.ca_file)).raise_for_status()
+                httpx.delete(faults, verify=tls(salesforce)).raise_for_status()
                 for _ in range(20):  # the next attempt is at most the retry cap (2 h) away
                     await env.sleep(timedelta(hours=1))
                     if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
@@ -216,6 +217,6 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
                 assert result.status == "completed"
                 assert result.certificate["deleted"]["salesforce.contacts"]["count"] == 1
     finally:
-        httpx.delete(faults, verify=str(salesforce.ca_file))
+        httpx.delete(faults, verify=tls(salesforce))
         await env.shutdown()
         server.shutdown()

@@ -19,7 +19,7 @@ from callbridge import signature
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from callbridge.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
-from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number
+from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
 from tests.test_metrics import scrape, value
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
@@ -96,7 +96,7 @@ async def test_worker_drains_an_in_flight_activity_on_sigterm(stack, salesforce,
 
     faults = f"{salesforce.instance_url}/_emulator/faults"
     # The Task upsert (a composite request) takes 4 s: SIGTERM lands while it runs.
-    httpx.post(faults, verify=str(salesforce.ca_file), json={"delay_next": [
+    httpx.post(faults, verify=tls(salesforce), json={"delay_next": [
         {"method": "POST", "path_regex": "/composite$", "seconds": 4, "count": 1}]}).raise_for_status()
     first = new_worker("drain-worker-1")
     second = None
@@ -133,7 +133,7 @@ async def test_worker_drains_an_in_flight_activity_on_sigterm(stack, salesforce,
                              and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "log_call"]
         assert log_call_attempts == [1]  # finished by the draining worker, never retried
     finally:
-        httpx.delete(faults, verify=str(salesforce.ca_file))
+        httpx.delete(faults, verify=tls(salesforce))
         first.stop()
         if second:
             second.stop()

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowFailureError
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from callbridge.processes import ManagedProcess, free_port
 from tests.conftest import REPO
-from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number
+from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
 from tests.test_alerts import AlertReceiver
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
@@ -119,7 +119,7 @@ async def test_worker_counts_workflows_api_requests_and_alerts_once_on_failure_r
                        "MailingCountry": "United States", "Phone": digits})
     blocked = f"Blocked {uuid.uuid4().hex[:8]}"
     rules = f"{salesforce.instance_url}/_emulator/validation-rules"
-    httpx.post(rules, verify=str(salesforce.ca_file), json={
+    httpx.post(rules, verify=tls(salesforce), json={
         "sobject": "Task", "field": "Description", "contains": f"Queue: {blocked}",
         "message": "Calls from this queue may not be logged"}).raise_for_status()
     try:
@@ -138,7 +138,7 @@ async def test_worker_counts_workflows_api_requests_and_alerts_once_on_failure_r
         await _wait_for(lambda: value(scrape(ops_worker["metrics"]), "callbridge_alerts_suppressed_total",
                                       rule="call_logging_failure_rate") >= 1, "a held-back repeat")
     finally:
-        httpx.delete(rules, verify=str(salesforce.ca_file))
+        httpx.delete(rules, verify=tls(salesforce))
 
     assert len(receiver.messages) == 1
     assert receiver.messages[0].startswith("[error] CallLoggingWorkflow: 66.7% of 3 executions failed")

@@ -22,6 +22,7 @@ from callbridge.store import sync as sync_store
 from callbridge.store.db import get_engine
 from callbridge.store.sync_runs import audit_for_pair, list_review
 from tests.helpers import (
+    tls,
     ADMIN, GENESYS_CONTACTS, TEST_EMAIL_DOMAIN, genesys_contacts_linked_to, genesys_token, make_person, new_sf_contact,
     place_call, run_cli, run_sync, stack_settings, unique_us_number,
 )
@@ -51,8 +52,8 @@ async def start_request(temporal_client, stack, settings, contact_id: str, **inp
 
 def sf_faults(salesforce, body: dict | None) -> None:
     url = f"{salesforce.instance_url}/_emulator/faults"
-    resp = (httpx.post(url, verify=str(salesforce.ca_file), json=body) if body is not None
-            else httpx.delete(url, verify=str(salesforce.ca_file)))
+    resp = (httpx.post(url, verify=tls(salesforce), json=body) if body is not None
+            else httpx.delete(url, verify=tls(salesforce)))
     resp.raise_for_status()
 
 

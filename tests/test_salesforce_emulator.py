@@ -28,11 +28,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from tests.helpers import tls
+
 V = "/services/data/v62.0"
-
-
-def tls(salesforce) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(salesforce.ca_file))
 
 
 def get_token(salesforce) -> str:

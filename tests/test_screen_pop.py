@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from tests.helpers import refresh_index as refresh
+from tests.helpers import refresh_index as refresh, tls
 from tests.helpers import unique_us_number
 from tests.helpers import pause_schedule
 
@@ -120,7 +120,7 @@ async def test_a_contact_not_yet_indexed_is_found_live_in_salesforce(stack, sf, 
 
 def test_a_slow_salesforce_answers_timeout_within_the_budget(stack, salesforce):
     faults = f"{salesforce.instance_url}/_emulator/faults"
-    verify = str(salesforce.ca_file)
+    verify = tls(salesforce)
     httpx.post(faults, verify=verify, json={"delay_next": [
         {"method": "GET", "path_regex": "/search", "seconds": 5, "count": 1}]}).raise_for_status()
     try:

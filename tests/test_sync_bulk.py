@@ -18,6 +18,7 @@ from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
 from tests.helpers import GENESYS_CONTACTS as CONTACTS
 from tests.helpers import (
+    tls,
     edit_gc_contact,
     genesys_contacts_linked_to,
     new_sf_contact,
@@ -246,7 +247,7 @@ async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_
 async def test_a_salesforce_session_expiring_mid_run_loses_nothing(stack, sf, gc, salesforce, temporal_client):
     contacts = [new_sf_contact(sf) for _ in range(6)]
     admin = salesforce.instance_url + "/_emulator"
-    verify = str(salesforce.ca_file)
+    verify = tls(salesforce)
     # Slow the link writes so the session can expire between two of the run's requests.
     httpx.post(f"{admin}/faults", verify=verify, json={"delay_next": [
         {"method": "PATCH", "path_regex": "/composite/sobjects$", "seconds": 1.5, "count": 1}]}).raise_for_status()

@@ -21,7 +21,7 @@ from callbridge import metrics
 from callbridge.report import Thresholds, WeeklyFigures, falls_short, weekly_checks
 from callbridge.store import ops_counters
 from callbridge.store.db import get_engine
-from tests.helpers import call_event, conversation_id, post_webhook, refresh_index, unique_us_number
+from tests.helpers import call_event, conversation_id, post_webhook, refresh_index, unique_us_number, tls
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -141,7 +141,7 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
         assert resp.status_code == 200
     # Calls: two logged, one refused by a Salesforce validation rule.
     rules = f"{salesforce.instance_url}/_emulator/validation-rules"
-    httpx.post(rules, verify=str(salesforce.ca_file), json={
+    httpx.post(rules, verify=tls(salesforce), json={
         "sobject": "Task", "field": "Description", "contains": "Queue: Weekly blocked queue",
         "message": "Calls from this queue may not be logged"}).raise_for_status()
     logged = [conversation_id(), conversation_id()]
@@ -156,7 +156,7 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
         with pytest.raises(WorkflowFailureError):
             await temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, workflow_id(refused)).result()
     finally:
-        httpx.delete(rules, verify=str(salesforce.ca_file))
+        httpx.delete(rules, verify=tls(salesforce))
 
     def moved(after: dict, status: str) -> int:
         return (after["call_logging"] or {}).get(status, 0) - (before["call_logging"] or {}).get(status, 0)

@@ -27,7 +27,7 @@ import structlog
 
 from callbridge.alerts import send_alert
 from callbridge.logs import mask_text
-from tests.helpers import TEST_EMAIL_DOMAIN, place_call, stack_settings, unique_us_number
+from tests.helpers import TEST_EMAIL_DOMAIN, place_call, stack_settings, unique_us_number, tls
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,7 @@ async def test_nothing_the_suite_logged_holds_test_pii(stack, sf, gc, salesforce
     sf.Contact.create({"FirstName": "Canary", "LastName": canary_last, "Email": canary_email,
                        "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", "MailingCountry": "United States"})
     started = datetime.now(timezone.utc)
-    httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=str(salesforce.ca_file), json={
+    httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=tls(salesforce), json={
         "fail_next": [{"method": "POST", "path_regex": "composite", "status": 503, "count": 1}]}).raise_for_status()
     conversation = await place_call(genesys, stack, temporal_client, e164)
     await send_alert(stack_settings(stack, alert_webhook_url=None), "warning",
