@@ -236,14 +236,20 @@ def make_person(sf, account, genesys, e164: str, digits: str) -> dict:
             "event_id": event_id, "external_id": ext.json()["id"]}
 
 
-async def place_call(genesys, stack, temporal_client, e164: str) -> str:
+def simulate_call(genesys, stack, e164: str, duration_seconds: int = 120) -> str:
+    """A call the Genesys emulator places and ends, its webhook delivered to the test starter;
+    the conversation id."""
     httpx.post(f"{genesys.api_url}/_emulator/config", json={
         "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
         "webhookSecret": stack.webhook_secret,
     }).raise_for_status()
-    call = httpx.post(f"{genesys.api_url}/_emulator/calls",
-                      json={"ani": e164, "durationSeconds": 120, "wait": True}, timeout=30).json()
-    conversation = call["conversationId"]
+    return httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30,
+                      json={"ani": e164, "durationSeconds": duration_seconds, "wait": True}).json()["conversationId"]
+
+
+async def place_call(genesys, stack, temporal_client, e164: str) -> str:
+    """A simulated call, waited for until it is logged."""
+    conversation = simulate_call(genesys, stack, e164)
     result = await temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, call_log_id(conversation)).result()
     assert result.outcome == "logged"
     return conversation

@@ -14,11 +14,12 @@ from temporalio.service import RPCError
 
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from tests.helpers import (
-    tls,
     call_event,
     conversation_id,
     post_webhook,
+    simulate_call,
     tasks_for_conversation,
+    tls,
     unique_us_number,
 )
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
@@ -52,13 +53,7 @@ async def run_direct(client, stack, event: dict, **policy):
 async def test_simulated_call_is_logged_on_the_right_contact(stack, sf, account, genesys, temporal_client):
     e164, digits = unique_us_number()
     contact_id = new_contact(sf, account, Phone=f"({digits[:3]}) {digits[3:6]}-{digits[6:]}")
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret,
-    }).raise_for_status()
-    call = httpx.post(f"{genesys.api_url}/_emulator/calls",
-                      json={"ani": e164, "durationSeconds": 245, "wait": True}, timeout=30).json()
-    conversation = call["conversationId"]
+    conversation = simulate_call(genesys, stack, e164, duration_seconds=245)
 
     result = await result_of(temporal_client, conversation)
 
