@@ -3,8 +3,8 @@
 The worker allocates from many threads (the SDK core's Tokio threads, the activity and workflow
 thread pools). glibc's malloc gives threads arenas of their own, up to 8 per core, and keeps what
 they free for reuse: RSS ratchets up to the sum of every arena's high-water mark. Measured in the
-soak (10 calls/s): Python's own objects flat, malloc's in-use bytes flat, its *free* bytes
-23 → 39 MB in 8 minutes, and the worker's RSS +12.5% in 30 minutes. Two arenas and a trim a
+soak (10 calls/s): Python's own objects flat, malloc's in-use bytes almost flat, its *free*
+bytes 23 → 39 MB in 7 minutes, and the worker's RSS +12.5% in 30 minutes (+5.6% with this). Two arenas and a trim a
 minute keep the heap to what is in use. Elsewhere (musl, macOS) both are no-ops.
 """
 
