@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 CHURN = textwrap.dedent("""
     import ctypes, sys, threading
     from callbridge import memory
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
     if sys.argv[1] == "limited":
         assert memory.limit_arenas(2)
+    start = rss()
     kept = []
     def churn():
         blocks = [bytearray(2048) for _ in range(40_000)]
@@ -25,24 +29,22 @@ CHURN = textwrap.dedent("""
     threads = [threading.Thread(target=churn) for _ in range(6)]
     for t in threads: t.start()
     for t in threads: t.join()
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
     before = rss()
     released = memory.release_free_memory()
     after = rss()
-    print(before, after, released)
+    print(start, before, after, released)
     sys.stdout.flush()
     ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena N:" block per arena, on stderr
 """)
 
 
-def churn(mode: str) -> tuple[int, int, bool, int]:
+def churn(mode: str) -> tuple[int, int, int, bool, int]:
+    """(RSS before the churn, after it, after the trim, whether the trim released any, arenas)."""
     done = subprocess.run([sys.executable, "-c", CHURN, mode], cwd=REPO, capture_output=True, text=True,
                           check=True, timeout=120)
-    before, after, released = done.stdout.split()
+    start, before, after, released = done.stdout.split()
     arenas = len(re.findall(r"^Arena \d+:", done.stderr, re.M))
-    return int(before), int(after), released == "True", arenas
+    return int(start), int(before), int(after), released == "True", arenas
 
 
 def test_threads_share_two_arenas_instead_of_one_each():
@@ -53,7 +55,10 @@ def test_threads_share_two_arenas_instead_of_one_each():
 
 
 def test_trimming_returns_freed_memory_to_the_os():
-    before, after, released, _ = churn("limited")
-    freed = 6 * 40_000 * 2048 * 49 / 50  # what the threads let go of
+    start, before, after, released, _ = churn("limited")
+    freed = 6 * 40_000 * 2048 * 49 / 50  # what the threads let go of (~470 MB; ~10 MB stays live)
+    # glibc keeps much of it (measured 320-340 MB above the start) until the trim hands it back
+    # (measured 35-40 MB above the start after it).
+    assert before - start > 0.2 * freed, (start, before)
     assert released
-    assert before - after > 0.6 * freed, (before, after)
+    assert after - start < 0.2 * freed, (start, before, after)
