@@ -338,10 +338,15 @@ def test_recording_is_deleted_by_setting_its_delete_date(api_client, http, genes
 
 
 def test_delay_and_fail_rules(http, genesys, call):
-    path = f"/api/v2/conversations/{call['conversationId']}/recordings/{call['recordingId']}"
+    # Rules only this test's requests match: the session's worker logs this call too (the stack's
+    # webhook may be configured by then) and fetches /recordings/{id}, which would use a rule up.
+    conversation = call["conversationId"]
+    path = f"/api/v2/conversations/{conversation}/recordings"
+    calls_path = f"/api/v2/conversations/calls/{conversation}"
+    only_the_listing = f"/conversations/{conversation}/recordings$"
     httpx.post(f"{genesys.api_url}/_emulator/faults", json={
-        "delay_next": [{"method": "GET", "path_regex": "/recordings/", "seconds": 0.6, "count": 1}],
-        "fail_next": [{"method": "GET", "path_regex": "/conversations/calls/", "status": 503, "count": 2}],
+        "delay_next": [{"method": "GET", "path_regex": only_the_listing, "seconds": 0.6, "count": 1}],
+        "fail_next": [{"method": "GET", "path_regex": f"{calls_path}$", "status": 503, "count": 2}],
     }).raise_for_status()
     shown = httpx.get(f"{genesys.api_url}/_emulator/faults").json()
     assert shown["delay_next"][0]["count"] == 1 and shown["fail_next"][0]["status"] == 503
@@ -350,13 +355,12 @@ def test_delay_and_fail_rules(http, genesys, call):
     assert time.monotonic() - started >= 0.6
     started = time.monotonic()
     assert http.get(path).status_code == 200 and time.monotonic() - started < 0.5  # used up
-    calls_path = f"/api/v2/conversations/calls/{call['conversationId']}"
     assert_error_body(http.get(calls_path), 503, "service.unavailable")
     assert_error_body(http.get(calls_path), 503, "service.unavailable")
     assert http.get(calls_path).status_code == 200
     with pytest.raises(httpx.ReadTimeout):  # a client with a budget gives up on a slow endpoint
         httpx.post(f"{genesys.api_url}/_emulator/faults", json={"delay_next": [
-            {"method": "GET", "path_regex": "/recordings/", "seconds": 1.0, "count": 1}]}).raise_for_status()
+            {"method": "GET", "path_regex": only_the_listing, "seconds": 1.0, "count": 1}]}).raise_for_status()
         http.get(path, timeout=0.3)
 
 
