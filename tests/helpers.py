@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,10 +19,10 @@ from simple_salesforce import Salesforce
 
 from callbridge import signature
 from callbridge.settings import Settings
+from tests.conftest import REPO
 from workflows.call_logging import CallLoggingWorkflow
 from workflows.call_logging import workflow_id as call_log_id
 
-REPO = Path(__file__).resolve().parent.parent
 _unique = itertools.count(1)
 
 

@@ -7,9 +7,8 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
 
 # Six threads each allocate 40,000 blocks of 2 KB (malloc'd, past Python's small-object
 # allocator) and free all but one in fifty: what is kept pins the heap all along its length.
