@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = SecretStr("callbridge-demo-webhook-secret")
     webhook_max_skew_seconds: int = 300
     webhook_max_body_bytes: int = 64 * 1024
+    # Call-ended events (POST /webhooks/genesys/events): the call-ended data action's integration
+    # credential (HTTP Basic), or an EventBridge API destination's API-key header (or Basic).
+    events_username: str = "genesys-call-ended"
+    events_password: SecretStr = SecretStr("callbridge-demo-events")
+    events_api_key: SecretStr | None = SecretStr("callbridge-demo-events-api-key")
+    events_api_key_header: str = "x-api-key"
+    # The starter's base URL as Genesys reaches it (the data actions' request URLs); default:
+    # http://{starter_host}:{starter_port}, right for the demo only.
+    public_url: str | None = None
 
     # Call logging
     default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
@@ -126,6 +135,14 @@ class Settings(BaseSettings):
         return self.salesforce_search_url or (
             f"{self.salesforce_instance_url.rstrip('/')}/_ui/search/ui/UnifiedSearchResults?str={{number}}"
         )
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.starter_host}:{self.starter_port}").rstrip("/")
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.public_base_url}/webhooks/genesys/events"
 
     @property
     def webhook_url(self) -> str:
