@@ -1,6 +1,6 @@
 """The local stack as processes: Temporal dev server, both emulators, worker, starter.
 
-Used by `callbridge demo` and the benchmarks, so they run exactly what the README describes.
+Used by `callbridge demo` and the benchmarks, so they run exactly what the docs describe.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class LocalStack:
             argv += ["--search-attribute", f"{name}={kind}"]
         proc = self._start(ManagedProcess("temporal", argv, ready_url=s.temporal_ui_url,
                                           log_path=self._log("temporal")))
-        # Closed histories are kept this long, then deleted by Temporal (README: "Retention").
+        # Closed histories are kept this long, then deleted by Temporal (docs/privacy.md: "Temporal retention").
         ManagedProcess("temporal-retention", [
             str(VENV_BIN / "temporal"), "operator", "namespace", "update", "-n", s.temporal_namespace,
             "--retention", f"{s.temporal_retention_days * 24}h", "--address", s.temporal_address,

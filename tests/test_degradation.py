@@ -53,7 +53,7 @@ def timed(fn, *args, **kwargs) -> tuple[httpx.Response, float]:
 
 
 def assert_refused_for_retry(resp: httpx.Response, elapsed: float) -> None:
-    print(f"503 in {elapsed:.2f} s")  # the README's figures (pytest -s)
+    print(f"503 in {elapsed:.2f} s")  # docs/reliability.md's figures (pytest -s)
     assert resp.status_code == 503, resp.text
     assert int(resp.headers["Retry-After"]) > 0
     assert elapsed < GENESYS_ATTEMPT_SECONDS, elapsed  # answered, not timed out by Genesys

@@ -2,7 +2,7 @@
 tests/histories/ replays against today's workflow code with Temporal's Replayer. A change that
 would break workflows already running (an activity added, removed or reordered without
 `workflow.patched`) fails here, before it reaches a worker. Re-record after an intended,
-patched change: `make histories` (see the README's "Reliability").
+patched change: `make histories` (see docs/reliability.md).
 """
 
 from __future__ import annotations
