@@ -5,6 +5,7 @@ Used by `callbridge demo` and the benchmarks, so they run exactly what the docs 
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def write_env_file(settings: Settings, path: Path) -> None:
     lines = ["# Settings `callbridge demo` runs with; `set -a; . var/demo.env` to drive the stack by hand."]
-    lines += [f"{k}={v}" for k, v in sorted(settings_env(settings).items())]
+    # Quoted for the shell: values such as the sync's "Data Processing" consent type have spaces.
+    lines += [f"{k}={shlex.quote(v)}" for k, v in sorted(settings_env(settings).items())]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
 

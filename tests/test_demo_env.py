@@ -1,0 +1,33 @@
+"""var/demo.env is sourced by bash (`set -a; . var/demo.env; set +a`): every value must come back
+exactly, whatever characters it holds (issue #17: unquoted values printed "command not found")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from pydantic import SecretStr
+
+from callbridge.settings import Settings
+from callbridge.stack import settings_env, write_env_file
+
+
+def test_demo_env_sources_cleanly_in_bash_and_gives_every_value_back(tmp_path) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        service_consent_type="Data Processing",  # the default has a space: the reported failure
+        unknown_caller_account_name="Unknown callers; $(touch pwned) `id` 'quoted' \"double\"",
+        admin_password=SecretStr("p@ss word$HOME!*"),
+    )
+    path = tmp_path / "demo.env"
+    write_env_file(settings, path)
+    expected = settings_env(settings)
+
+    script = f"set -a; . {path}; set +a; env -0"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PATH": os.environ["PATH"]})  # nothing CALLBRIDGE_* but the file's
+
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    got = dict(item.split("=", 1) for item in done.stdout.split("\0") if item.startswith("CALLBRIDGE_"))
+    assert got == expected
+    assert not (tmp_path / "pwned").exists()
