@@ -320,11 +320,13 @@ def sync_contact(
     contact_id: str = typer.Argument(help="A Salesforce Contact id, or a Genesys external contact id."),
     mode: str = typer.Option(None, help="one_way or bidirectional (default: the mapping's)."),
     config: Path = typer.Option(None, help="Mapping YAML (default: CALLBRIDGE_SYNC_CONFIG_PATH or the built-in)."),
+    wait: bool = typer.Option(False, help="If this pair is already syncing, wait for that run and show it."),
 ) -> None:
     """Sync one contact pair now (SyncPairWorkflow, id sync-pair-{id}) and print what it did."""
     import asyncio
     import re
 
+    from callbridge.cli_errors import start_or_join
     from callbridge.sync.models import PairKey, SyncPairInput
     from callbridge.temporal import connect
     from workflows.sync_pair import SyncPairWorkflow
@@ -336,9 +338,10 @@ def sync_contact(
 
     async def run():
         client = await connect(settings)
-        return await client.execute_workflow(
-            SyncPairWorkflow.run, SyncPairInput.from_config(key, mapping, mode),
-            id=key.workflow_id, task_queue=settings.temporal_task_queue)
+        handle = await start_or_join(
+            client, SyncPairWorkflow.run, SyncPairInput.from_config(key, mapping, mode),
+            id=key.workflow_id, task_queue=settings.temporal_task_queue, wait=wait, say=console.print)
+        return await handle.result()
 
     result = asyncio.run(run())
     console.print(f"{key.workflow_id}: {result.action}; to Genesys: {', '.join(result.written_to_genesys) or '-'}; "
@@ -352,6 +355,7 @@ def sync_run(
     dry_run: bool = typer.Option(False, help="Only count what would be synced."),
     mode: str = typer.Option(None, help="one_way or bidirectional (default: the mapping's)."),
     config: Path = typer.Option(None, help="Mapping YAML (default: CALLBRIDGE_SYNC_CONFIG_PATH or the built-in)."),
+    wait: bool = typer.Option(False, help="If a run is already going (the schedule's), wait for it and show its result."),
 ) -> None:
     """One contact-sync run now (ContactSyncWorkflow, id contact-sync): a progress bar, then its result table."""
     import asyncio
@@ -359,6 +363,7 @@ def sync_run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from temporalio.service import RPCError
 
+    from callbridge.cli_errors import start_or_join
     from callbridge.sync.models import ContactSyncInput
     from callbridge.temporal import connect
     from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
@@ -368,9 +373,9 @@ def sync_run(
 
     async def run(progress: Progress):
         client = await connect(settings)
-        handle = await client.start_workflow(
-            ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping, mode=mode, full=full, dry_run=dry_run),
-            id=WORKFLOW_ID, task_queue=settings.temporal_task_queue)
+        handle = await start_or_join(
+            client, ContactSyncWorkflow.run, ContactSyncInput.from_config(mapping, mode=mode, full=full, dry_run=dry_run),
+            id=WORKFLOW_ID, task_queue=settings.temporal_task_queue, wait=wait, say=progress.console.print)
         task = progress.add_task("collecting changes", total=None)
         result_task = asyncio.ensure_future(handle.result())
         while not result_task.done():
@@ -550,5 +555,19 @@ def report_weekly(as_json: bool = typer.Option(False, "--json", help="The figure
     raise typer.Exit(1 if report.falls_short(checks) else 0)
 
 
+def main() -> None:
+    """The `callbridge` command: expected conditions are one line on stderr, exit status 2."""
+    from callbridge.cli_errors import explain
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - sorted into expected (one line) and bugs (re-raised)
+        message = explain(exc, lambda: get_settings().temporal_address)
+        if message is None:
+            raise
+        Console(stderr=True, highlight=False).print(f"[red]callbridge: {message}[/red]", soft_wrap=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    main()
