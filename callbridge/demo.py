@@ -48,18 +48,29 @@ def demo_agent(settings: Settings) -> dict:
     return users.json()["entities"][0]
 
 
+def where_to_look(s: Settings, agent: dict) -> list[tuple[str, str]]:
+    """The banner's entries: what it is, then the link or path alone on its line."""
+    starter = f"http://{s.starter_host}:{s.starter_port}"
+    return [
+        ("Temporal UI (each call's workflow)", f"{s.temporal_ui_url}/namespaces/{s.temporal_namespace}/workflows"),
+        (f"Salesforce emulator, newest Tasks (TLS from the local CA {s.salesforce_ca_file})",
+         f"{s.salesforce_instance_url}/_emulator/"),
+        ("Starter API", f"{starter}/docs"),
+        (f"Agent desktop (screen pop; user {s.desktop_username}, password in demo.env; every call rings this agent)",
+         f"{starter}/desktop/?agentId={agent['id']}"),
+        (f"Admin UI (sync runs, conflicts, erasures, weekly checks; user {s.admin_username}, password in demo.env)",
+         f"{starter}/admin/"),
+        ("Settings for driving it by hand", str(s.var_dir / "demo.env")),
+        ("Logs", f"{s.var_dir / 'logs'}/"),
+    ]
+
+
 def _print_where_to_look(s: Settings, agent: dict) -> None:
     console.print("[bold]Callbridge demo is running.[/bold] Where to look:")
-    console.print(f"  Temporal UI (each call's workflow):  {s.temporal_ui_url}/namespaces/{s.temporal_namespace}/workflows")
-    console.print(f"  Salesforce emulator, newest Tasks:   {s.salesforce_instance_url}/_emulator/  "
-                  f"(TLS from the local CA {s.salesforce_ca_file})")
-    console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
-    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId={agent['id']}"
-                  f"  (user {s.desktop_username}, password in demo.env; every call rings this agent)")
-    console.print(f"  Admin UI (sync runs, conflicts, erasures, weekly checks): http://{s.starter_host}:{s.starter_port}/admin/"
-                  f"  (user {s.admin_username}, password in demo.env)")
-    console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")
-    console.print(f"  Logs:                                {s.var_dir / 'logs'}/")
+    for label, link in where_to_look(s, agent):
+        console.print(f"  {label}:")
+        # soft_wrap: a terminal narrower than the link wraps it itself, so it stays one clickable link.
+        console.print(f"    {link}", soft_wrap=True, markup=False)
     console.print("Placing a simulated call every few seconds. Ctrl-C stops everything.\n")
 
 
