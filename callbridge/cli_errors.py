@@ -44,6 +44,10 @@ def explain(exc: BaseException, temporal_address: Callable[[], str]) -> str | No
         cause = exc.cause
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else "no result"
         return f"the workflow ended without a result ({detail}); its history is in the Temporal UI"
+    from callbridge.temporal import TemporalSettingsError
+
+    if isinstance(exc, TemporalSettingsError):
+        return f"bad settings: {exc}"
     if isinstance(exc, ValidationError) and exc.title == "Settings":
         return _settings_error(exc)
     if isinstance(exc, WorkflowAlreadyStartedError):

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "callbridge"
     temporal_ui_url: str = "http://127.0.0.1:8233"
     temporal_retention_days: int = 7
+    # Beyond the dev server (docs/deploy.md): TLS with the server's CA (empty: the system CAs),
+    # mTLS with a client certificate and key (PEM files), or a Temporal Cloud API key.
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None  # when the address's host is not the certificate's name
+    temporal_api_key: SecretStr | None = None
     # AES-GCM keys for Temporal payloads, "key_id:base64(32 bytes)", newest first. The demo key
     # is public: set your own (`callbridge keys new`) anywhere real data flows.
     payload_keys: SecretStr = SecretStr("demo-1:Y2FsbGJyaWRnZS1kZW1vLWtleS1ub3Qtc2VjcmV0ISE=")

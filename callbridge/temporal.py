@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from pathlib import Path
+
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.service import TLSConfig
 from temporalio.runtime import (
     LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig, TelemetryFilter,
 )
@@ -51,9 +54,38 @@ def use_runtime(metrics_address: str | None = None) -> None:
                         error_if_already_set=False)
 
 
+class TemporalSettingsError(ValueError):
+    """The Temporal TLS settings can't be used (a file missing, a certificate without its key)."""
+
+
+def _read(path: Path | None, setting: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TemporalSettingsError(f"{setting}: cannot read {path} ({exc.strerror})") from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool | None:
+    """TLS as the settings ask: None (plaintext, or TLS by default with an API key), or a TLSConfig."""
+    cert = _read(settings.temporal_tls_cert_file, "CALLBRIDGE_TEMPORAL_TLS_CERT_FILE")
+    key = _read(settings.temporal_tls_key_file, "CALLBRIDGE_TEMPORAL_TLS_KEY_FILE")
+    if (cert is None) != (key is None):
+        raise TemporalSettingsError("CALLBRIDGE_TEMPORAL_TLS_CERT_FILE and CALLBRIDGE_TEMPORAL_TLS_KEY_FILE go together")
+    ca = _read(settings.temporal_tls_ca_file, "CALLBRIDGE_TEMPORAL_TLS_CA_FILE")
+    if not (settings.temporal_tls or ca or cert or settings.temporal_tls_server_name):
+        return None  # the SDK turns TLS on by itself when an API key is set (Temporal Cloud)
+    return TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key,
+                     domain=settings.temporal_tls_server_name)
+
+
 async def connect(settings: Settings) -> Client:
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        tls=tls_config(settings),
+        api_key=api_key,
     )
