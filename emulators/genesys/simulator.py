@@ -53,6 +53,7 @@ from fastapi.responses import JSONResponse
 
 from callbridge.signature import signed_headers
 
+from . import customer_end, eventbridge
 from .context import Context, ctx
 from .conversations import validate_attributes
 from .notifications import publish_conversation
@@ -491,7 +492,11 @@ class Timeline:
                              parse_iso(leg["connectedTime"]), parse_iso(conv["endTime"]))
         payload = _payload(conv, req, req["recordingId"])
         self._status(body=_body(payload), state="queued")
-        return await asyncio.to_thread(deliver, context, self.id)
+        # The customer leg has ended: Genesys publishes customer.end (triggers, EventBridge);
+        # the seed's signed webhook (a relay's shape) goes out alongside when configured.
+        status, _ = await asyncio.gather(asyncio.to_thread(deliver, context, self.id),
+                                         customer_end.publish(context, conv))
+        return status
 
     def _status(self, **changes: Any) -> None:
         store = self.context.store
@@ -584,7 +589,7 @@ def _deliver_logged(context: Context, conversation_id: str) -> None:
         log.exception("webhook delivery for %s crashed", conversation_id)
 
 
-def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None) -> dict[str, Any]:
+def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None, store=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     out = {
         "conversationId": status["conversationId"],
         "state": status["state"],
@@ -600,6 +605,9 @@ def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None) ->
     for key in ("dataAction", "agentId", "agentName"):
         if key in status:
             out[key] = status[key]
+    if store is not None:  # what the customer.end event did (customer_end.py, eventbridge.py)
+        out["triggers"] = customer_end.invocations(store, status["conversationId"])
+        out["eventBridge"] = eventbridge.deliveries(store, status["conversationId"])
     return out
 
 
@@ -660,7 +668,7 @@ async def post_call(request: Request) -> JSONResponse:
         if status is None:
             return _error("the simulated call failed; see the emulator's log", 500)
         payload = json.loads(status["body"])
-        out = {**_answer(req, payload), "delivery": public_status(status)}
+        out = {**_answer(req, payload), "delivery": public_status(status, store=store)}
         if "dataAction" in status:
             out["dataAction"] = status["dataAction"]
         return JSONResponse(out, status_code=200)
@@ -679,10 +687,15 @@ async def post_call(request: Request) -> JSONResponse:
     answer = _answer(req, payload)
     if data_action is not None:
         answer["dataAction"] = data_action
+    ended = store.get("conversation", conversation_id)
     if req["wait"]:
-        status = await asyncio.to_thread(deliver, context, conversation_id)
-        return JSONResponse({**answer, "delivery": public_status(status)}, status_code=200)
+        status, _ = await asyncio.gather(asyncio.to_thread(deliver, context, conversation_id),
+                                         customer_end.publish(context, ended))
+        return JSONResponse({**answer, "delivery": public_status(status, store=store)}, status_code=200)
     _executor.submit(_deliver_logged, context, conversation_id)
+    task = asyncio.create_task(customer_end.publish(context, ended))
+    request.app.state.calls.add(task)
+    task.add_done_callback(request.app.state.calls.discard)
     return JSONResponse(answer, status_code=202)
 
 
@@ -692,7 +705,7 @@ def get_call_status(request: Request, conversationId: str) -> JSONResponse:
     status = store.get(DELIVERY_KIND, conversationId)
     if status is None:
         return JSONResponse({"error": f"no simulated call {conversationId}"}, status_code=404)
-    return JSONResponse(public_status(status, store.get("conversation", conversationId)))
+    return JSONResponse(public_status(status, store.get("conversation", conversationId), store))
 
 
 @router.post("/_emulator/calls/{conversationId}/redeliver")
