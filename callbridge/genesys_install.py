@@ -122,9 +122,31 @@ class Admin:
             page += 1
 
 
+# --- the request bodies (SDK models: Credential, CreateIntegrationRequest, IntegrationConfiguration,
+# Integration, PostActionInput, UpdateActionInput, CreateTriggerRequest, UpdateTriggerRequest) ------
+
+
+def credential_body(name: str, username: str, password: str) -> dict[str, Any]:
+    return {"name": name, "type": {"name": "basicAuth"}, "credentialFields": {"userName": username, "password": password}}
+
+
+def integration_body(name: str) -> dict[str, Any]:
+    return {"name": name, "integrationType": {"id": "custom-rest-actions"}}
+
+
+def config_body(name: str, current: dict[str, Any], credential_id: str | None) -> dict[str, Any]:
+    return {"name": name, "version": current["version"], "properties": current.get("properties") or {},
+            "advanced": current.get("advanced") or {}, "notes": current.get("notes") or "",
+            "credentials": {"basicAuth": {"id": credential_id}}}
+
+
+def trigger_body(shipped: dict[str, Any], workflow_id: str, version: int | None = None) -> dict[str, Any]:
+    body = {**shipped, "target": {**shipped["target"], "id": workflow_id}}
+    return body if version is None else {**body, "version": version}
+
+
 def _credential(admin: Admin, steps: list[Step], name: str, username: str, password: str) -> str | None:
-    body = {"name": name, "type": {"name": "basicAuth"},
-            "credentialFields": {"userName": username, "password": password}}
+    body = credential_body(name, username, password)
     found = next((c for c in admin.every("/api/v2/integrations/credentials") if c["name"] == name), None)
     if found is None:
         steps.append(Step("credential", name, "create", f"basicAuth, user {username}"))
@@ -140,8 +162,7 @@ def _integration(admin: Admin, steps: list[Step], name: str, credential_id: str 
                   and (i.get("integrationType") or {}).get("id") == "custom-rest-actions"), None)
     if found is None:
         steps.append(Step("integration", name, "create", "Web Services Data Actions, enabled"))
-        created = admin.write("POST", "/api/v2/integrations",
-                              {"name": name, "integrationType": {"id": "custom-rest-actions"}})
+        created = admin.write("POST", "/api/v2/integrations", integration_body(name))
         if created is None:
             return None
         integration_id, config = created["id"], admin.call("GET", f"/api/v2/integrations/{created['id']}/config/current")
@@ -154,10 +175,8 @@ def _integration(admin: Admin, steps: list[Step], name: str, credential_id: str 
     changes = []
     if config.get("name") != name or (credential_id and current != credential_id):
         changes.append("credential")
-        admin.write("PUT", f"/api/v2/integrations/{integration_id}/config/current", {
-            "name": name, "version": config["version"], "properties": config.get("properties") or {},
-            "advanced": config.get("advanced") or {}, "notes": config.get("notes") or "",
-            "credentials": {"basicAuth": {"id": credential_id}}})
+        admin.write("PUT", f"/api/v2/integrations/{integration_id}/config/current",
+                    config_body(name, config, credential_id))
     if state != "ENABLED":
         changes.append("enabled")
         admin.write("PATCH", f"/api/v2/integrations/{integration_id}", {"intendedState": "ENABLED"})
@@ -216,7 +235,7 @@ def _trigger(admin: Admin, steps: list[Step], workflow_name: str) -> None:
         steps.append(Step("trigger", name, "waiting", f"publish the workflow {workflow_name!r} "
                           "(archy publish, above), then run `callbridge genesys install` again"))
         return
-    wanted = {**shipped, "target": {**shipped["target"], "id": workflow_id}}
+    wanted = trigger_body(shipped, workflow_id)
     listing = admin.call("GET", "/api/v2/processautomation/triggers", params={"topicName": shipped["topicName"]})
     found = next((t for t in listing.get("entities") or [] if t["name"] == name), None)
     if found is None:
@@ -226,7 +245,8 @@ def _trigger(admin: Admin, steps: list[Step], workflow_name: str) -> None:
     same = all(found.get(k) == v for k, v in wanted.items())
     steps.append(Step("trigger", name, "unchanged" if same else "update", f"-> workflow {workflow_id}"))
     if not same:
-        admin.write("PUT", f"/api/v2/processautomation/triggers/{found['id']}", {**wanted, "version": found["version"]})
+        admin.write("PUT", f"/api/v2/processautomation/triggers/{found['id']}",
+                    trigger_body(shipped, workflow_id, found["version"]))
 
 
 def install(settings: Settings, dry_run: bool = False) -> list[Step]:

@@ -34,7 +34,7 @@ INVOCATION = "trigger_invocation"
 
 
 def _ms(text: str) -> int:
-    return int(parse_iso(text).timestamp() * 1000)
+    return round(parse_iso(text).timestamp() * 1000)
 
 
 def event_body(conv: dict[str, Any]) -> dict[str, Any]:
