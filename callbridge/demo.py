@@ -10,6 +10,7 @@ import httpx
 from rich.console import Console
 
 from callbridge.call_simulation import known_callers, mask_number, place_call, unknown_caller
+from callbridge.genesys_install import InstallError
 from callbridge.settings import Settings
 from callbridge.stack import LocalStack, write_env_file
 from callbridge.temporal import connect
@@ -20,17 +21,27 @@ console = Console(highlight=False)
 
 def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # The URL the data actions call, written to demo.env with the rest.
+    settings = settings.model_copy(update={"public_url": settings.public_base_url})
     stack = LocalStack(settings)
     try:
         with console.status("Starting Temporal, the emulators, the worker and the starter…"):
             stack.start_all(contacts)
             stack.connect_flow_to_lookup()
+        with console.status("Provisioning the Genesys emulator: `callbridge genesys install`, archy publish…"):
+            steps = stack.provision_genesys()
+            stack.stop_relay_webhook()
+        trigger = next(s for s in steps if s.kind == "trigger")
+        console.print(f"Genesys provisioned: {len(steps)} steps; trigger {trigger.name!r} {trigger.detail}; "
+                      "calls end through trigger -> workflow -> data action.", soft_wrap=True)
         write_env_file(settings, settings.var_dir / "demo.env")
         agent = demo_agent(settings)
         _print_where_to_look(settings, agent)
         asyncio.run(_place_calls(settings, interval, unknown_share, agent))
     except KeyboardInterrupt:
         pass
+    except InstallError as exc:
+        console.print(f"[red]callbridge genesys install: {exc}[/red]", soft_wrap=True)
     finally:
         with console.status("Stopping…"):
             stack.stop()
@@ -76,7 +87,8 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
     while not stop.is_set():
         caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
         try:
-            # wait=True: the simulator answers once its webhook reached the starter.
+            # wait=True: the simulator answers once the call's customer.end ran the trigger's
+            # workflow (the call-ended data action reached the starter, or failed).
             call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True,
                                            agentId=agent["id"])
         except httpx.HTTPError as exc:
