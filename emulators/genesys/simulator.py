@@ -19,7 +19,10 @@ notification topics of the queue and of the agent (notifications.py):
  5. connected  the agent answers; the acd leg disconnects (transfer); recording starts.
  6. ended      after talkSeconds (default 1.0) the customer hangs up: the legs go
                disconnected, then terminated; the recording is made.
- 7. webhook    the conversation-ended webhook, signed, 3 tries on a non-2xx answer.
+ 7. events     customer.end: matching Process Automation triggers run their published workflow,
+               EventBridge delivers when configured (customer_end.py, eventbridge.py).
+ 8. webhook    when webhookUrl is set, the seed's conversation-ended webhook, signed, 3 tries on
+               a non-2xx answer: the shape a relay could send (Genesys sends no such webhook).
 
 durationSeconds is the call's length as Genesys records it (default: random 30-900 s), so
 the talk is fast-forwarded: when the call ends its earlier timestamps move back so that
@@ -28,9 +31,10 @@ the times they had). A call that really lasted longer keeps its real length.
 `"realtime": false` keeps the instant behaviour: the conversation is stored already ended
 (outbound calls always are).
 
-The webhook body is the seed's payload (callbridge.models.CallEndedEvent), signed with the
-project's shared signer. Delivery: 3 tries in total on a non-2xx answer or a connection
-error, 1 s then 2 s apart. Redelivery re-signs the same body, as Genesys does.
+The relay webhook's body is the seed's payload (callbridge.models.CallEndedEvent), signed with
+the project's shared signer. Delivery (the emulator's choice for a relay, not a Genesys
+behaviour): 3 tries in total on a non-2xx answer or a connection error, 1 s then 2 s apart.
+Redelivery re-signs the same body.
 """
 
 from __future__ import annotations
