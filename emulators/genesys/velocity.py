@@ -11,7 +11,6 @@ shipped actions use:
                       backslash, control characters; RFC 8259 section 7). Genesys doesn't say
                       whether it also escapes "/" or non-ASCII; either way the JSON decodes to
                       the same string, which is what the receiver sees.
-  $esc.jsonEncode(s)  the older name the lookup actions use, the same escaping.
   $esc.url(s), $esc.uriEncode(s)   URL form encoding / URI encoding.
 Formal notation ${x} of a null renders the reference itself, silent $!{x} renders "" (as the
 Genesys article notes): airspeed does the same.
@@ -29,9 +28,6 @@ import airspeed
 class EscapeTool:
     def jsonString(self, value: Any) -> str:  # noqa: N802 (Velocity's method names)
         return json.dumps(str(value), ensure_ascii=False)[1:-1]
-
-    def jsonEncode(self, value: Any) -> str:  # noqa: N802
-        return self.jsonString(value)
 
     def url(self, value: Any) -> str:
         return quote_plus(str(value))
