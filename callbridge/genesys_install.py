@@ -60,7 +60,7 @@ class InstallError(Exception):
 class Step:
     kind: str     # credential, integration, action, flow, trigger
     name: str
-    action: str   # create, update, unchanged, run, waiting, keep
+    action: str   # create, update, unchanged, run, waiting
     detail: str = ""
 
 
@@ -86,7 +86,8 @@ class Admin:
                                "check CALLBRIDGE_GENESYS_ADMIN_CLIENT_ID / _SECRET")
         return r.json()["access_token"]
 
-    def call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None, params: dict | None = None,
+             missing_ok: bool = False) -> Any:
         if self._token is None:
             self._token = self._login()
         for _ in range(MAX_429_WAITS + 1):
@@ -99,6 +100,8 @@ class Admin:
             if r.status_code != 429:
                 break
             time.sleep(min(60.0, float(r.headers.get("retry-after", "1") or 1)))
+        if r.status_code == 404 and missing_ok:
+            return None
         if r.status_code >= 400:
             try:
                 message = r.json().get("message") or r.text
@@ -210,14 +213,20 @@ def _action(admin: Admin, steps: list[Step], export: dict[str, Any], integration
         return
     if found.get("contract", {}).get("input", {}).get("inputSchema") != body["contract"]["input"]["inputSchema"] \
             or found.get("contract", {}).get("output", {}).get("successSchema") != body["contract"]["output"]["successSchema"]:
-        # A published action's contract changes only through a draft; left to the admin UI.
-        steps.append(Step("action", name, "keep", "its contract differs from the shipped one: update it in "
-                          "Admin > Integrations > Actions (draft, then publish)"))
+        # A published action's contract changes only through a draft, then its publication.
+        steps.append(Step("action", name, "update", f"{url} (new contract: draft, then publish)"))
+        if not admin.dry_run:
+            path = f"/api/v2/integrations/actions/{found['id']}/draft"
+            draft = admin.call("GET", path, missing_ok=True) or admin.call("POST", path)
+            draft = admin.call("PATCH", path, {k: body[k] for k in ("category", "name", "config", "contract", "secure")}
+                               | {"version": draft["version"]})
+            admin.call("POST", f"{path}/publish", {"version": draft["version"]})
+        return
     if found.get("config") != body["config"]:
         steps.append(Step("action", name, "update", url))
         admin.write("PATCH", f"/api/v2/integrations/actions/{found['id']}",
                     {"config": body["config"], "version": found["version"]})
-    elif not any(s.name == name for s in steps):
+    else:
         steps.append(Step("action", name, "unchanged", url))
 
 
@@ -277,7 +286,7 @@ def install(settings: Settings, dry_run: bool = False) -> list[Step]:
 def print_steps(console, steps: list[Step], dry_run: bool) -> None:  # type: ignore[no-untyped-def]
     """One line per step; the archy commands and a waiting trigger stand out."""
     verb = {"create": "would create" if dry_run else "created", "update": "would update" if dry_run else "updated",
-            "unchanged": "unchanged", "keep": "kept", "waiting": "waiting", "run": "run"}
+            "unchanged": "unchanged", "waiting": "waiting", "run": "run"}
     if dry_run:
         console.print("Plan (--dry-run: nothing changed):")
     for step in steps:

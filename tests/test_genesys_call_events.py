@@ -137,6 +137,28 @@ def test_a_third_run_changes_nothing(installed, api):
     assert counts() == before
 
 
+def test_install_puts_back_a_changed_config_and_contract_in_place(installed, api):
+    """An action edited in the org (its URL, its contract) is updated in place, keeping its id: the
+    config by PATCH, the contract through a draft and its publication (the only way Genesys allows)."""
+    [action] = [a for a in api.get("/api/v2/integrations/actions", params={"includeConfig": "true"}).json()["entities"]
+                if a["name"] == "lookup-contact-by-account"]
+    path = f"/api/v2/integrations/actions/{action['id']}/draft"
+    draft = api.post(path).json()
+    assert_model(draft, "Action")
+    contract = json.loads(json.dumps(action["contract"]))
+    contract["input"]["inputSchema"]["properties"]["extra"] = {"type": "string"}
+    config = json.loads(json.dumps(action["config"]))
+    config["request"]["requestUrlTemplate"] = "https://elsewhere.example.com/x"
+    patched = api.patch(path, json={"contract": contract, "config": config, "version": draft["version"]}).json()
+    assert api.post(f"{path}/publish", json={"version": patched["version"]}).status_code == 200
+    steps = {s.name: s for s in install(installed["settings"]) if s.kind == "action"}
+    assert steps["lookup-contact-by-account"].action == "update"
+    assert steps["lookup-contact-by-phone"].action == "unchanged"
+    now = api.get(f"/api/v2/integrations/actions/{action['id']}", params={"includeConfig": "true"}).json()
+    assert now["contract"] == action["contract"] and now["config"] == action["config"]
+    assert now["version"] == action["version"] + 2 and api.get(path).status_code == 404
+
+
 def test_what_install_made_walks_the_sdk_models(installed, api, emulator):
     integrations = api.get("/api/v2/integrations").json()
     assert_model(integrations, "IntegrationEntityListing")

@@ -12,6 +12,10 @@ Real endpoints and SDK models (PureCloudPlatformClientV2 IntegrationsApi):
                                                       (config only with includeConfig=true)
   GET/PATCH/DELETE /api/v2/integrations/actions/{id}  UpdateActionInput (config, name, category; needs
                                                       the current version)
+  POST/GET/PATCH/DELETE …/actions/{id}/draft          a draft of the action (UpdateDraftInput: config and
+                                                      contract too; the draft's version)
+  POST …/actions/{id}/draft/publish                   PublishDraftInput {version}: the draft becomes the
+                                                      action (a published contract changes only this way)
 
 Only the type `custom-rest-actions` (Web Services Data Actions) and the credential type
 `basicAuth` (fields userName, password; the terraform provider's genesyscloud_integration_credential
@@ -273,6 +277,76 @@ async def patch_action(request: Request, actionId: str) -> dict[str, Any]:
         doc["version"] += 1
         ctx(request).store.put(ACTION, doc["id"], doc)
     return _render_action(doc)
+
+
+DRAFT = "integration_action_draft"
+
+
+def _draft(request: Request, action_id: str) -> dict[str, Any]:
+    _action(request, action_id)
+    doc = ctx(request).store.get(DRAFT, action_id)
+    if doc is None:
+        raise not_found(f"Action {action_id} has no draft")
+    return doc
+
+
+@router.post("/api/v2/integrations/actions/{actionId}/draft")
+def post_draft(request: Request, actionId: str) -> dict[str, Any]:
+    store = ctx(request).store
+    with _lock:
+        action = _action(request, actionId)
+        if store.get(DRAFT, actionId) is not None:
+            raise GenesysError(409, f"Action {actionId} already has a draft", "conflict")
+        draft = {**action, "version": 1}
+        store.put(DRAFT, actionId, draft)
+    return _render_action(draft)
+
+
+@router.get("/api/v2/integrations/actions/{actionId}/draft")
+def get_draft(request: Request, actionId: str) -> dict[str, Any]:
+    return _render_action(_draft(request, actionId))
+
+
+@router.patch("/api/v2/integrations/actions/{actionId}/draft")
+async def patch_draft(request: Request, actionId: str) -> dict[str, Any]:
+    body = await _body(request)
+    with _lock:
+        draft = _draft(request, actionId)
+        if body.get("version") != draft["version"]:
+            raise _conflict("draft")
+        if "config" in body:
+            draft["config"] = _check_config(body["config"])
+        if "contract" in body:
+            draft["contract"] = _check_contract(body["contract"])
+        for key in ("name", "category"):
+            if isinstance(body.get(key), str) and body[key]:
+                draft[key] = body[key]
+        if isinstance(body.get("secure"), bool):
+            draft["secure"] = body["secure"]
+        draft["version"] += 1
+        ctx(request).store.put(DRAFT, actionId, draft)
+    return _render_action(draft)
+
+
+@router.post("/api/v2/integrations/actions/{actionId}/draft/publish")
+async def publish_draft(request: Request, actionId: str) -> dict[str, Any]:
+    body = await _body(request)
+    store = ctx(request).store
+    with _lock:
+        draft = _draft(request, actionId)
+        if body.get("version") != draft["version"]:
+            raise _conflict("draft")
+        action = _action(request, actionId)
+        action.update({k: draft[k] for k in ("name", "category", "config", "contract", "secure")})
+        action["version"] += 1
+        store.put(ACTION, actionId, action)
+        store.delete(DRAFT, actionId)
+    return _render_action(action)
+
+
+@router.delete("/api/v2/integrations/actions/{actionId}/draft", status_code=204)
+def delete_draft(request: Request, actionId: str) -> None:
+    ctx(request).store.delete(DRAFT, _draft(request, actionId)["id"])
 
 
 @router.delete("/api/v2/integrations/actions/{actionId}", status_code=204)
