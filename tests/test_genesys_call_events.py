@@ -246,6 +246,15 @@ def test_a_calls_end_runs_the_shipped_data_action_against_the_starter(installed,
     assert [s["output"] for s in invocation["steps"]] == ["success"]
 
 
+def test_customer_end_can_be_published_again_for_an_ended_call(installed, starter, emulator):
+    call = place_call(emulator)
+    again = httpx.post(f"{emulator}/_emulator/calls/{call['conversationId']}/customer-end", timeout=60)
+    assert again.status_code == 200 and [i["state"] for i in again.json()["triggers"]] == ["completed"]
+    first, second = [body for _, body in requests_for(starter, call["conversationId"])]
+    assert first == second  # the same event, delivered twice
+    assert httpx.post(f"{emulator}/_emulator/calls/nope/customer-end").status_code == 404
+
+
 def test_a_failed_invocation_is_not_retried(installed, starter, emulator):
     starter.statuses = [500]
     call = place_call(emulator)

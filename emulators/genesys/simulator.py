@@ -730,6 +730,21 @@ async def redeliver(request: Request, conversationId: str) -> JSONResponse:
     return JSONResponse(public_status(status), status_code=202)
 
 
+@router.post("/_emulator/calls/{conversationId}/customer-end")
+async def republish_customer_end(request: Request, conversationId: str) -> JSONResponse:
+    """A test tool: publish an ended call's customer.end again (its triggers run again, EventBridge
+    delivers again when configured), as a second delivery path or a repeated delivery would reach
+    the starter. Answers once the triggers ran."""
+    context = ctx(request)
+    conv = context.store.get("conversation", conversationId)
+    if conv is None:
+        return _error(f"no conversation {conversationId}", 404)
+    if conv.get("phase", "ended") != "ended":
+        return _error(f"call {conversationId} has not ended yet", 409)
+    invocations = await customer_end.publish(context, conv)
+    return JSONResponse({"conversationId": conversationId, "triggers": invocations})
+
+
 @router.get("/_emulator/agents")
 def list_agents(request: Request, queueName: str | None = None, status: str | None = None) -> JSONResponse:
     """Every seeded agent with the queues they are in and whether they are on a call now
