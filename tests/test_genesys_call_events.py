@@ -28,8 +28,6 @@ from callbridge.settings import Settings
 from tests.http_receiver import HttpReceiver
 from tests.test_genesys_emulator import assert_model
 
-pytestmark = pytest.mark.integration
-
 WORKFLOW_FILE = "deploy/genesys/flows/call-ended-workflow.yaml"
 EVENTS_PATH = "/webhooks/genesys/events"
 
