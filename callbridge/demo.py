@@ -94,7 +94,8 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
         except httpx.HTTPError as exc:
             console.print(f"[red]call simulator unavailable: {exc}[/red]")
         else:
-            task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164))
+            task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164,
+                                               _trigger_failure(call)))
             pending.add(task)
             task.add_done_callback(pending.discard)
         try:
@@ -130,10 +131,27 @@ async def _contact_sync(settings: Settings, client) -> None:
                   f"— `callbridge sync status`", soft_wrap=True)
 
 
-async def _report(settings: Settings, client, conversation: str, e164: str) -> None:
+def _trigger_failure(call: dict) -> str | None:
+    """Why the call's trigger didn't hand it to the starter, or None when it did."""
+    invocations = (call.get("delivery") or {}).get("triggers") or []
+    if not invocations:
+        return "no trigger ran (is the trigger installed and enabled?)"
+    for invocation in invocations:
+        steps = invocation.get("steps") or []
+        if invocation.get("state") == "completed" and steps and steps[-1].get("output") == "success":
+            return None
+    step = (invocations[0].get("steps") or [{}])[-1]
+    return (f"the trigger's data action got {step.get('status') or step.get('error') or invocations[0].get('error')}"
+            " (not retried; the reconciliation will log the call)")
+
+
+async def _report(settings: Settings, client, conversation: str, e164: str, trigger_failure: str | None = None) -> None:
     wid = workflow_id(conversation)
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wid}"
     console.print(f"☎  call from {mask_number(e164)} ended → {ui}", soft_wrap=True)
+    if trigger_failure:
+        console.print(f"   [red]✗ {trigger_failure}[/red]", soft_wrap=True)
+        return
     try:
         result = await asyncio.wait_for(client.get_workflow_handle_for(CallLoggingWorkflow.run, wid).result(), timeout=120)
     except Exception as exc:  # shown, never fatal for the demo
