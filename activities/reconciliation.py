@@ -1,7 +1,8 @@
 """Call reconciliation: start CallLoggingWorkflow for ended calls whose webhook never started one.
 
-Genesys retries a webhook delivery three times within a few seconds; a Temporal outage longer
-than that (the starter answers 503) would lose the call. This activity asks Genesys's analytics
+A call-ended delivery can be lost: a Process Automation trigger's invocation is not retried
+(Genesys documents no retry), a relay's webhook gives up after a few tries, and a Temporal outage
+longer than that (the starter answers 503) would lose the call. This activity asks Genesys's analytics
 API for the conversations that ended in a recent window and starts, for each, the same workflow
 the webhook would have started, with the same id (`call-log-{conversationId}`). A workflow
 with that id, running or closed, means the call is already handled: nothing is started twice.

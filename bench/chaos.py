@@ -13,8 +13,8 @@ Salesforce and Genesys directly (SOQL, REST), not against what Callbridge says i
     .venv/bin/python bench/chaos.py --scenario all
 
 Scenarios:
-  calls     N calls through the webhook, delivered the way Genesys does (3 tries, 1 s and 2 s
-            apart): exactly N Tasks, each on the caller's contact, no duplicate, none lost.
+  calls     N calls through the relay webhook, delivered as the emulator's relay does (3 tries,
+            1 s and 2 s apart; Genesys itself sends no such webhook): exactly N Tasks, each on the caller's contact, no duplicate, none lost.
   erasures  N GDPR erasures of people present in both systems: all complete, and nothing of
             them is left in Salesforce or Genesys.
   sync      N contact changes (Salesforce and Genesys sides) through ContactSyncWorkflow runs:
@@ -317,7 +317,7 @@ def call_event(conversation: str, caller: Caller) -> dict[str, Any]:
 
 
 async def deliver(http: httpx.AsyncClient, url: str, secret: str, body: bytes) -> tuple[int | None, int]:
-    """Deliver like Genesys: 3 tries on a non-2xx answer or a connection error."""
+    """Deliver like the emulator's relay webhook: 3 tries on a non-2xx answer or a connection error."""
     status: int | None = None
     for attempt in range(len(GENESYS_RETRY_DELAYS) + 1):
         if attempt:
@@ -396,7 +396,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
             placed.raise_for_status()
             conversation = conversations[i] = placed.json()["conversationId"]
             expected[conversation] = callers[i].contact_id
-            while True:  # Genesys delivers on its own, 3 tries
+            while True:  # the emulator delivers on its own, 3 tries
                 state = (await http.get(f"{s.genesys_api_url}/_emulator/calls/{conversation}")).json()
                 if state["state"] in ("delivered", "failed"):
                     return state["lastStatus"], state["attempts"]

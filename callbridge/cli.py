@@ -19,6 +19,8 @@ app.add_typer(emulate, name="emulate")
 index = typer.Typer(help="The screen pop's caller-ID index.", no_args_is_help=True)
 app.add_typer(calls, name="calls")
 app.add_typer(index, name="index")
+genesys_app = typer.Typer(help="Provisioning of the Genesys Cloud org.", no_args_is_help=True)
+app.add_typer(genesys_app, name="genesys")
 console = Console(highlight=False)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -85,6 +87,19 @@ def simulate(
         call = place_call(settings.genesys_api_url, caller)
         console.print(f"call-log-{call['conversationId']}")
         time.sleep(1.0 / rate)
+
+
+@genesys_app.command("install")
+def genesys_install(dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")) -> None:
+    """Create or update the data actions integrations, credentials, data actions and trigger."""
+    from callbridge.genesys_install import InstallError, install, print_steps
+
+    try:
+        steps = install(get_settings(), dry_run=dry_run)
+    except InstallError as exc:
+        console.print(f"[red]callbridge genesys install: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    print_steps(console, steps, dry_run)
 
 
 @index.command("rebuild")

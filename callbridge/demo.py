@@ -10,6 +10,7 @@ import httpx
 from rich.console import Console
 
 from callbridge.call_simulation import known_callers, mask_number, place_call, unknown_caller
+from callbridge.genesys_install import InstallError
 from callbridge.settings import Settings
 from callbridge.stack import LocalStack, write_env_file
 from callbridge.temporal import connect
@@ -20,17 +21,27 @@ console = Console(highlight=False)
 
 def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # The URL the data actions call, written to demo.env with the rest.
+    settings = settings.model_copy(update={"public_url": settings.public_base_url})
     stack = LocalStack(settings)
     try:
         with console.status("Starting Temporal, the emulators, the worker and the starter…"):
             stack.start_all(contacts)
             stack.connect_flow_to_lookup()
+        with console.status("Provisioning the Genesys emulator: `callbridge genesys install`, archy publish…"):
+            steps = stack.provision_genesys()
+            stack.stop_relay_webhook()
+        trigger = next(s for s in steps if s.kind == "trigger")
+        console.print(f"Genesys provisioned: {len(steps)} steps; trigger {trigger.name!r} {trigger.detail}; "
+                      "calls end through trigger -> workflow -> data action.", soft_wrap=True)
         write_env_file(settings, settings.var_dir / "demo.env")
         agent = demo_agent(settings)
         _print_where_to_look(settings, agent)
         asyncio.run(_place_calls(settings, interval, unknown_share, agent))
     except KeyboardInterrupt:
         pass
+    except InstallError as exc:
+        console.print(f"[red]callbridge genesys install: {exc}[/red]", soft_wrap=True)
     finally:
         with console.status("Stopping…"):
             stack.stop()
@@ -87,13 +98,15 @@ async def _place_calls(settings: Settings, interval: float, unknown_share: float
     while not stop.is_set():
         caller = unknown_caller(rng) if rng.random() < unknown_share or not callers else rng.choice(callers)
         try:
-            # wait=True: the simulator answers once its webhook reached the starter.
+            # wait=True: the simulator answers once the call's customer.end ran the trigger's
+            # workflow (the call-ended data action reached the starter, or failed).
             call = await asyncio.to_thread(place_call, settings.genesys_api_url, caller, wait=True,
                                            agentId=agent["id"])
         except httpx.HTTPError as exc:
             console.print(f"[red]call simulator unavailable: {exc}[/red]")
         else:
-            task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164))
+            task = asyncio.create_task(_report(settings, client, call["conversationId"], caller.e164,
+                                               _trigger_failure(call)))
             pending.add(task)
             task.add_done_callback(pending.discard)
         try:
@@ -129,10 +142,27 @@ async def _contact_sync(settings: Settings, client) -> None:
                   f"— `callbridge sync status`", soft_wrap=True)
 
 
-async def _report(settings: Settings, client, conversation: str, e164: str) -> None:
+def _trigger_failure(call: dict) -> str | None:
+    """Why the call's trigger didn't hand it to the starter, or None when it did."""
+    invocations = (call.get("delivery") or {}).get("triggers") or []
+    if not invocations:
+        return "no trigger ran (is the trigger installed and enabled?)"
+    for invocation in invocations:
+        steps = invocation.get("steps") or []
+        if invocation.get("state") == "completed" and steps and steps[-1].get("output") == "success":
+            return None
+    step = (invocations[0].get("steps") or [{}])[-1]
+    return (f"the trigger's data action got {step.get('status') or step.get('error') or invocations[0].get('error')}"
+            " (not retried; the reconciliation will log the call)")
+
+
+async def _report(settings: Settings, client, conversation: str, e164: str, trigger_failure: str | None = None) -> None:
     wid = workflow_id(conversation)
     ui = f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{wid}"
     console.print(f"☎  call from {mask_number(e164)} ended → {ui}", soft_wrap=True)
+    if trigger_failure:
+        console.print(f"   [red]✗ {trigger_failure}[/red]", soft_wrap=True)
+        return
     try:
         result = await asyncio.wait_for(client.get_workflow_handle_for(CallLoggingWorkflow.run, wid).result(), timeout=120)
     except Exception as exc:  # shown, never fatal for the demo

@@ -24,7 +24,8 @@ class _Wire(BaseModel):
 
 
 class CallEndedEvent(_Wire):
-    """Genesys's conversation-ended webhook payload (the seed's shape)."""
+    """The seed's conversation-ended webhook payload: what a relay can send (Genesys has no such
+    webhook; its customer.end event reaches POST /webhooks/genesys/events)."""
 
     conversation_id: ConversationId
     participant_id: ShortText | None = None

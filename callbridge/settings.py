@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     genesys_login_url: str = "http://127.0.0.1:8081"
     genesys_client_id: str = "callbridge-demo"
     genesys_client_secret: SecretStr = SecretStr("callbridge-demo-secret")
+    # `callbridge genesys install` only: an OAuth client with the admin roles docs/deploy.md lists
+    # (unset: the client above, as in the demo).
+    genesys_admin_client_id: str | None = None
+    genesys_admin_client_secret: SecretStr | None = None
     # Genesys's per-token budget (requests per minute; 0: don't pace) and how many 429s one
     # request waits out (Retry-After) before its activity sees the error and retries.
     genesys_requests_per_minute: int = 300

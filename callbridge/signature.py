@@ -1,4 +1,7 @@
-"""Genesys webhook signatures: base64(HMAC-SHA256(secret, "{timestamp}.{raw body}")).
+"""Relay webhook signatures: base64(HMAC-SHA256(secret, "{timestamp}.{raw body}")).
+
+The seed's shape (X-Genesys-Webhook-*): Genesys itself signs nothing and has no such webhook;
+a relay of your own can send it (docs/deploy.md).
 
 Always computed over the raw request bytes (never re-serialised JSON) and compared in
 constant time.

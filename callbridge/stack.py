@@ -129,6 +129,23 @@ class LocalStack:
                                "password": s.screenpop_password.get_secret_value()},
         }, timeout=10).raise_for_status()
 
+    def provision_genesys(self) -> list:
+        """What docs/deploy.md has an admin do, on the emulator: `callbridge genesys install`, then
+        the shipped workflow published (the emulator's stand-in for `archy publish`), then install
+        again so it links the trigger to the workflow. Every call then ends through the trigger."""
+        from callbridge.genesys_install import WORKFLOW_FILE, install
+
+        s = self.settings
+        install(s)
+        httpx.post(f"{s.genesys_api_url}/_emulator/flows/publish",
+                   json={"file": str(WORKFLOW_FILE.relative_to(REPO))}, timeout=10).raise_for_status()
+        return install(s)
+
+    def stop_relay_webhook(self) -> None:
+        """The seed's signed webhook is what a relay could send, not Genesys: off for the demo."""
+        httpx.post(f"{self.settings.genesys_api_url}/_emulator/config", json={"webhookUrl": None},
+                   timeout=10).raise_for_status()
+
     def start_worker(self) -> ManagedProcess:
         return self._start(ManagedProcess(
             "worker", [sys.executable, str(REPO / "worker.py")], env=settings_env(self.settings),

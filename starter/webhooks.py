@@ -171,7 +171,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             )
 
         try:
-            # The SDK retries an unreachable server for ~6 s, past Genesys's 5 s per attempt:
+            # The SDK retries an unreachable server for ~6 s, past a relay's 5 s per attempt (the emulator's):
             # answer 503 within the budget instead. If the start did land, the redelivery gets 200.
             await asyncio.wait_for(start(), START_BUDGET_SECONDS)
         except WorkflowAlreadyStartedError:

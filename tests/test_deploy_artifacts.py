@@ -98,9 +98,11 @@ def test_data_action_export_keys(filename):
     assert request["headers"].get("Content-Type") == "application/json"
     # the body is the JSON the service expects, with the input escaped for JSON
     body = request["requestTemplate"]
-    assert f"${{input.{field}}}" in body and "esc.jsonEncode" in body
-    rendered = body.replace(f"$esc.jsonEncode(${{input.{field}}})", "+15125551234")
-    assert json.loads(rendered) == {field: "+15125551234"}
+    assert f"${{input.{field}}}" in body and "$esc.jsonString(" in body  # Genesys's JSON-string escaping
+    from emulators.genesys.velocity import render  # a real Velocity engine
+
+    tricky = 'tel:+1 "512" \\ 555\n1234'
+    assert json.loads(render(body, {field: tricky})) == {field: tricky}
     response = action["config"]["response"]
     assert set(response) == {"translationMap", "translationMapDefaults", "successTemplate"}
     assert set(response["translationMapDefaults"]) <= set(response["translationMap"])

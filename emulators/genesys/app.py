@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import conversations, externalcontacts, identifiers, notifications, recordings, simulator, users
+from . import (conversations, customer_end, externalcontacts, flows, identifiers, integrations, notifications,
+               processautomation, recordings, simulator, users)
 from .auth import RateLimiter, TokenService
 from .context import Context, Stats, ctx
 from .errors import CORRELATION_HEADER, GenesysError, error_response
@@ -104,7 +105,8 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         return await context.tokens.token_endpoint(request)
 
     routers = [users.router, conversations.router, recordings.router, externalcontacts.router,
-               identifiers.router, notifications.router, simulator.router]
+               identifiers.router, notifications.router, simulator.router, integrations.router,
+               processautomation.router, flows.router]
     for router in routers:
         app.include_router(router)
     _control_routes(app)
@@ -176,6 +178,12 @@ def _control_routes(app: FastAPI) -> None:
     def expire_tokens(request: Request) -> dict[str, Any]:
         """Make every issued token invalid now (tests of the connector's token refresh)."""
         return {"expired": ctx(request).tokens.expire_all()}
+
+    @app.get("/_emulator/triggers/invocations")
+    def get_trigger_invocations(request: Request, conversationId: str | None = None) -> dict[str, Any]:
+        """What each trigger invocation did (customer_end.py): the workflow's steps, the data
+        action's request and answer, the exit reason."""
+        return {"invocations": customer_end.invocations(ctx(request).store, conversationId)}
 
     @app.post("/_emulator/ratelimit/reset")
     def reset_rate_limit(request: Request) -> dict[str, Any]:

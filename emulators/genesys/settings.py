@@ -41,17 +41,24 @@ class RuntimeConfig:
     data_action_url: str | None = None
     data_action_auth: dict[str, str] | None = None
     heartbeat_seconds: float = 30.0
+    event_bridge_config: dict[str, Any] | None = None  # eventbridge.py: the API destination
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url",
-              "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds"}
+              "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds",
+              "eventBridge": "event_bridge_config"}
 
     def update(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(self.FIELDS)
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        checked_bridge = None
         for key, value in changes.items():
-            if key == "dataActionAuth":
+            if key == "eventBridge":
+                from .eventbridge import check_config
+
+                checked_bridge = check_config(value)
+            elif key == "dataActionAuth":
                 _check_auth(value)
             elif key == "heartbeatSeconds":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3600:
@@ -62,6 +69,8 @@ class RuntimeConfig:
             for key, value in changes.items():
                 if key == "heartbeatSeconds":
                     self.heartbeat_seconds = float(value)
+                elif key == "eventBridge":
+                    self.event_bridge_config = checked_bridge
                 elif key == "dataActionAuth":
                     self.data_action_auth = dict(value) if value else None
                 else:
@@ -75,7 +84,13 @@ class RuntimeConfig:
         with self._lock:
             return self.data_action_url, dict(self.data_action_auth) if self.data_action_auth else None
 
+    def event_bridge(self) -> dict[str, Any] | None:
+        with self._lock:
+            return dict(self.event_bridge_config) if self.event_bridge_config else None
+
     def public(self) -> dict[str, Any]:
+        from .eventbridge import public as bridge_public
+
         with self._lock:
             auth = self.data_action_auth
             shown_auth = None
@@ -91,6 +106,7 @@ class RuntimeConfig:
                 "dataActionUrl": self.data_action_url,
                 "dataActionAuth": shown_auth,
                 "heartbeatSeconds": self.heartbeat_seconds,
+                "eventBridge": bridge_public(self.event_bridge_config),
             }
 
 

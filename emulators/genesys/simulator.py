@@ -19,7 +19,10 @@ notification topics of the queue and of the agent (notifications.py):
  5. connected  the agent answers; the acd leg disconnects (transfer); recording starts.
  6. ended      after talkSeconds (default 1.0) the customer hangs up: the legs go
                disconnected, then terminated; the recording is made.
- 7. webhook    the conversation-ended webhook, signed, 3 tries on a non-2xx answer.
+ 7. events     customer.end: matching Process Automation triggers run their published workflow,
+               EventBridge delivers when configured (customer_end.py, eventbridge.py).
+ 8. webhook    when webhookUrl is set, the seed's conversation-ended webhook, signed, 3 tries on
+               a non-2xx answer: the shape a relay could send (Genesys sends no such webhook).
 
 durationSeconds is the call's length as Genesys records it (default: random 30-900 s), so
 the talk is fast-forwarded: when the call ends its earlier timestamps move back so that
@@ -28,9 +31,10 @@ the times they had). A call that really lasted longer keeps its real length.
 `"realtime": false` keeps the instant behaviour: the conversation is stored already ended
 (outbound calls always are).
 
-The webhook body is the seed's payload (callbridge.models.CallEndedEvent), signed with the
-project's shared signer. Delivery: 3 tries in total on a non-2xx answer or a connection
-error, 1 s then 2 s apart. Redelivery re-signs the same body, as Genesys does.
+The relay webhook's body is the seed's payload (callbridge.models.CallEndedEvent), signed with
+the project's shared signer. Delivery (the emulator's choice for a relay, not a Genesys
+behaviour): 3 tries in total on a non-2xx answer or a connection error, 1 s then 2 s apart.
+Redelivery re-signs the same body.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from fastapi.responses import JSONResponse
 
 from callbridge.signature import signed_headers
 
+from . import customer_end, eventbridge
 from .context import Context, ctx
 from .conversations import validate_attributes
 from .notifications import publish_conversation
@@ -491,7 +496,11 @@ class Timeline:
                              parse_iso(leg["connectedTime"]), parse_iso(conv["endTime"]))
         payload = _payload(conv, req, req["recordingId"])
         self._status(body=_body(payload), state="queued")
-        return await asyncio.to_thread(deliver, context, self.id)
+        # The customer leg has ended: Genesys publishes customer.end (triggers, EventBridge);
+        # the seed's signed webhook (a relay's shape) goes out alongside when configured.
+        status, _ = await asyncio.gather(asyncio.to_thread(deliver, context, self.id),
+                                         customer_end.publish(context, conv))
+        return status
 
     def _status(self, **changes: Any) -> None:
         store = self.context.store
@@ -584,7 +593,7 @@ def _deliver_logged(context: Context, conversation_id: str) -> None:
         log.exception("webhook delivery for %s crashed", conversation_id)
 
 
-def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None) -> dict[str, Any]:
+def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None, store=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     out = {
         "conversationId": status["conversationId"],
         "state": status["state"],
@@ -600,6 +609,9 @@ def public_status(status: dict[str, Any], conv: dict[str, Any] | None = None) ->
     for key in ("dataAction", "agentId", "agentName"):
         if key in status:
             out[key] = status[key]
+    if store is not None:  # what the customer.end event did (customer_end.py, eventbridge.py)
+        out["triggers"] = customer_end.invocations(store, status["conversationId"])
+        out["eventBridge"] = eventbridge.deliveries(store, status["conversationId"])
     return out
 
 
@@ -660,7 +672,7 @@ async def post_call(request: Request) -> JSONResponse:
         if status is None:
             return _error("the simulated call failed; see the emulator's log", 500)
         payload = json.loads(status["body"])
-        out = {**_answer(req, payload), "delivery": public_status(status)}
+        out = {**_answer(req, payload), "delivery": public_status(status, store=store)}
         if "dataAction" in status:
             out["dataAction"] = status["dataAction"]
         return JSONResponse(out, status_code=200)
@@ -679,10 +691,15 @@ async def post_call(request: Request) -> JSONResponse:
     answer = _answer(req, payload)
     if data_action is not None:
         answer["dataAction"] = data_action
+    ended = store.get("conversation", conversation_id)
     if req["wait"]:
-        status = await asyncio.to_thread(deliver, context, conversation_id)
-        return JSONResponse({**answer, "delivery": public_status(status)}, status_code=200)
+        status, _ = await asyncio.gather(asyncio.to_thread(deliver, context, conversation_id),
+                                         customer_end.publish(context, ended))
+        return JSONResponse({**answer, "delivery": public_status(status, store=store)}, status_code=200)
     _executor.submit(_deliver_logged, context, conversation_id)
+    task = asyncio.create_task(customer_end.publish(context, ended))
+    request.app.state.calls.add(task)
+    task.add_done_callback(request.app.state.calls.discard)
     return JSONResponse(answer, status_code=202)
 
 
@@ -692,7 +709,7 @@ def get_call_status(request: Request, conversationId: str) -> JSONResponse:
     status = store.get(DELIVERY_KIND, conversationId)
     if status is None:
         return JSONResponse({"error": f"no simulated call {conversationId}"}, status_code=404)
-    return JSONResponse(public_status(status, store.get("conversation", conversationId)))
+    return JSONResponse(public_status(status, store.get("conversation", conversationId), store))
 
 
 @router.post("/_emulator/calls/{conversationId}/redeliver")
@@ -711,6 +728,21 @@ async def redeliver(request: Request, conversationId: str) -> JSONResponse:
         return JSONResponse(public_status(status))
     _executor.submit(_deliver_logged, context, conversationId)
     return JSONResponse(public_status(status), status_code=202)
+
+
+@router.post("/_emulator/calls/{conversationId}/customer-end")
+async def republish_customer_end(request: Request, conversationId: str) -> JSONResponse:
+    """A test tool: publish an ended call's customer.end again (its triggers run again, EventBridge
+    delivers again when configured), as a second delivery path or a repeated delivery would reach
+    the starter. Answers once the triggers ran."""
+    context = ctx(request)
+    conv = context.store.get("conversation", conversationId)
+    if conv is None:
+        return _error(f"no conversation {conversationId}", 404)
+    if conv.get("phase", "ended") != "ended":
+        return _error(f"call {conversationId} has not ended yet", 409)
+    invocations = await customer_end.publish(context, conv)
+    return JSONResponse({"conversationId": conversationId, "triggers": invocations})
 
 
 @router.get("/_emulator/agents")
