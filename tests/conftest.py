@@ -111,6 +111,10 @@ from callbridge.codec import new_key_spec  # noqa: E402
 from callbridge.settings import Settings  # noqa: E402
 from callbridge.temporal import data_converter, search_attribute_keys  # noqa: E402
 
+# The test stack runs on demo and test secrets: explicit demo mode for every process it starts
+# (ManagedProcess passes os.environ on). Tests of the refusal set CALLBRIDGE_DEMO=0 themselves.
+os.environ["CALLBRIDGE_DEMO"] = "1"
+
 # Two keys: the current one encrypts, the older one still decrypts (rotation).
 PAYLOAD_KEYS = f"{new_key_spec('test-2')},{new_key_spec('test-1')}"
 
