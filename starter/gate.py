@@ -257,19 +257,26 @@ class Gate:
 
     async def _pass(self, scope, receive, send, limit: int, extra: list[tuple[bytes, bytes]]) -> None:
         received = 0
-        started = False
+        started = refused = False
 
         async def capped_receive():
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    # Answered here: a route may turn the exception into its own 400 (FastAPI
+                    # does, for bodies it parses), which send_with_headers then drops.
+                    if not started and not refused:
+                        refused = True
+                        await _answer(send, 413, b'{"error":"payload too large"}')
                     raise BodyTooLarge()
             return message
 
         async def send_with_headers(message):
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
@@ -278,8 +285,7 @@ class Gate:
         try:
             await self.app(scope, capped_receive, send_with_headers)
         except BodyTooLarge:
-            if not started:
-                await _answer(send, 413, b'{"error":"payload too large"}')
+            pass
 
 
 def _genesys_apps_origin(api_url: str) -> str:

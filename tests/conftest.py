@@ -190,6 +190,9 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         # Tests run call reconciliation themselves; a scheduled run would start workflows for
         # other tests' simulated calls in the middle of suites that count workflows.
         "CALLBRIDGE_RECONCILIATION_SCHEDULE_PAUSED": "true",
+        # Every test connects from 127.0.0.1 and many send wrong credentials on purpose: the
+        # failed-authentication backoff is tested on a starter of its own (test_internet_facing).
+        "CALLBRIDGE_AUTH_FAILURES_BEFORE_BACKOFF": "1000000",
     }
     starter = ManagedProcess(
         name="starter", argv=python_module("starter.app"), env=env,
