@@ -248,7 +248,9 @@ class Gate:
         return origin != "null" and urlparse(origin).netloc == headers.get("host")
 
     def _security_headers(self, path: str) -> list[tuple[bytes, bytes]]:
-        out = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+        # Referrer-Policy "same-origin", not "no-referrer": under no-referrer Chromium sends
+        # `Origin: null` on our own form posts (Fetch: serializing a request origin), which are refused.
+        out = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
         if path.startswith("/desktop"):
             out.append((b"content-security-policy", f"frame-ancestors 'self' {self.desktop_ancestors}".encode()))
         else:  # admin pages and everything else: never framed
