@@ -199,7 +199,9 @@ class Gate:
         self.desktop_ancestors = settings.desktop_frame_ancestors or _genesys_apps_origin(settings.genesys_api_url)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # no route takes one: refused before any handshake
+            return await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":  # lifespan
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
         rule = next((r for r in self.rules if r.matches(path)), None)
