@@ -164,7 +164,7 @@ def check_secrets(settings: Settings) -> list[Check]:
         return [Check("secrets", "secrets", True, "no demo value, none too short")]
     if demo_mode():
         return [Check("secrets", "secrets", True, f"{len(found)} demo value(s): fine in demo mode ({DEMO_ENV}=1) only")]
-    return [Check("secrets", secret.variable, False, why, f"Generate one with: {secret.generate}")
+    return [Check("secrets", secret.variable, False, why, secret.generate[0].upper() + secret.generate[1:])
             for secret, why in found]
 
 

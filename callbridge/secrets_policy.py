@@ -19,14 +19,14 @@ DEMO_ENV = "CALLBRIDGE_DEMO"
 MIN_SECRET_CHARS = 16  # tokens and passwords (OWASP ASVS 2.1.1 asks 12+ of people; these are machines')
 PAYLOAD_KEY_BYTES = 32
 
-_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-_PAYLOAD_KEY = "python3 -c 'import os,base64; print(\"k1:\"+base64.b64encode(os.urandom(32)).decode())'"
+_TOKEN = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_PAYLOAD_KEY = "generate one with: python3 -c 'import os,base64; print(\"k1:\"+base64.b64encode(os.urandom(32)).decode())'"
 
 
 @dataclass(frozen=True)
 class SecretSetting:
     name: str  # the Settings field; its variable is CALLBRIDGE_<NAME>
-    generate: str = _TOKEN
+    generate: str = _TOKEN  # how to get a good value, for the refusal and the doctor
 
     @property
     def variable(self) -> str:
@@ -46,10 +46,10 @@ SECRETS: tuple[SecretSetting, ...] = (
     SecretSetting("screenpop_bearer_token"),
     SecretSetting("desktop_password"),
     SecretSetting("admin_password"),
-    SecretSetting("salesforce_client_secret", "the Connected App's consumer secret (Salesforce Setup)"),
-    SecretSetting("genesys_client_secret", "the OAuth client's secret (Genesys Admin > OAuth)"),
+    SecretSetting("salesforce_client_secret", "use the Connected App's consumer secret (Salesforce Setup)"),
+    SecretSetting("genesys_client_secret", "use the OAuth client's secret (Genesys Cloud Admin > OAuth)"),
 )
-# Optional secrets: unset (None) means the feature is off, not a weak secret.
+# Optional secrets: unset or empty means the feature is off, not a weak secret.
 _OPTIONAL = {"screenpop_bearer_token", "events_api_key"}
 
 
@@ -79,7 +79,7 @@ def weak_secrets(settings: Settings) -> list[tuple[SecretSetting, str]]:
     found = []
     for secret in SECRETS:
         value = _value(settings, secret.name)
-        if value is None and secret.name in _OPTIONAL:
+        if not value and secret.name in _OPTIONAL:
             continue
         default = defaults[secret.name].default
         default = default.get_secret_value() if default is not None else None
@@ -103,7 +103,7 @@ def refusal(found: list[tuple[SecretSetting, str]]) -> str:
     lines = [f"Refusing to start: {len(found)} secret setting(s) are public demo values or too weak "
              f"(set {DEMO_ENV}=1 only for the local demo):"]
     for secret, why in found:
-        lines.append(f"  {secret.variable} {why}; generate one with: {secret.generate}")
+        lines.append(f"  {secret.variable} {why}; {secret.generate}")
     lines.append("See docs/deploy.md, \"Secrets\".")
     return "\n".join(lines)
 
