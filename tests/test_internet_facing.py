@@ -349,3 +349,22 @@ def test_connection_failure_during_a_phone_query_leaves_no_number_in_the_error_o
     logging.getLogger("temporalio.activity").warning("activity failed %s", marker, exc_info=caught.value)
     logged = [line for line in (test_var_dir / "pytest.log").read_text().splitlines() if marker in line]
     assert logged and not any(digits[-4:] in line or "q=" in line or "LIKE" in line for line in logged), logged
+
+
+async def test_genesys_connection_failure_leaves_no_number_in_the_error(genesys):
+    """httpx names the URL it could not reach; a search's URL holds the number searched for."""
+    from activities.genesys_connection import GenesysConnection
+
+    closed = free_port()  # nothing listens here
+    settings = Settings(genesys_login_url=genesys.api_url, genesys_api_url=f"http://127.0.0.1:{closed}",
+                        genesys_client_id=genesys.client_id, genesys_client_secret=genesys.client_secret)
+    connection = GenesysConnection(settings)
+    e164, digits = unique_us_number()
+    try:
+        with pytest.raises(Exception) as caught:
+            await connection.get("/api/v2/externalcontacts/contacts", q=e164)
+    finally:
+        await connection.aclose()
+    text = "".join(traceback.format_exception(caught.value))
+    assert "ConnectError" in str(caught.value) and "externalcontacts" not in str(caught.value), str(caught.value)
+    assert digits[-7:] not in text and "127.0.0.1" not in text, text  # nor the URL in a chained cause
