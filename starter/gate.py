@@ -254,7 +254,7 @@ class Gate:
         # `Origin: null` on our own form posts (Fetch: serializing a request origin), which are refused.
         out = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
         if path.startswith("/desktop"):
-            out.append((b"content-security-policy", f"frame-ancestors 'self' {self.desktop_ancestors}".encode()))
+            out.append((b"content-security-policy", f"frame-ancestors {self.desktop_ancestors}".encode()))
         else:  # admin pages and everything else: never framed
             out += [(b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY")]
         return out
