@@ -207,7 +207,9 @@ class Gate:
         rule = next((r for r in self.rules if r.matches(path)), None)
         if rule is None or (rule.internal and self._public_only_here(scope)):
             return await _answer(send, 404, b'{"detail":"Not Found"}')
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: Headers = {}
+        for k, v in scope["headers"]:  # the first of a repeated header, as Starlette's routes read it
+            headers.setdefault(k.decode("latin-1"), v.decode("latin-1"))
         address = (scope.get("client") or ("?",))[0]
         now = time.monotonic()
         if rule.scheme != "none":
