@@ -15,12 +15,9 @@ checker in `schemes()`, e.g. for issue #14's call-ended events:
 
 from __future__ import annotations
 
-import base64
-import hmac
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlparse
 
 import structlog
@@ -29,11 +26,9 @@ from callbridge import metrics
 from callbridge.secrets_policy import demo_mode
 from callbridge.settings import Settings
 from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from starter.credentials import Check, Headers, any_of, api_key, basic, bearer  # noqa: F401 (api_key: i14's events)
 
 log = structlog.get_logger("callbridge.starter")
-
-Headers = dict[str, str]
-Check = Callable[[Headers, dict], bool]
 
 
 @dataclass(frozen=True)
@@ -67,50 +62,6 @@ def rules(settings: Settings) -> list[Rule]:
 
 
 # --- credential schemes ---------------------------------------------------------------------------
-
-def _equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def basic(username: str, password) -> Check:
-    secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
-
-    def check(headers: Headers, scope: dict) -> bool:
-        kind, _, value = headers.get("authorization", "").partition(" ")
-        if kind.lower() != "basic":
-            return False
-        try:
-            user, _, given = base64.b64decode(value, validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return _equal(user, username) & _equal(given, secret)  # both compared: timing says nothing
-
-    return check
-
-
-def bearer(token) -> Check:
-    secret = token.get_secret_value() if token is not None else None
-
-    def check(headers: Headers, scope: dict) -> bool:
-        kind, _, value = headers.get("authorization", "").partition(" ")
-        return bool(secret) and kind.lower() == "bearer" and _equal(value, secret)
-
-    return check
-
-
-def api_key(header: str, key) -> Check:
-    secret = key.get_secret_value() if key is not None else None
-    name = header.lower()
-
-    def check(headers: Headers, scope: dict) -> bool:
-        return bool(secret) and name in headers and _equal(headers[name], secret)
-
-    return check
-
-
-def any_of(*checks: Check) -> Check:
-    return lambda headers, scope: any(c(headers, scope) for c in checks)
-
 
 def signed(headers: Headers, scope: dict) -> bool:
     # Genesys's HMAC covers the body, so the route verifies it; without its headers the
@@ -207,7 +158,7 @@ class Gate:
         rule = next((r for r in self.rules if r.matches(path)), None)
         if rule is None or (rule.internal and self._public_only_here(scope)):
             return await _answer(send, 404, b'{"detail":"Not Found"}')
-        headers: Headers = {}
+        headers: dict[str, str] = {}
         for k, v in scope["headers"]:  # the first of a repeated header, as Starlette's routes read it
             headers.setdefault(k.decode("latin-1"), v.decode("latin-1"))
         address = (scope.get("client") or ("?",))[0]
