@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     # (default: the Genesys Cloud apps origin of genesys_api_url).
     starter_max_body_bytes: int = 256 * 1024
     auth_failures_before_backoff: int = 5
+    auth_backoff_first_seconds: float = 1.0  # then doubled per further failure
     auth_backoff_max_seconds: float = 300.0
     starter_internal_host: str = "127.0.0.1"
     starter_internal_port: int = 0  # 0: no internal listener; /metrics then needs the admin credential

@@ -110,10 +110,10 @@ def _internal(scope: dict, settings: Settings) -> bool:
 # --- failed-authentication throttle ---------------------------------------------------------------
 
 class Throttle:
-    """Per client address: after `free` failures, each further one doubles the wait (to `cap` s)."""
+    """Per client address: after `free` failures it waits `first` s, doubled per further failure (to `cap`)."""
 
-    def __init__(self, free: int, cap: float, max_clients: int = 10_000) -> None:
-        self.free, self.cap, self.max_clients = free, cap, max_clients
+    def __init__(self, free: int, first: float, cap: float, max_clients: int = 10_000) -> None:
+        self.free, self.first, self.cap, self.max_clients = free, first, cap, max_clients
         self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (count, until)
 
     def wait(self, address: str, now: float) -> float:
@@ -123,7 +123,7 @@ class Throttle:
     def failed(self, address: str, now: float) -> None:
         count, _ = self._failures.pop(address, (0, 0.0))
         count += 1
-        until = now + min(self.cap, 2.0 ** (count - self.free)) if count >= self.free else 0.0
+        until = now + min(self.cap, self.first * 2.0 ** (count - self.free)) if count >= self.free else 0.0
         self._failures[address] = (count, until)
         while len(self._failures) > self.max_clients:  # bounded memory under a spray of addresses
             self._failures.popitem(last=False)
@@ -146,7 +146,8 @@ class Gate:
         self.app, self.settings = app, settings
         self.rules = rules(settings)
         self.schemes = schemes(settings)
-        self.throttle = Throttle(settings.auth_failures_before_backoff, settings.auth_backoff_max_seconds)
+        self.throttle = Throttle(settings.auth_failures_before_backoff, settings.auth_backoff_first_seconds,
+                                 settings.auth_backoff_max_seconds)
         self.desktop_ancestors = settings.desktop_frame_ancestors or _genesys_apps_origin(settings.genesys_api_url)
 
     async def __call__(self, scope, receive, send) -> None:
