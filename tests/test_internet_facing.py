@@ -23,7 +23,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from callbridge.codec import new_key_spec
 from callbridge.processes import ManagedProcess, free_port, python_module
 from callbridge.settings import Settings
 from callbridge.temporal import data_converter
