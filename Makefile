@@ -4,13 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium histories
+.PHONY: demo test bench clean chromium compose histories lock
 
-$(STAMP): pyproject.toml
+# Dependencies from the lock (exact versions and sha256 hashes; `make lock` regenerates it),
+# then the project itself without dependencies (an editable install has no hash to check).
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[test,demo]'
 	@touch $(STAMP)
+
+# The lock files from PyPI, at the versions of the current venv (what the suite last passed
+# with): requirements.lock for the production image, requirements-dev.lock with the demo and
+# test extras. After changing pyproject.toml's dependencies: upgrade the venv, then `make lock`.
+LOCK = PIP_FIND_LINKS= PIP_CONSTRAINT= PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --index-url https://pypi.org/simple -c $(VENV)/tested.txt
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/tested.txt
+	$(LOCK) -o requirements.lock pyproject.toml
+	$(LOCK) --extra demo --extra test -o requirements-dev.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/callbridge demo
@@ -21,7 +35,7 @@ demo: $(STAMP)
 # one; the PostgreSQL pass prints when it ends, after the SQLite one. Each has its own servers,
 # ports and temporary directory.
 TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
-test: $(STAMP) chromium
+test: $(STAMP) chromium compose
 	@mkdir -p var; rm -rf var/test-sqlite var/test-postgresql; \
 	db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db || exit 1; \
@@ -34,6 +48,11 @@ test: $(STAMP) chromium
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
 	echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
 	test $$sqlite -eq 0 -a $$postgresql -eq 0
+
+# tests/test_deploy_exposure.py validates docker-compose.yml offline with Debian's docker-compose.
+compose:
+	@command -v docker-compose >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
 # Browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:

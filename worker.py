@@ -20,6 +20,7 @@ from callbridge.logs import configure_logging
 from callbridge.memory import limit_arenas, release_free_memory_every
 from callbridge.metrics import MetricsInterceptor, serve_worker_metrics
 from callbridge.schedules import ensure_schedules
+from callbridge.secrets_policy import refuse_demo_secrets
 from callbridge.settings import Settings, get_settings
 from callbridge.temporal import connect
 from workflows import WORKFLOWS
@@ -64,6 +65,7 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     limit_arenas()  # first, while this is the only thread (see callbridge/memory.py)
     settings = get_settings()
+    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/secrets_policy.py)
     configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
 

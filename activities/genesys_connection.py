@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from callbridge.transport_errors import scrubbed
+
 from activities.metering import count_genesys
 from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
@@ -118,10 +120,12 @@ class GenesysConnection:
         for attempt in range(3 if safe else 1):
             try:
                 return await self._http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as exc:
                 if attempt == (2 if safe else 0):
-                    raise
+                    raise scrubbed(exc, "Genesys") from None  # its URL may carry a number
                 await asyncio.sleep(0.2 * (attempt + 1))
+            except httpx.TransportError as exc:
+                raise scrubbed(exc, "Genesys") from None
         raise AssertionError("unreachable")
 
     async def get(self, path: str, timeout: float | None = None, **params: Any) -> httpx.Response:

@@ -17,6 +17,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from activities.metering import count_salesforce
 from callbridge.metrics import record_api_response
 from callbridge.settings import Settings
+from callbridge.transport_errors import scrubbed
 
 T = TypeVar("T")
 
@@ -88,16 +89,23 @@ class SalesforceConnection:
     def client(self, stale: Salesforce | None = None) -> Salesforce:
         with self._lock:
             if self._client is None or self._client is stale:
-                self._client = self._login()
+                try:
+                    self._client = self._login()
+                except requests.RequestException as exc:
+                    raise scrubbed(exc, "Salesforce") from None
             return self._client
 
     def call(self, fn: Callable[[Salesforce], T]) -> T:
-        """Run fn with a live session; on INVALID_SESSION_ID log in again and retry once."""
+        """Run fn with a live session; on INVALID_SESSION_ID log in again and retry once.
+        A transport error goes on as type and status only: its URL may hold a query's PII."""
         sf = self.client()
         try:
-            return fn(sf)
-        except SalesforceExpiredSession:
-            return fn(self.client(stale=sf))
+            try:
+                return fn(sf)
+            except SalesforceExpiredSession:
+                return fn(self.client(stale=sf))
+        except requests.RequestException as exc:
+            raise scrubbed(exc, "Salesforce") from None
 
     def restful(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
         timeout = self._settings.salesforce_timeout_seconds

@@ -50,7 +50,9 @@ def demo(
 ) -> None:
     """Start the whole stack on the embedded default and place simulated calls."""
     from callbridge.demo import run_demo
+    from callbridge.secrets_policy import DEMO_ENV
 
+    os.environ[DEMO_ENV] = "1"  # the public demo secrets are allowed here, and only here (and tests)
     run_demo(get_settings(), contacts, interval, unknown_share)
 
 

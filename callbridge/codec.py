@@ -46,8 +46,17 @@ def new_key_spec(key_id: str) -> str:
     return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
 
 
+class PlaintextPayloadError(CodecKeyError):
+    """A payload that isn't encrypted reached a strict codec (the worker's, the starter's)."""
+
+
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+    """`require_encrypted`: refuse plaintext payloads instead of passing them through. The
+    worker and the starter use it, so whoever can reach Temporal without the key cannot start,
+    signal or query a workflow with input of their own; the codec endpoint (for the UI) doesn't."""
+
+    def __init__(self, keys: Sequence[tuple[str, bytes]], *, require_encrypted: bool = False) -> None:
+        self._require_encrypted = require_encrypted
         self._current_id, current = keys[0]
         self._current = AESGCM(current)
         self._by_id = {kid: AESGCM(key) for kid, key in keys}
@@ -65,6 +74,10 @@ class EncryptionCodec(PayloadCodec):
 
     def decode_one(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
+            if self._require_encrypted:
+                raise PlaintextPayloadError(
+                    "refused a payload that is not encrypted with a Callbridge payload key "
+                    "(started or signalled by a client without CALLBRIDGE_PAYLOAD_KEYS?)")
             return payload
         kid = payload.metadata.get(KEY_ID, b"").decode()
         aes = self._by_id.get(kid)

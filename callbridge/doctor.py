@@ -155,12 +155,26 @@ async def check_genesys(settings: Settings) -> list[Check]:
         await genesys.aclose()
 
 
+def check_secrets(settings: Settings) -> list[Check]:
+    """The same rule the worker and the starter refuse to start on (callbridge/secrets_policy.py)."""
+    from callbridge.secrets_policy import DEMO_ENV, demo_mode, weak_secrets
+
+    found = weak_secrets(settings)
+    if not found:
+        return [Check("secrets", "secrets", True, "no demo value, none too short")]
+    if demo_mode():
+        return [Check("secrets", "secrets", True, f"{len(found)} demo value(s): fine in demo mode ({DEMO_ENV}=1) only")]
+    return [Check("secrets", secret.variable, False, why, secret.generate[0].upper() + secret.generate[1:])
+            for secret, why in found]
+
+
 def run_checks(settings: Settings) -> list[Check]:
     async def _async_checks() -> list[Check]:
         return [*(await check_temporal(settings)), *(await check_genesys(settings))]
 
     checks: list[Check] = []
     guarded: list[tuple[str, Callable[[], list[Check]]]] = [
+        ("secrets", lambda: check_secrets(settings)),
         ("store", lambda: check_store(settings)),
         ("salesforce", lambda: check_salesforce(settings)),
         ("temporal+genesys", lambda: asyncio.run(_async_checks())),
@@ -170,5 +184,5 @@ def run_checks(settings: Settings) -> list[Check]:
             checks += fn()
         except Exception as exc:  # one broken check must not hide the others' answers
             checks.append(Check(system, "check", False, f"{type(exc).__name__}: {str(exc)[:200]}", "See the error."))
-    order = {"store": 0, "temporal": 1, "salesforce": 2, "genesys": 3}
+    order = {"secrets": -1, "store": 0, "temporal": 1, "salesforce": 2, "genesys": 3}
     return sorted(checks, key=lambda c: order.get(c.system, 9))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from urllib.parse import unquote
 from typing import Any
 
 import structlog
@@ -12,7 +13,13 @@ import structlog
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Seven or more digits, possibly separated by spaces, dots, dashes or parentheses, standing
 # alone: not inside an identifier such as a UUID or a Salesforce id ("d96c-4b41-…").
-_PHONE = re.compile(r"(?<![\w-])\+?\(?\d(?:[\s().-]?\d|\)\s?\d|[\s.-]\(?\d){6,}(?![\w-])")
+# An extension ("x42", "ext. 42", ";ext=42", "#42") belongs to the number: else the letter after
+# the digits would stop the match ("4155550123x42").
+_PHONE = re.compile(r"(?<![\w-])\+?\(?\d(?:[\s().-]?\d|\)\s?\d|[\s.-]\(?\d){6,}"
+                    r"(?:\s*(?:;ext=|ext\.?|extension|x|#)\s*\d{1,6})?(?![\w-])", re.IGNORECASE)
+# A URL's query string (a SOQL query, a search term) is dropped whole, whatever it holds.
+_QUERY = re.compile(r"((?:https?://|/)[^\s?#\"'<>]*)\?[^\s\"'<>]*")
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 # Keys whose values are names or other free text about a person.
 _PERSONAL_KEYS = {
     "name", "first_name", "last_name", "firstname", "lastname", "agent_name", "contact_name",
@@ -21,6 +28,9 @@ _PERSONAL_KEYS = {
 
 
 def mask_text(text: str) -> str:
+    text = _QUERY.sub(r"\1?[query]", text)
+    if _ENCODED.search(text):  # %2B14155550123, %7B4155550123%7D: masked as the number they encode
+        text = unquote(text)
     text = _EMAIL.sub("[email]", text)
     return _PHONE.sub(lambda m: "[phone …" + re.sub(r"\D", "", m.group())[-2:] + "]", text)
 

@@ -65,6 +65,8 @@ ERASURES_OPEN = Gauge("callbridge_erasures_open", "Erasure requests not yet comp
 ERASURES_OVERDUE = Gauge("callbridge_erasures_overdue", "Open erasure requests past their deadline.")
 
 # --- Alerts -----------------------------------------------------------------------------------
+AUTH_FAILURES = Counter("callbridge_starter_auth_failures", "Requests refused for missing or wrong credentials, by scheme.", ["scheme"])
+AUTH_THROTTLED = Counter("callbridge_starter_auth_throttled", "Requests refused while their address backs off after failed authentications.", ["scheme"])
 ALERTS_SENT = Counter("callbridge_alerts_sent", "Alerts delivered, by rule.", ["rule"])
 ALERTS_SUPPRESSED = Counter("callbridge_alerts_suppressed", "Repeats of an alert held back by deduplication.", ["rule"])
 ALERT_DELIVERY_FAILURES = Counter("callbridge_alert_delivery_failures", "Alert webhook posts that failed.")

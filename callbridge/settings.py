@@ -138,6 +138,21 @@ class Settings(BaseSettings):
     alert_sync_max_conflicts: int = 10
     starter_drain_timeout_seconds: float = 30.0  # SIGTERM: finish in-flight webhooks at most this long
 
+    # The starter facing the internet (issue #19, starter/gate.py): a body cap for every route
+    # (the webhook has its own), failed-authentication backoff per client address, an internal
+    # listener for /metrics (and, with starter_internal_routes, admin, GDPR and the codec), the
+    # hosts the starter answers to besides loopback and public_url's, and who may frame the desktop
+    # (default: the Genesys Cloud apps origin of genesys_api_url).
+    starter_max_body_bytes: int = 256 * 1024
+    auth_failures_before_backoff: int = 5
+    auth_backoff_first_seconds: float = 1.0  # then doubled per further failure
+    auth_backoff_max_seconds: float = 300.0
+    starter_internal_host: str = "127.0.0.1"
+    starter_internal_port: int = 0  # 0: no internal listener; /metrics then needs the admin credential
+    starter_internal_routes: bool = False
+    trusted_hosts: str = ""  # comma-separated host names (no port), e.g. callbridge.example.com
+    desktop_frame_ancestors: str | None = None
+
     @property
     def record_url_template(self) -> str:
         return self.salesforce_record_url or f"{self.salesforce_instance_url.rstrip('/')}/lightning/r/Contact/{{id}}/view"

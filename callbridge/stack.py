@@ -23,7 +23,8 @@ VENV_BIN = Path(sys.executable).parent
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The CALLBRIDGE_* variables of these settings (secrets included: for var/demo.env only)."""
-    env = {}
+    # The local stack runs on the public demo secrets: explicit demo mode (callbridge/secrets_policy.py).
+    env = {"CALLBRIDGE_DEMO": "1"}
     for name, value in settings.model_dump().items():
         if value is None:
             continue

@@ -35,7 +35,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads, encrypted; failure messages and stack traces encrypted too."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(parse_keys(settings.payload_keys.get_secret_value())),
+        payload_codec=EncryptionCodec(parse_keys(settings.payload_keys.get_secret_value()), require_encrypted=True),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

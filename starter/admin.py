@@ -10,6 +10,8 @@ also flushes its screen-pop counts to the store here (see `callbridge.store.ops_
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -235,6 +237,7 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
             return page("Conflicts", '<p class="verdict short">Temporal is unreachable: the conflicts live in '
                         "their workflows. Try again shortly.</p>", "/admin/conflicts", links)
         q = request.query_params
+        token = csrf_token(settings, request)
         flash = ""
         if q.get("resolved"):
             flash = (f'<p class="flash" role="status">Sent to {e(q["resolved"])}: {e(q.get("field"))} takes the '
@@ -250,6 +253,7 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
                     + "".join(
                         f'<td class="side"><div class="value">{value_cell(value)}</div>'
                         f'<form method="post" action="/admin/conflicts/resolve">'
+                        f'<input type="hidden" name="csrf_token" value="{e(token)}">'
                         f'<input type="hidden" name="workflow_id" value="{e(wid)}">'
                         f'<input type="hidden" name="field" value="{e(item.field)}">'
                         f'<button name="winner" value="{side}">Keep {label}</button></form></td>'
@@ -266,6 +270,8 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
     async def resolve(request: Request) -> RedirectResponse:
         _same_origin(request)
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+        if not hmac.compare_digest(form.get("csrf_token", "").encode(), csrf_token(settings, request).encode()):
+            raise HTTPException(403, "missing or wrong form token: reload the page")
         wid, field, winner = form.get("workflow_id", ""), form.get("field", ""), form.get("winner", "")
         if winner not in ("salesforce", "genesys") or not field:
             raise HTTPException(422, "a field and a winner (salesforce or genesys)")
@@ -312,12 +318,21 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
 
 
 def _same_origin(request: Request) -> None:
-    """Browsers resend Basic credentials to any site's form post: refuse posts from elsewhere."""
+    """Browsers resend Basic credentials to any site's form post: refuse posts from elsewhere,
+    and posts that don't say where they come from (a missing Origin, or `null`: sandboxed
+    frames, data: URLs). starter/gate.py refuses them first; this keeps the page safe alone."""
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise HTTPException(403, "cross-site request")
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlparse(origin).netloc != request.headers.get("host"):
+    if not origin or origin == "null" or urlparse(origin).netloc != request.headers.get("host"):
         raise HTTPException(403, "cross-site request")
+
+
+def csrf_token(settings: Settings, request: Request) -> str:
+    """The admin forms' token, bound to the credentials this browser sent (OWASP ASVS 4.2.2):
+    another site can make the browser send them, but cannot read a page to learn the token."""
+    key = hashlib.sha256(b"callbridge-csrf\0" + settings.privacy_hash_key.get_secret_value().encode()).digest()
+    return hmac.new(key, request.headers.get("authorization", "").encode(), hashlib.sha256).hexdigest()
 
 
 # --- the starter's screen-pop counts, flushed to the store --------------------------------------

@@ -11,15 +11,24 @@ from starter.temporal_link import TemporalLink
 from starter import admin, codec, conflicts, desktop, screenpop
 from starter import metrics as ops
 from starter.webhooks import build_router
+from starter.gate import Gate
+from starter.listeners import serve, trusted_hosts
+from callbridge.secrets_policy import demo_mode
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     temporal = TemporalLink(settings)
-    app = FastAPI(title="Callbridge starter", version="0.1.0")
+    # The API docs list every route and its schema: served in the demo only (issue #19).
+    docs = {} if demo_mode() else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="Callbridge starter", version="0.1.0", **docs)
     app.state.temporal = temporal
     app.state.drain = ops.Drain()
     app.add_middleware(ops.DrainMiddleware, drain=app.state.drain)
+    # Outermost last: the Host header first, then credentials and body caps before any route.
+    app.add_middleware(Gate, settings=settings)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(settings))
 
     @app.exception_handler(OperationalError)
     async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
@@ -51,7 +60,10 @@ def main() -> None:
     from callbridge.logs import configure_logging
     from callbridge.temporal import use_runtime
 
+    from callbridge.secrets_policy import refuse_demo_secrets
+
     settings = get_settings()
+    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/secrets_policy.py)
     configure_logging(settings.log_level)
     use_runtime()  # the SDK core's own warnings as JSON log lines too
     app = create_app(settings)
@@ -63,7 +75,7 @@ def main() -> None:
         log_config=None, access_log=False,
     )
     # SIGTERM drains: new webhooks get 503 while in-flight ones finish starting their workflows.
-    ops.DrainingServer(config, app.state.drain, settings.starter_drain_timeout_seconds).run()
+    serve(ops.DrainingServer(config, app.state.drain, settings.starter_drain_timeout_seconds), settings)
 
 
 if __name__ == "__main__":

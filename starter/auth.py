@@ -1,41 +1,28 @@
 """HTTP Basic (or bearer) credentials for the starter's routes, compared in constant time.
 
 Genesys data actions send Basic or a bearer token; the desktop page and the admin API use
-Basic, which browsers handle natively.
+Basic, which browsers handle natively. starter/gate.py checks the same credentials before any
+route; these dependencies check them again in the route (and document them in OpenAPI).
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 from typing import Callable
 
 from fastapi import HTTPException, Request
 
 from callbridge.settings import Settings
-
-
-def _equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+from starter.credentials import any_of, basic, bearer
 
 
 def require_credentials(username: str, password: str, *, bearer_token: str | None = None,
                         realm: str = "callbridge") -> Callable[[Request], None]:
     """A FastAPI dependency accepting these Basic credentials (or this bearer token); else 401."""
+    accepted = any_of(basic(username, password), bearer(bearer_token))
 
     def check(request: Request) -> None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                given_user = given_password = ""
-            # Both compared, always, so timing says nothing about which one was wrong.
-            if _equal(given_user, username) & _equal(given_password, password):
-                return
-        elif scheme.lower() == "bearer" and bearer_token and _equal(value, bearer_token):
-            return
-        raise HTTPException(401, detail="unauthorized", headers={"WWW-Authenticate": f'Basic realm="{realm}"'})
+        if not accepted(request.headers, request.scope):
+            raise HTTPException(401, detail="unauthorized", headers={"WWW-Authenticate": f'Basic realm="{realm}"'})
 
     return check
 

@@ -2,8 +2,10 @@
 
 `POST /codec/decode` and `/codec/encode` take and return `{"payloads": [...]}` in the proto3
 JSON form of temporal.api.common.v1.Payloads. A bearer token (CALLBRIDGE_CODEC_TOKEN) is
-required; the one exception is a browser on the Temporal UI's own origin while the starter
-listens on loopback only — the local demo, where the UI cannot send a token.
+required (checked first by starter/gate.py, again here); the one exception is a browser on the
+Temporal UI's own origin in explicit demo mode (CALLBRIDGE_DEMO=1) on loopback — the local
+demo, where the UI cannot send a token. An Origin header is not authentication: anywhere else
+the Temporal UI sends the token (its codec "pass access token" setting, or a proxy adding it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from callbridge.codec import CodecKeyError, EncryptionCodec, parse_keys
+from callbridge.secrets_policy import demo_mode
 from callbridge.settings import Settings
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -42,7 +45,7 @@ def build_router(settings: Settings) -> APIRouter:
     codec = EncryptionCodec(parse_keys(settings.payload_keys.get_secret_value()))
     token = settings.codec_token.get_secret_value()
     origin = ui_origin(settings)
-    local_only = settings.starter_host in _LOOPBACK
+    local_only = demo_mode() and settings.starter_host in _LOOPBACK
     cors = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": "POST, OPTIONS",

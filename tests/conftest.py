@@ -111,6 +111,10 @@ from callbridge.codec import new_key_spec  # noqa: E402
 from callbridge.settings import Settings  # noqa: E402
 from callbridge.temporal import data_converter, search_attribute_keys  # noqa: E402
 
+# The test stack runs on demo and test secrets: explicit demo mode for every process it starts
+# (ManagedProcess passes os.environ on). Tests of the refusal set CALLBRIDGE_DEMO=0 themselves.
+os.environ["CALLBRIDGE_DEMO"] = "1"
+
 # Two keys: the current one encrypts, the older one still decrypts (rotation).
 PAYLOAD_KEYS = f"{new_key_spec('test-2')},{new_key_spec('test-1')}"
 
@@ -186,6 +190,9 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         # Tests run call reconciliation themselves; a scheduled run would start workflows for
         # other tests' simulated calls in the middle of suites that count workflows.
         "CALLBRIDGE_RECONCILIATION_SCHEDULE_PAUSED": "true",
+        # Every test connects from 127.0.0.1 and many send wrong credentials on purpose: the
+        # failed-authentication backoff is tested on a starter of its own (test_internet_facing).
+        "CALLBRIDGE_AUTH_FAILURES_BEFORE_BACKOFF": "1000000",
     }
     starter = ManagedProcess(
         name="starter", argv=python_module("starter.app"), env=env,

@@ -49,7 +49,7 @@ async def test_starter_refuses_new_webhooks_while_in_flight_ones_finish(stack, t
         # An in-flight webhook: headers and half the body sent, the rest held back.
         sock = socket.create_connection(("127.0.0.1", port))
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        sock.sendall((f"POST /webhooks/genesys/conversation-ended HTTP/1.1\r\nHost: x\r\n{head}"
+        sock.sendall((f"POST /webhooks/genesys/conversation-ended HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
                       f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n").encode()
                      + raw[: len(raw) // 2])
         await _until(lambda: value(scrape(f"{url}/metrics"), "callbridge_webhooks_in_flight") == 1,

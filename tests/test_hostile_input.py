@@ -186,7 +186,7 @@ def test_non_ascii_signature_headers_are_401_not_500(stack):
     raw = event_bytes(conversation_id())
     for sig, ts in ((b"\xff\xfe\x00", str(int(time.time())).encode()), (b"abc", "١٢٣".encode())):
         with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-            sock.sendall(b"POST " + WEBHOOK.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(b"POST " + WEBHOOK.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          + b"X-Genesys-Webhook-Signature: " + sig + b"\r\nX-Genesys-Webhook-Timestamp: " + ts
                          + f"\r\nContent-Length: {len(raw)}\r\nConnection: close\r\n\r\n".encode() + raw)
             answer = b""

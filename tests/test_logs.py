@@ -29,3 +29,20 @@ def test_identifiers_and_times_are_left_alone(text):
 def test_personal_keys_are_masked_whatever_their_value():
     event = mask_pii(None, "info", {"event": "x", "name": "Maria Silva", "agent_name": "Sam", "count": 3})
     assert event == {"event": "x", "name": "[masked]", "agent_name": "[masked]", "count": 3}
+
+
+@pytest.mark.parametrize("text, gone", [
+    # A library's error naming the URL it fetched: the query string goes whole.
+    ("HTTPSConnectionPool(host='x', port=443): Max retries exceeded with url: /services/data/v62.0/query"
+     "?q=SELECT+Id+FROM+Contact+WHERE+Phone+LIKE+%27%25415%25555%250123%25%27", ("q=", "LIKE", "%25")),
+    ("number %2B14155550123 rang", ("4155550123", "%2B")),
+    ("search %7B4155550123%7D", ("4155550123",)),
+    ("mail jane.doe%40example.com", ("jane.doe",)),
+    ("call 4155550123x42", ("4155550123",)),
+    ("call 415-555-0123 ext. 42", ("555-0123",)),
+    ("tel:+1-415-555-0123;ext=42", ("555-0123",)),
+])
+def test_encoded_forms_query_strings_and_extensions_are_masked(text, gone):
+    masked = mask_text(text)
+    for fragment in gone:
+        assert fragment not in masked, (fragment, masked)

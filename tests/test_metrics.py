@@ -26,7 +26,8 @@ AUTH = ("genesys-data-action", "callbridge-demo-lookup")
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(url, timeout=10).text
+    # The starter's public /metrics takes the admin credential (the worker's ignores it).
+    text = httpx.get(url, timeout=10, auth=("admin", "callbridge-demo-admin")).text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 

@@ -21,6 +21,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from urllib.parse import unquote
+
 import httpx
 import pytest
 import structlog
@@ -33,8 +35,8 @@ pytestmark = pytest.mark.integration
 
 PHONE_FIELDS = ("Phone", "MobilePhone", "HomePhone", "OtherPhone")
 # Phone-shaped runs standing alone (not inside an id or a UUID): digits with the separators
-# people type.
-_PHONE_RUN = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{5,}\d(?![\w-])")
+# people type, also followed by an extension ("4165550199x12").
+_PHONE_RUN = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{5,}\d(?:(?=\s*(?:;ext=|ext\.?|x)\s*\d)|(?![\w-]))", re.I)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 _TOKEN = re.compile(r"\w+")
@@ -104,6 +106,8 @@ def readable(line: str) -> str:
 def leaks(line: str, known: Known) -> list[str]:
     """What in one line is a known personal value (described without repeating it whole)."""
     found = []
+    if "%" in line:  # URL-encoded forms too: %2B14165550199, %7B4165550199%7D, %40
+        line = f"{line} {unquote(line)}"
     for email in _EMAIL.findall(line):
         if email.lower() in known.emails or any(p.search(email) for p in TEST_EMAIL_PATTERNS):
             found.append(f"email …{email[-6:]}")
@@ -123,7 +127,9 @@ def test_scanner_finds_what_it_is_meant_to():
     known.person("Chloé", "Côté", ["Chloe.Cote@Northwind.ca"], ["+1 (416) 555-0199"])
     for line in ('{"event": "call from +14165550199"}', "caller 416.555.0199 rang", "to (416) 555 0199",
                  "mail chloe.cote@northwind.ca", readable('{"name": "Chlo\\u00e9 C\\u00f4t\\u00e9"}'),
-                 "number 15125550123", "ana.12345@example.com", f"x@{TEST_EMAIL_DOMAIN}", "Mustermannab12cd here"):
+                 "number 15125550123", "ana.12345@example.com", f"x@{TEST_EMAIL_DOMAIN}", "Mustermannab12cd here",
+                 "q=Phone%3D%27%2B14165550199%27", "id %7B4165550199%7D", "call 4165550199x12",
+                 "mail chloe.cote%40northwind.ca"):
         assert leaks(line, known), line
     for line in ('{"event": "call from [phone …99]", "caller": "[masked]"}', "took 1234 ms",
                  "2026-11-24T06:37:45.875411Z", "call-log-e1629cbc-ed76-4a9f-90a4-d96c12345616d",
