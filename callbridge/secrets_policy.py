@@ -48,9 +48,11 @@ SECRETS: tuple[SecretSetting, ...] = (
     SecretSetting("admin_password"),
     SecretSetting("salesforce_client_secret", "use the Connected App's consumer secret (Salesforce Setup)"),
     SecretSetting("genesys_client_secret", "use the OAuth client's secret (Genesys Cloud Admin > OAuth)"),
+    SecretSetting("genesys_admin_client_secret", "use the admin OAuth client's secret (Genesys Cloud Admin > OAuth)"),
+    SecretSetting("temporal_api_key", "create one in Temporal Cloud (Settings > API keys)"),
 )
 # Optional secrets: unset or empty means the feature is off, not a weak secret.
-_OPTIONAL = {"screenpop_bearer_token", "events_api_key"}
+_OPTIONAL = {"screenpop_bearer_token", "events_api_key", "genesys_admin_client_secret", "temporal_api_key"}
 
 
 def demo_mode() -> bool:
