@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from . import ids, pages, schema, soql, sosl
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
-from .faults import Faults
+from .faults import Faults, take_record_failure
 from .store import Store, ValidationRule, format_datetime, parse_datetime, q
 
 API_VERSION = "62.0"
@@ -109,6 +109,11 @@ class Emulator:
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.cursor_seq = 0
         self.bulk = BulkJobs()
+        self.store.record_faults = self.record_failure
+
+    def record_failure(self, operation: str, sobject: str, record_id: str | None, row: dict) -> ApiError | None:
+        """Per-record fault rules, looked up at the time of the write (the rules can be replaced)."""
+        return take_record_failure(self.faults, operation, sobject, record_id, row)
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -620,6 +625,7 @@ class Emulator:
             async with self.write_lock:
                 tx = Store(self.store.path, create=False)
                 tx.validation_rules = self.store.validation_rules
+                tx.record_faults = self.store.record_faults
                 try:
                     tx.begin()
                     sub_ctx = Ctx(tx, ctx.version, holds_lock=True, in_composite=True)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import ids, schema
 from .errors import ApiError, json_parser_error, not_found
@@ -80,6 +80,8 @@ class Store:
         if create:
             self._create_schema()
         self.validation_rules: list[ValidationRule] = self._load_rules()
+        # Per-record fault rules (record_faults.py): (operation, sObject, id, row) -> error or None.
+        self.record_faults: Callable[[str, str, str | None, dict], ApiError | None] | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -267,6 +269,7 @@ class Store:
             row.update(Id=record_id, IsDeleted=False, CreatedDate=now, LastModifiedDate=now,
                        SystemModstamp=now)
             _compute(obj, row, seq)
+            self._check_record_faults("insert", obj, record_id, row)
             self._check_required(obj, row, values, creating=True)
             self._check_references(obj, values)
             self._check_unique(obj, row, None)
@@ -298,6 +301,7 @@ class Store:
             now = now_iso()
             row.update(LastModifiedDate=now, SystemModstamp=now)
             _compute(obj, row, old["rid"])
+            self._check_record_faults("update", obj, rid, row)
             self._check_required(obj, row, values, creating=False)
             self._check_references(obj, values)
             self._check_unique(obj, row, rid)
@@ -319,6 +323,7 @@ class Store:
                 raise not_found()
             if old["IsDeleted"]:
                 raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
+            self._check_record_faults("delete", obj, rid, {f.name: from_sql(f, old[f.name]) for f in obj.fields})
             now = now_iso()
             # To the recycle bin: only queryAll sees it from now on.
             self.conn.execute(f"UPDATE {q(obj.name)} SET IsDeleted = 1, LastModifiedDate = ?, "
@@ -489,6 +494,12 @@ class Store:
             if hit:
                 raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on "
                                f"record with id: {hit[0]}", [])
+
+    def _check_record_faults(self, operation: str, obj: SObject, record_id: str, row: dict) -> None:
+        if self.record_faults is not None:
+            error = self.record_faults(operation, obj.name, record_id, row)
+            if error is not None:
+                raise error
 
     def _check_rules(self, obj: SObject, row: dict) -> None:
         for rule in self.validation_rules:
