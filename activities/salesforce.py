@@ -163,6 +163,10 @@ class SalesforceActivities:
             all_or_none=True,  # never a contact without its Task, nor a Task without its contact
         )
         contact, task = responses["contact"], responses["task"]
+        # All or none: the subrequest that failed carries the real error, the others only
+        # PROCESSING_HALTED. The real one is reported and decides whether to retry.
+        if _halted(contact) and task["httpStatusCode"] >= 300:
+            task_id, created = self._task_outcome(task, request, task_url)  # raises the Task's error
         if contact["httpStatusCode"] >= 300:
             raise to_application_error(contact["httpStatusCode"], contact["body"], "contact creation")
         task_id, created = self._task_outcome(task, request, task_url)
@@ -178,3 +182,9 @@ class SalesforceActivities:
         except SalesforceError as exc:
             raise from_exception(exc, "composite request") from None
         return {r["referenceId"]: r for r in body["compositeResponse"]}
+
+
+def _halted(response: dict[str, Any]) -> bool:
+    """A composite subrequest that failed only because another one did (allOrNone)."""
+    return response["httpStatusCode"] >= 300 and all(
+        e.get("errorCode") == "PROCESSING_HALTED" for e in error_entries(response["body"]))
