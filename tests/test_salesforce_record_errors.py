@@ -16,7 +16,6 @@ from activities.salesforce_connection import SalesforceConnection
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
 from tests.helpers import (
-    GENESYS_CONTACTS,
     call_event,
     conversation_id,
     edit_gc_contact,
@@ -86,7 +85,7 @@ async def test_an_email_from_genesys_that_salesforce_refuses_goes_to_the_review_
     before = sf.Contact.get(sf_id)["Email"]
     # Genesys takes an address without a top-level domain; Salesforce's Email field doesn't.
     refused = f"ana.{uuid.uuid4().hex[:8]}@example"
-    edit_gc_contact(gc, gc_id, workEmail=refused, title="Team lead")
+    edit_gc_contact(gc, gc_id, workEmail=refused)
 
     result = await run_sync(temporal_client, stack, mode="bidirectional", force_path=path)
 
@@ -103,13 +102,13 @@ async def test_a_locked_contact_row_in_a_bulk_page_is_retried(stack, sf, gc, fau
     sf_id = new_sf_contact(sf)
     await run_sync(temporal_client, stack, mode="bidirectional")
     gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
-    edit_gc_contact(gc, gc_id, title="Night shift lead")
+    e164, _ = unique_us_number()
+    edit_gc_contact(gc, gc_id, cellPhone={"display": e164})
     faults(fail_records=[{"sobject": "Contact", "operation": "update", "id": sf_id,
                           "errorCode": "UNABLE_TO_LOCK_ROW", "count": 2}])
 
     result = await run_sync(temporal_client, stack, mode="bidirectional", force_path="bulk")
 
     assert result.errors == 0
-    assert sf.Contact.get(sf_id)["Title"] == "Night shift lead"
+    assert sf.Contact.get(sf_id)["MobilePhone"] == e164
     assert refused_cases(stack, sf_id) == []
-    assert gc.get(f"{GENESYS_CONTACTS}/{gc_id}").json()["title"] == "Night shift lead"
