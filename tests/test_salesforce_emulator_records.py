@@ -78,3 +78,69 @@ def test_a_deleted_record_and_bad_record_rules(sf, http):
     for bad in ({"errorCode": "NOT_A_CODE"}, {"errorCode": "DUPLICATE_VALUE", "operation": "merge"},
                 {"errorCode": "DUPLICATE_VALUE", "field": "Email"}):
         assert http.post("/_emulator/faults", json={"fail_records": [bad]}).status_code == 400
+
+
+# -- more real semantics (item 5) ---------------------------------------------------------------
+
+
+def test_deleting_an_account_takes_its_contacts_and_their_activities_to_the_recycle_bin(sf):
+    m = marker()
+    account = sf.Account.create({"Name": f"Acme {m}"})["id"]
+    other = sf.Account.create({"Name": f"Other {m}"})["id"]
+    cid = sf.Contact.create({"LastName": m, "AccountId": account})["id"]
+    kept = sf.Contact.create({"LastName": m, "AccountId": other})["id"]
+    on_contact = sf.Task.create({"Subject": f"call {m}", "WhoId": cid})["id"]
+    on_account = sf.Task.create({"Subject": f"call {m}", "WhatId": account})["id"]
+    event = sf.Event.create({"Subject": f"visit {m}", "WhoId": cid, "StartDateTime": "2026-03-14T10:00:00Z",
+                             "EndDateTime": "2026-03-14T11:00:00Z"})["id"]
+
+    assert sf.Account.delete(account) == 204
+
+    assert [r["Id"] for r in sf.query(f"SELECT Id FROM Contact WHERE LastName = '{m}'")["records"]] == [kept]
+    binned = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{cid}'", include_deleted=True)["records"]
+    assert binned[0]["IsDeleted"] is True
+    for sobject, rid in (("Task", on_contact), ("Task", on_account), ("Event", event)):
+        assert sf.query(f"SELECT COUNT() FROM {sobject} WHERE Id = '{rid}'")["totalSize"] == 0
+        assert sf.query_all(f"SELECT IsDeleted FROM {sobject} WHERE Id = '{rid}'",
+                            include_deleted=True)["records"][0]["IsDeleted"] is True
+    rels = {r["relationshipName"]: r for r in sf.Account.describe()["childRelationships"]}
+    assert rels["Contacts"]["cascadeDelete"] and rels["Tasks"]["cascadeDelete"]
+
+
+def test_uri_and_headers_over_16384_bytes_are_refused(http):
+    def where(n: int) -> dict:
+        return {"q": "SELECT Id FROM Contact WHERE LastName = '" + "x" * n + "'"}
+
+    assert http.get(f"{V}/query", params=where(17_000)).status_code == 414  # the URI alone
+    # The URI fits, URI + headers don't.
+    assert http.get(f"{V}/query", params=where(15_500), headers={"X-Note": "y" * 1_000}).status_code == 431
+    assert http.get(f"{V}/query", params=where(15_500)).status_code == 200
+
+
+def test_soql_string_comparison_is_case_insensitive_beyond_ascii(sf):
+    m = marker()
+    ids = {sf.Contact.create({"FirstName": first, "LastName": f"{last}{m}"})["id"]
+           for first, last in (("Jörg", "Müller"), ("JÖRG", "MÜLLER"), ("Élodie", "Ångström"))}
+    same = sf.query(f"SELECT Id FROM Contact WHERE LastName = 'müller{m}'")["records"]
+    assert len(same) == 2
+    listed = sf.query(f"SELECT Id FROM Contact WHERE LastName IN ('MüLLER{m}', 'ångström{m}')")["records"]
+    assert {r["Id"] for r in listed} == ids
+    liked = sf.query(f"SELECT Id FROM Contact WHERE FirstName LIKE 'jö%' AND LastName LIKE '%{m}'")["records"]
+    assert len(liked) == 2
+    assert sf.query(f"SELECT Id FROM Contact WHERE LastName != 'MÜLLER{m}' AND LastName LIKE '%{m}'"
+                    )["totalSize"] == 1
+
+
+@pytest.mark.parametrize("email", ["jörg@example.com", "ana@example", "ana@@example.com", "ana example@x.com",
+                                   "ana@-example.com"])
+def test_malformed_email_addresses_are_refused(sf, email):
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.Contact.create({"LastName": marker(), "Email": email})
+    assert refused.value.content[0]["errorCode"] == "INVALID_EMAIL_ADDRESS"
+    assert refused.value.content[0]["fields"] == ["Email"]
+
+
+def test_well_formed_email_addresses_are_taken(sf):
+    for email in ("ana.silva+calls@example.com", "O'Brien@Example.CO.UK", "x_y-z@sub.example-mail.org"):
+        cid = sf.Contact.create({"LastName": marker(), "Email": email})["id"]
+        assert sf.Contact.get(cid)["Email"] == email

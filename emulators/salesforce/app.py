@@ -205,6 +205,9 @@ class Emulator:
     # -- the API --------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        too_long = request_too_long(request.scope)
+        if too_long is not None:
+            return too_long
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?")[0] or request.url.path
         m = _API_PATH.match(raw_path)
         if not m or m.group(1) not in VERSIONS:
@@ -676,6 +679,24 @@ class Emulator:
             if stop_on_error and _failed(resp):
                 break
         return results
+
+
+# "In each REST API call, the maximum combined length of the URI and headers is 16,384 bytes":
+# over it 431 Request Header Fields Too Large, the URI alone over it 414 URI Too Long
+# (Salesforce Help, knowledge article 000386264).
+MAX_URI_AND_HEADERS = 16_384
+
+
+def request_too_long(scope: dict) -> Response | None:
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+    query = scope.get("query_string") or b""
+    uri = len(raw_path.split(b"?")[0]) + (len(query) + 1 if query else 0)
+    if uri > MAX_URI_AND_HEADERS:
+        return Response("URI Too Long", status_code=414, media_type="text/plain")
+    headers = sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+    if uri + headers > MAX_URI_AND_HEADERS:
+        return Response("Request Header Fields Too Large", status_code=431, media_type="text/plain")
+    return None
 
 
 def _resolve_refs(value: object, done: dict[str, Resp], *, in_url: bool = False) -> object:

@@ -308,8 +308,9 @@ _CHILD_NAMES = {
 }
 
 
-# Contact's activities go with it when it is deleted (store.CASCADE_DELETE does it).
-_CASCADE = {("Contact", "tasks"), ("Contact", "events")}
+# A Contact's activities go with it when it is deleted, an Account's Contacts and activities
+# with it (store.CASCADE_DELETE does it).
+_CASCADE = {("Contact", "tasks"), ("Contact", "events"), ("Account", "contacts"), ("Account", "tasks")}
 
 
 def child_relationship_name(parent: str, lower_name: str) -> str:

@@ -20,7 +20,10 @@ from . import ids, schema
 from .errors import ApiError, json_parser_error, not_found
 from .schema import Field, SObject
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Salesforce's Email field takes an ASCII address (no RFC 6532: accented letters are refused)
+# whose domain has at least two dot-separated labels; anything else is INVALID_EMAIL_ADDRESS.
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@"
+                       r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
 def q(name: str) -> str:
@@ -76,6 +79,9 @@ class Store:
         # SOSL helpers: phone search ignores formatting; term matching is word-based.
         self.conn.create_function("sf_digits", 1, _digits, deterministic=True)
         self.conn.create_function("sf_match", 2, _regex_match, deterministic=True)
+        # SOQL string comparison is case-insensitive beyond ASCII (soql.comparison_folded).
+        self.conn.create_function("sf_lower", 1, lambda v: v.lower() if isinstance(v, str) else v,
+                                  deterministic=True)
         self.in_transaction = False
         if create:
             self._create_schema()
@@ -337,12 +343,20 @@ class Store:
         """What Salesforce does to a deleted record's children (describe's cascadeDelete).
 
         A Contact takes its Tasks and Events (WhoId) to the recycle bin with it, where
-        queryAll and getDeleted see them; a lookup with deleteConstraint SetNull
+        queryAll and getDeleted see them; an Account takes its Contacts (with their
+        activities) and its Tasks (WhatId); a lookup with deleteConstraint SetNull
         (Contact_Consent__c.Contact__c) is cleared.
         """
         for child, fk in CASCADE_DELETE.get(obj.name, ()):
+            # Children with children of their own (an Account's Contacts) take theirs along.
+            grandchildren = [r[0] for r in self.conn.execute(
+                f"SELECT Id FROM {q(child)} WHERE {q(fk)} = ? AND IsDeleted = 0", (record_id,))] \
+                if child in CASCADE_DELETE or child in SET_NULL_ON_DELETE else []
             self.conn.execute(f"UPDATE {q(child)} SET IsDeleted = 1, LastModifiedDate = ?, SystemModstamp = ? "
                               f"WHERE {q(fk)} = ? AND IsDeleted = 0", (now, now, record_id))
+            child_obj = schema.sobject(child)
+            for child_id in grandchildren:
+                self._cascade_delete(child_obj, child_id, now)
         for child, fk in SET_NULL_ON_DELETE.get(obj.name, ()):
             self.conn.execute(f"UPDATE {q(child)} SET {q(fk)} = NULL, SystemModstamp = ? WHERE {q(fk)} = ?",
                               (now, record_id))
@@ -551,7 +565,11 @@ def _regex_match(pattern: str, value: object) -> int:
 
 
 # Children deleted with their parent, and lookups cleared when their target is deleted.
-CASCADE_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Task", "WhoId"), ("Event", "WhoId"))}
+# An Account takes its Contacts (and so their activities) and its own activities (WhatId).
+CASCADE_DELETE: dict[str, tuple[tuple[str, str], ...]] = {
+    "Contact": (("Task", "WhoId"), ("Event", "WhoId")),
+    "Account": (("Contact", "AccountId"), ("Task", "WhatId")),
+}
 SET_NULL_ON_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Contact_Consent__c", "Contact__c"),)}
 
 # Fields derived from others, recomputed on every write.
