@@ -1057,7 +1057,8 @@ def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: li
 
 
 def _non_ascii(value: object) -> bool:
-    """A string literal (or one in an IN list) holding a character beyond ASCII."""
+    """A string literal (or one in an IN list) holding a cased letter beyond ASCII (digits and
+    punctuation in other scripts have no case: SQLite compares them right as they are)."""
     values = value if isinstance(value, list) else [value]
-    return any(isinstance(v, Literal) and v.kind == "string" and isinstance(v.value, str) and not v.value.isascii()
-               for v in values)
+    return any(isinstance(v, Literal) and v.kind == "string" and isinstance(v.value, str)
+               and any(not ch.isascii() and ch.lower() != ch.upper() for ch in v.value) for v in values)
