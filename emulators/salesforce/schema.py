@@ -214,7 +214,6 @@ CONTACT = SObject("Contact", "Contact", "Contacts", _system_fields(
           id_lookup=True, custom=True, indexed=True),
     Field("Last_Call_Date__c", "datetime", "Last Call Date", custom=True),
     Field("Last_Call_Duration__c", "double", "Last Call Duration", precision=18, scale=0, custom=True),
-    Field("Last_Sync__c", "datetime", "Last Sync", custom=True),
 ])
 
 TASK = SObject("Task", "Task", "Tasks", _system_fields(None) + [
