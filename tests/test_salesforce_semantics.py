@@ -66,3 +66,19 @@ async def test_a_page_of_long_non_latin_names_and_unicode_case_matches_by_name(s
 
     assert result.errors == 0 and result.matched_by_name >= 1
     assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == person["id"]
+
+
+async def test_sync_matches_a_genesys_number_typed_with_full_width_digits_and_thin_spaces(
+        stack, sf, gc, temporal_client):
+    e164, digits = unique_us_number()
+    sf_id = new_sf_contact(sf, Phone=f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", Email=None)
+    await refresh_index(temporal_client, stack)
+    wide = "".join(chr(0xFF10 + int(d)) for d in digits)
+    typed = f"\uff0b\uff11\u2009{wide[:3]}\u2009{wide[3:6]}\u2009{wide[6:]}"
+    person = gc.post(GENESYS_CONTACTS, json={"firstName": "Yui", "lastName": uuid.uuid4().hex[:8],
+                                             "workPhone": {"display": typed}}).json()
+
+    result = await run_sync(temporal_client, stack, mode="bidirectional")
+
+    assert result.errors == 0 and result.matched_by_phone >= 1
+    assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == person["id"]
