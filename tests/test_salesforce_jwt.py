@@ -4,6 +4,7 @@ signing the assertion with its private key; the connection and `callbridge docto
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 
 import httpx
 import pytest
@@ -64,7 +65,8 @@ def settings_for(stack, env: dict[str, str]):
 def test_the_connection_signs_in_with_a_jwt_and_again_when_the_session_expires(stack, jwt_org):
     conn = SalesforceConnection(settings_for(stack, jwt_org["env"]))
     assert conn.query("SELECT Id FROM Account LIMIT 1")["done"] is True
-    httpx.post(f"{jwt_org['url']}/_emulator/sessions/expire", verify=jwt_org["ca"]).raise_for_status()
+    httpx.post(f"{jwt_org['url']}/_emulator/sessions/expire",
+               verify=ssl.create_default_context(cafile=jwt_org["ca"])).raise_for_status()
     assert conn.query("SELECT Id FROM Contact LIMIT 1")["done"] is True  # a new assertion, a new token
 
 
