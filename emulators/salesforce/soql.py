@@ -749,16 +749,7 @@ class Compiler:
             values = node.value
             assert isinstance(values, list)
             vals = [self.sql_value(f, v) for v in values if v.kind != "null"]
-            has_null = any(v.kind == "null" for v in values)
-            marks = ", ".join("?" for _ in vals)
-            if op == "IN":
-                parts = [f"{expr} IN ({marks})"] if vals else []
-                if has_null:
-                    parts.append(f"{expr} IS NULL")
-                return " OR ".join(parts) or "0", vals
-            # NOT IN keeps records whose field is null, as SOQL does.
-            base = f"({expr} IS NULL OR {expr} NOT IN ({marks}))" if vals else "1"
-            return (f"{base} AND {expr} IS NOT NULL" if has_null else base), vals
+            return _in_list(op, expr, expr, vals, any(v.kind == "null" for v in values))
         value = node.value
         assert isinstance(value, Literal)
         if op == "LIKE":
@@ -800,15 +791,7 @@ class Compiler:
             values = node.value
             assert isinstance(values, list)
             vals = [str(self.sql_value(f, v)).lower() for v in values if v.kind != "null"]
-            has_null = any(v.kind == "null" for v in values)
-            marks = ", ".join("?" for _ in vals)
-            if op == "IN":
-                parts = [f"{folded} IN ({marks})"] if vals else []
-                if has_null:
-                    parts.append(f"{expr} IS NULL")
-                return " OR ".join(parts) or "0", vals
-            base = f"({expr} IS NULL OR {folded} NOT IN ({marks}))" if vals else "1"
-            return (f"{base} AND {expr} IS NOT NULL" if has_null else base), vals
+            return _in_list(op, folded, expr, vals, any(v.kind == "null" for v in values))
         value = node.value
         assert isinstance(value, Literal)
         if op == "LIKE":
@@ -1054,6 +1037,19 @@ def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: li
             kids = kids[:CHILD_BATCH]
         result["records"] = [build_record(c, r) for r in kids]
         rec[child.name] = result
+
+
+def _in_list(op: str, compared: str, expr: str, vals: list, has_null: bool) -> tuple[str, list]:
+    """IN / NOT IN of `compared` (the field, or its folded form) against vals, null as SOQL has it."""
+    marks = ", ".join("?" for _ in vals)
+    if op == "IN":
+        parts = [f"{compared} IN ({marks})"] if vals else []
+        if has_null:
+            parts.append(f"{expr} IS NULL")
+        return " OR ".join(parts) or "0", vals
+    # NOT IN keeps records whose field is null, as SOQL does.
+    base = f"({expr} IS NULL OR {compared} NOT IN ({marks}))" if vals else "1"
+    return (f"{base} AND {expr} IS NOT NULL" if has_null else base), vals
 
 
 def _non_ascii(value: object) -> bool:
