@@ -10,7 +10,7 @@ import pytest
 from activities.soql_in import URI_BUDGET, encoded_length, in_chunks
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
-from tests.helpers import GENESYS_CONTACTS, new_sf_contact, refresh_index, run_sync, unique_us_number
+from tests.helpers import GENESYS_CONTACTS, new_sf_contact, refresh_index, run_sync, stack_settings, unique_us_number
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +82,19 @@ async def test_sync_matches_a_genesys_number_typed_with_full_width_digits_and_th
 
     assert result.errors == 0 and result.matched_by_phone >= 1
     assert sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == person["id"]
+
+
+async def test_erasure_by_phone_finds_a_number_typed_in_full_width_digits(stack, sf, temporal_client):
+    from callbridge.privacy_requests import start_erasure
+    from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
+
+    e164, digits = unique_us_number()
+    wide = "".join(chr(0xFF10 + int(d)) for d in digits)
+    contact = sf.Contact.create({"LastName": f"Suzuki{uuid.uuid4().hex[:6]}",
+                                 "MobilePhone": f"\uff08{wide[:3]}\uff09{wide[3:6]}\uff0d{wide[6:]}"})["id"]
+
+    request_id = await start_erasure(temporal_client, stack_settings(stack), phone=e164, task_queue=stack.task_queue)
+    result = await temporal_client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id)).result()
+
+    assert result.status == "completed", result
+    assert sf.query(f"SELECT Id FROM Contact WHERE Id = '{contact}'")["totalSize"] == 0
