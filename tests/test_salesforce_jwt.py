@@ -80,6 +80,13 @@ def test_a_missing_key_or_a_key_the_app_does_not_know_is_one_clear_line(stack, j
                                                          str(jwt_org["dir"] / "other.key")}))
     with pytest.raises(SalesforceAuthError, match="invalid_grant"):
         stranger.client()
+    elsewhere = SalesforceConnection(settings_for(stack, {**jwt_org["env"], "CALLBRIDGE_SALESFORCE_JWT_AUDIENCE":
+                                                          "https://example.com"}))
+    with pytest.raises(SalesforceAuthError, match="audience is invalid"):
+        elsewhere.client()
+    sandbox = SalesforceConnection(settings_for(stack, {**jwt_org["env"], "CALLBRIDGE_SALESFORCE_JWT_AUDIENCE":
+                                                        "https://test.salesforce.com"}))
+    assert sandbox.client() is not None
 
 
 def test_doctor_checks_the_jwt_sign_in(stack, jwt_org):

@@ -47,6 +47,7 @@ _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)(?:/(.*))?$")
 _REF = re.compile(r"@\{([A-Za-z0-9_]+)\.([^}]+)\}")
 _SESSION_INVALID = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 _HALTED = "The transaction was rolled back since another operation in the same transaction failed."
+_JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 _ORG_ID = ids.make_id("00D", 1)
 _USER_ID = ids.make_id("005", 1)
 
@@ -182,13 +183,18 @@ class Emulator:
             key = load_pem_x509_certificate(key).public_key()
         try:
             claims = jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_aud": False,
-                                                                               "require": ["iss", "sub", "exp"]})
+                                                                               "require": ["iss", "sub", "aud", "exp"]})
         except jwt.ExpiredSignatureError:
             return 400, {"error": "invalid_grant", "error_description": "expired authorization code"}
         except jwt.PyJWTError:
             return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
         if claims.get("iss") != cfg.client_id:
             return 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+        # aud names the authorization server: login.salesforce.com, or test.salesforce.com for a
+        # sandbox (OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration).
+        audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        if not any(isinstance(a, str) and a.rstrip("/") in _JWT_AUDIENCES for a in audiences):
+            return 400, {"error": "invalid_grant", "error_description": "audience is invalid"}
         if not cfg.username or claims.get("sub") != cfg.username:
             return 400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
         return 200, self.issue_token(instance_url)
