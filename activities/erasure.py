@@ -102,10 +102,9 @@ class ErasureActivities:
             for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Email = {{}}", email)):
                 found[r["Id"]] = r
         for e164 in ids["phones"]:
-            pattern = privacy_pattern(e164)
-            soql = format_soql(
-                f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Phone LIKE {{p}} OR MobilePhone LIKE {{p}} "
-                "OR HomePhone LIKE {p} OR OtherPhone LIKE {p}", p=pattern)
+            # In any digit script it was typed in (full-width, Arabic-Indic, …).
+            where, patterns = phone_like_clause(e164)
+            soql = format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE {where}", **patterns)
             for r in self._records(soql):
                 if e164 in self._phones_of(r):  # LIKE over-matches: keep those really holding it
                     found[r["Id"]] = r
@@ -461,7 +460,7 @@ class ErasureActivities:
         return report
 
 
-def privacy_pattern(e164: str) -> str:
-    from callbridge.phone import typed_form_pattern
+def phone_like_clause(e164: str) -> tuple[str, dict[str, str]]:
+    from activities.salesforce import phone_like_clause as clause
 
-    return typed_form_pattern(e164)
+    return clause(e164)

@@ -18,7 +18,7 @@ from callbridge.mapping import TASK_EXTERNAL_ID
 from callbridge.settings import Settings
 from callbridge.matching import contact_from_record, rank_contacts
 from callbridge.models import ContactMatch, LogCallRequest, LogCallResult, PhoneLookup
-from callbridge.phone import typed_form_pattern
+from callbridge.phone import typed_form_patterns
 
 CONTACT_FIELDS = (
     "Id, Name, FirstName, LastName, AccountId, Account.Name, Account.BillingCountry, "
@@ -65,12 +65,11 @@ class SalesforceActivities:
     @activity.defn
     def find_contacts_by_phone(self, lookup: PhoneLookup) -> list[ContactMatch]:
         """Contacts holding the number in any phone field however it was typed, best first."""
-        pattern = typed_form_pattern(lookup.e164)
+        where, patterns = phone_like_clause(lookup.e164)
         soql = format_soql(
-            f"SELECT {CONTACT_FIELDS} FROM Contact "
-            "WHERE Phone LIKE {p} OR MobilePhone LIKE {p} OR HomePhone LIKE {p} OR OtherPhone LIKE {p} "
+            f"SELECT {CONTACT_FIELDS} FROM Contact WHERE {where} "
             f"ORDER BY Last_Call_Date__c DESC NULLS LAST LIMIT {MAX_PHONE_CANDIDATES}",
-            p=pattern,
+            **patterns,
         )
         records = self._query(soql, "contact lookup by phone")
         return rank_contacts(records, lookup.e164, lookup.default_region)
@@ -163,6 +162,10 @@ class SalesforceActivities:
             all_or_none=True,  # never a contact without its Task, nor a Task without its contact
         )
         contact, task = responses["contact"], responses["task"]
+        # All or none: the subrequest that failed carries the real error, the others only
+        # PROCESSING_HALTED. The real one is reported and decides whether to retry.
+        if _halted(contact) and task["httpStatusCode"] >= 300:
+            task_id, created = self._task_outcome(task, request, task_url)  # raises the Task's error
         if contact["httpStatusCode"] >= 300:
             raise to_application_error(contact["httpStatusCode"], contact["body"], "contact creation")
         task_id, created = self._task_outcome(task, request, task_url)
@@ -178,3 +181,18 @@ class SalesforceActivities:
         except SalesforceError as exc:
             raise from_exception(exc, "composite request") from None
         return {r["referenceId"]: r for r in body["compositeResponse"]}
+
+
+def _halted(response: dict[str, Any]) -> bool:
+    """A composite subrequest that failed only because another one did (allOrNone)."""
+    return response["httpStatusCode"] >= 300 and all(
+        e.get("errorCode") == "PROCESSING_HALTED" for e in error_entries(response["body"]))
+
+
+def phone_like_clause(e164: str) -> tuple[str, dict[str, str]]:
+    """A WHERE clause (for format_soql) finding the number in any phone field, typed in any
+    digit script (full-width, Arabic-Indic, …), and its pattern arguments."""
+    patterns = {f"p{i}": p for i, p in enumerate(typed_form_patterns(e164))}
+    where = " OR ".join(f"{field} LIKE {{{name}}}" for name in patterns
+                        for field in ("Phone", "MobilePhone", "HomePhone", "OtherPhone"))
+    return where, patterns

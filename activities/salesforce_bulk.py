@@ -12,6 +12,8 @@ import io
 import time
 from typing import Iterator
 
+import requests
+
 from simple_salesforce.exceptions import SalesforceError
 from temporalio.exceptions import ApplicationError
 
@@ -39,9 +41,7 @@ def bulk_query(conn: SalesforceConnection, soql: str, operation: str = "queryAll
         locator = None
         while True:
             params = {"maxRecords": RESULTS_PAGE, **({"locator": locator} if locator else {})}
-            resp = conn.call(lambda sf: sf.session.get(
-                f"{sf.base_url}jobs/query/{job['id']}/results", params=params, headers=sf.headers,
-                timeout=conn._settings.salesforce_timeout_seconds))
+            resp = _read_results(conn, job["id"], params)
             if resp.status_code >= 400:
                 raise ApplicationError(f"Bulk API results read failed ({resp.status_code}): {resp.text[:200]}",
                                        type="BulkQueryFailed", non_retryable=resp.status_code < 500)
@@ -51,3 +51,18 @@ def bulk_query(conn: SalesforceConnection, soql: str, operation: str = "queryAll
                 return
     except SalesforceError as exc:
         raise from_exception(exc, "bulk query") from None
+
+
+def _read_results(conn: SalesforceConnection, job_id: str, params: dict) -> requests.Response:
+    """One CSV results page. A plain GET (not simple-salesforce's JSON call), so an expired
+    session comes back as a 401 response, not an exception: log in again and read it again."""
+
+    def read(sf) -> requests.Response:
+        return sf.session.get(f"{sf.base_url}jobs/query/{job_id}/results", params=params, headers=sf.headers,
+                              timeout=conn._settings.salesforce_timeout_seconds)
+
+    sf = conn.client()
+    resp = read(sf)
+    if resp.status_code == 401:
+        resp = read(conn.client(stale=sf))
+    return resp

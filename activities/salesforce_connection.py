@@ -1,4 +1,4 @@
-"""A Salesforce REST session for activities: OAuth client credentials + simple-salesforce.
+"""A Salesforce REST session for activities: OAuth (client credentials or JWT bearer) + simple-salesforce.
 
 simple-salesforce builds its own login URLs on *.salesforce.com, so Callbridge fetches the
 token itself (from `salesforce_login_url`, which may be a My Domain or the emulator) and
@@ -67,11 +67,7 @@ class SalesforceConnection:
         s = self._settings
         resp = self._session.post(
             f"{s.salesforce_login_url.rstrip('/')}/services/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": s.salesforce_client_id,
-                "client_secret": s.salesforce_client_secret.get_secret_value(),
-            },
+            data=self._grant(),
             timeout=s.salesforce_timeout_seconds,
         )
         if resp.status_code in (400, 401):
@@ -85,6 +81,24 @@ class SalesforceConnection:
             session=self._session,
             version=s.salesforce_api_version,
         )
+
+    def _grant(self) -> dict[str, str]:
+        """The token request's form for the configured sign-in flow."""
+        s = self._settings
+        if s.salesforce_auth_flow == "jwt_bearer":
+            from activities.salesforce_jwt import GRANT_TYPE, JwtKeyError, assertion
+
+            try:
+                signed = assertion(s.salesforce_client_id, s.salesforce_username, s.salesforce_jwt_audience,
+                                   s.salesforce_jwt_key_file)
+            except JwtKeyError as exc:
+                raise SalesforceAuthError(str(exc)) from None
+            return {"grant_type": GRANT_TYPE, "assertion": signed}
+        return {
+            "grant_type": "client_credentials",
+            "client_id": s.salesforce_client_id,
+            "client_secret": s.salesforce_client_secret.get_secret_value(),
+        }
 
     def client(self, stale: Salesforce | None = None) -> Salesforce:
         with self._lock:

@@ -31,11 +31,27 @@ def error_entries(content: Any) -> list[dict[str, Any]]:
     return []
 
 
+# Codes whose message repeats the refused value (an email address, a long text, a picklist
+# value): described by code and field names only, so no personal data reaches logs, workflow
+# histories or the review list.
+VALUE_ECHOING_CODES = {
+    "INVALID_EMAIL_ADDRESS",
+    "STRING_TOO_LONG",
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+}
+
+
 def describe(entries: list[dict[str, Any]]) -> str:
-    return "; ".join(
-        f"{e.get('errorCode', e.get('statusCode', 'ERROR'))}: {e.get('message', '')}".strip()
-        for e in entries
-    ) or "no error detail"
+    return "; ".join(_describe_one(e) for e in entries) or "no error detail"
+
+
+def _describe_one(entry: dict[str, Any]) -> str:
+    code = entry.get("errorCode", entry.get("statusCode", "ERROR"))
+    if code in VALUE_ECHOING_CODES:
+        fields = ", ".join(str(f) for f in entry.get("fields") or []) or "a field"
+        return f"{code}: Salesforce refused the value of {fields}"
+    return f"{code}: {entry.get('message', '')}".strip()
 
 
 def is_transient(status: int, entries: list[dict[str, Any]]) -> bool:

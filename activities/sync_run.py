@@ -24,6 +24,7 @@ from activities.genesys_connection import GenesysConnection
 from activities.metering import last_allowance, metering
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception
+from activities.soql_in import in_chunks
 from activities.sync_records import LINK_FIELD, SyncRecords, genesys_failure
 from callbridge.matching import parse_sf_datetime
 from callbridge.settings import Settings
@@ -310,13 +311,12 @@ class Matcher:
                 by_email[email].append(c["id"])
         found: dict[str, list[dict[str, Any]]] = {}
         emails = sorted(by_email)
-        for start in range(0, len(emails), 100):
-            soql = format_soql(f"SELECT Id, Email, {LINK_FIELD} FROM Contact WHERE Email IN {{}}",
-                               emails[start:start + 100])
+        for soql, chunk in in_chunks(f"SELECT Id, Email, {LINK_FIELD} FROM Contact WHERE Email IN {{}}", emails,
+                                     max_count=100):
             rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for r in self.run._sf.query(soql)["records"]:
                 rows[(r.get("Email") or "").lower()].append(r)
-            for email in emails[start:start + 100]:
+            for email in chunk:
                 if rows.get(email):
                     for gc_id in by_email[email]:
                         found[gc_id] = rows[email]
@@ -360,9 +360,9 @@ class Matcher:
         found: dict[str, list[dict[str, Any]]] = {}
         last_names = sorted({w[1] for w in wanted.values()})
         rows: list[dict[str, Any]] = []
-        for start in range(0, len(last_names), 100):
-            soql = format_soql(f"SELECT Id, FirstName, LastName, Account.Name, {LINK_FIELD} FROM Contact "
-                               "WHERE LastName IN {}", last_names[start:start + 100])
+        # By bytes, not count: long names in other scripts would pass the URI limit (soql_in.py).
+        for soql, _ in in_chunks(f"SELECT Id, FirstName, LastName, Account.Name, {LINK_FIELD} FROM Contact "
+                                 "WHERE LastName IN {}", last_names, max_count=100):
             rows += [r for page in _pages(self.run._sf, soql) for r in page]
         by_key: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:

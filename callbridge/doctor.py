@@ -82,13 +82,19 @@ def check_salesforce(settings: Settings) -> list[Check]:
     from activities.salesforce_connection import SalesforceConnection
 
     sf = SalesforceConnection(settings)
+    jwt = settings.salesforce_auth_flow == "jwt_bearer"
     try:
         sf.client()
     except Exception as exc:
-        return [Check("salesforce", "credentials", False, f"{type(exc).__name__}: {str(exc)[:200]}",
-                      "Check CALLBRIDGE_SALESFORCE_LOGIN_URL, CLIENT_ID and CLIENT_SECRET: the connected app "
-                      "needs the client credentials flow enabled with a run-as integration user.")]
-    checks = [Check("salesforce", "credentials", True, f"token from {settings.salesforce_login_url}")]
+        fix = ("Check CALLBRIDGE_SALESFORCE_LOGIN_URL, CLIENT_ID (the connected app's consumer key), USERNAME "
+               "(the integration user, pre-authorized for the app: admin-approved users, its profile or "
+               "permission set) and JWT_KEY_FILE (the private key of the certificate uploaded to the app)."
+               if jwt else
+               "Check CALLBRIDGE_SALESFORCE_LOGIN_URL, CLIENT_ID and CLIENT_SECRET: the connected app "
+               "needs the client credentials flow enabled with a run-as integration user.")
+        return [Check("salesforce", "credentials", False, f"{type(exc).__name__}: {str(exc)[:200]}", fix)]
+    how = f"JWT bearer as {settings.salesforce_username}" if jwt else "client credentials"
+    checks = [Check("salesforce", "credentials", True, f"token from {settings.salesforce_login_url} ({how})")]
     for obj, need in SALESFORCE_OBJECTS.items():
         try:
             desc = sf.restful(f"sobjects/{obj}/describe")

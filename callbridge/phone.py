@@ -7,6 +7,7 @@ module is where the two meet. Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 from phonenumbers import Leniency, NumberParseException, PhoneNumberFormat, PhoneNumberMatcher
@@ -74,10 +75,37 @@ def all_e164(raw: str | None, region: str, region_guessed: bool = False) -> list
     return [phonenumbers.format_number(n, PhoneNumberFormat.E164) for n in numbers]
 
 
+# Unicode dashes people (and word processors) put between digit groups.
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+# Invisible characters pasted along with a number.
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u200e\u200f")
+
+
+def ascii_form(text: str) -> str:
+    """The number as if typed on an ASCII keyboard: any script's digits (full-width from East
+    Asian input methods, Arabic-Indic, Persian, …) as 0-9, full-width + and brackets as ASCII
+    (NFKC), every kind of space (no-break, thin, ideographic) as a space, Unicode dashes as -."""
+    if text.isascii():
+        return text
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        elif unicodedata.category(ch) == "Nd":
+            out.append(str(unicodedata.digit(ch)))
+        elif unicodedata.category(ch) == "Zs":
+            out.append(" ")
+        elif ch in _DASHES:
+            out.append("-")
+        elif ch not in _INVISIBLE:
+            out.append(unicodedata.normalize("NFKC", ch))
+    return "".join(out)
+
+
 def _clean(raw: str | None) -> str | None:
     if not raw:
         return None
-    text = raw.strip()
+    text = ascii_form(raw).strip()
     lowered = text.lower()
     if lowered.startswith("sip:"):
         text = text[4:].split("@", 1)[0]
@@ -152,3 +180,16 @@ def typed_form_pattern(e164: str) -> str:
     It over-matches by design: callers re-check each hit with `to_e164`.
     """
     return "%" + "%".join(national_digits(e164)) + "%"
+
+
+# The digit sets a number may be typed in (ASCII, full-width, Arabic-Indic, Persian): SOQL's
+# LIKE compares characters, so each needs its own pattern to find what was typed in it.
+DIGIT_SCRIPTS = ("0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19",
+                 "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",
+                 "\u06f0\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8\u06f9")
+
+
+def typed_form_patterns(e164: str) -> list[str]:
+    """`typed_form_pattern` in every digit script of DIGIT_SCRIPTS, ASCII first."""
+    digits = national_digits(e164)
+    return ["%" + "%".join(script[int(d)] for d in digits) + "%" for script in DIGIT_SCRIPTS]

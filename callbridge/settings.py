@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     salesforce_client_secret: SecretStr = SecretStr("callbridge-demo-secret")
     salesforce_ca_file: Path | None = Path("var/salesforce/ca.pem")
     salesforce_timeout_seconds: float = 10.0
+    # How Callbridge signs in: the connected app's client credentials (a run-as user), or the
+    # OAuth 2.0 JWT bearer flow (the app holds a certificate; Callbridge signs an assertion
+    # for the integration user with the matching private key). docs/deploy.md, "Signing in".
+    salesforce_auth_flow: Literal["client_credentials", "jwt_bearer"] = "client_credentials"
+    salesforce_username: str = ""
+    salesforce_jwt_key_file: Path | None = None
+    salesforce_jwt_audience: str = "https://login.salesforce.com"
 
     # Genesys Cloud
     genesys_api_url: str = "http://127.0.0.1:8081"

@@ -89,6 +89,25 @@ async def test_each_typed_format_matches_the_caller(stack, sf, account, temporal
     assert (result.outcome, result.contact_id) == ("logged", contact_id)
 
 
+@pytest.mark.parametrize("script, typed", [
+    ("\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19", "\uff08{a}\uff09{b}\uff0d{c}"),  # full-width IME
+    ("\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19", "\uff0b\uff11\u3000{a}\u3000{b}\u3000{c}"),
+    ("\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669", "{a}-{b}-{c}"),  # Arabic-Indic
+    ("0123456789", "+1\u2009{a}\u2009{b}\u2009{c}"),  # thin spaces
+    ("0123456789", "{a}\u00a0{b}\u2013{c}"),  # no-break space, en dash
+])
+async def test_a_number_typed_with_non_ascii_characters_matches_the_caller(stack, sf, account, temporal_client,
+                                                                           script, typed):
+    e164, digits = unique_us_number()
+    as_typed = "".join(script[int(d)] for d in digits)
+    contact_id = new_contact(sf, account, Phone=typed.format(a=as_typed[:3], b=as_typed[3:6], c=as_typed[6:]))
+    conversation = conversation_id()
+    resp = post_webhook(stack.starter_url, stack.webhook_secret, call_event(conversation, e164))
+    assert resp.status_code == 202, resp.text
+    result = await result_of(temporal_client, conversation)
+    assert (result.outcome, result.contact_id) == ("logged", contact_id)
+
+
 async def test_contact_id_attribute_wins_over_phone(stack, sf, account, temporal_client):
     e164, digits = unique_us_number()
     by_phone = new_contact(sf, account, Phone=digits)

@@ -339,8 +339,7 @@ XML_FILES = sorted(DEFAULT.rglob("*-meta.xml"))
 
 def test_metadata_files_present():
     names = {p.relative_to(DEFAULT).as_posix() for p in XML_FILES}
-    for field in ("Custom_Tier__c", "Genesys_Contact_Id__c", "Last_Call_Date__c", "Last_Call_Duration__c",
-                  "Last_Sync__c"):
+    for field in ("Custom_Tier__c", "Genesys_Contact_Id__c", "Last_Call_Date__c", "Last_Call_Duration__c"):
         assert f"objects/Contact/fields/{field}.field-meta.xml" in names
     # Task custom fields are Activity fields in the Metadata API (deploying objects/Task/fields fails)
     assert "objects/Activity/fields/Genesys_Conversation_Id__c.field-meta.xml" in names
@@ -357,7 +356,7 @@ def test_metadata_xml_parses_in_the_metadata_namespace(path):
     root = ET.parse(path).getroot()
     assert root.tag.startswith("{" + MD_NS + "}"), root.tag
     expected_root = {"field-meta.xml": "CustomField", "object-meta.xml": "CustomObject",
-                     "cls-meta.xml": "ApexClass"}[path.name.split(".", 1)[1]]
+                     "cls-meta.xml": "ApexClass", "permissionset-meta.xml": "PermissionSet"}[path.name.split(".", 1)[1]]
     assert root.tag == f"{{{MD_NS}}}{expected_root}"
     if expected_root == "CustomField":
         assert _text(root, "fullName") == path.name.split(".")[0]
@@ -376,7 +375,6 @@ def _field(obj: str, name: str):
     ("Contact", "Genesys_Contact_Id__c", "Text", {"length": "64", "externalId": "true", "unique": "true"}),
     ("Contact", "Last_Call_Date__c", "DateTime", {}),
     ("Contact", "Last_Call_Duration__c", "Number", {"precision": "18", "scale": "0"}),
-    ("Contact", "Last_Sync__c", "DateTime", {}),
     ("Activity", "Genesys_Conversation_Id__c", "Text", {"length": "255", "externalId": "true", "unique": "true"}),
     ("Contact_Consent__c", "Contact__c", "Lookup", {"referenceTo": "Contact"}),
     ("Contact_Consent__c", "Version__c", "Text", {"length": "20"}),

@@ -55,6 +55,22 @@ async def test_lookup_finds_contacts_however_typed_and_follows_changes(stack, sf
     assert lookup(stack, new_e164).json()["success"] is False
 
 
+async def test_numbers_typed_with_thin_spaces_and_full_width_digits_pop(stack, sf, account, temporal_client):
+    e164, digits = unique_us_number()
+    thin = sf.Contact.create({"LastName": "Tanaka", "AccountId": account,
+                              "Phone": f"+1\u2009{digits[:3]}\u2009{digits[3:6]}\u2009{digits[6:]}"})["id"]
+    wide_e164, wide_digits = unique_us_number()
+    wide = "".join(chr(0xFF10 + int(d)) for d in wide_digits)
+    full_width = sf.Contact.create({"LastName": "Sato", "AccountId": account,
+                                    "MobilePhone": f"\uff0b\uff11 {wide[:3]} {wide[3:6]} {wide[6:]}"})["id"]
+    await refresh(temporal_client, stack)
+
+    assert lookup(stack, e164).json()["contactId"] == thin
+    assert lookup(stack, wide_e164).json()["contactId"] == full_width
+    # The agent's desktop may send the number as typed, too.
+    assert lookup(stack, f"\uff0b\uff11{wide}").json()["contactId"] == full_width
+
+
 async def test_the_schedule_brings_a_new_contact_within_two_minutes(stack, sf, account):
     e164, digits = unique_us_number()
     contact = sf.Contact.create({"LastName": "Scheduled", "AccountId": account, "Phone": digits})["id"]

@@ -43,6 +43,14 @@ MAX_ROUNDS = 5
 # per-pair path's speed is made of. The API writes stay ordinary activities (their own retries,
 # timeouts and a place among the pending activities). Runs recorded before it replay as they ran.
 LOCAL_STEPS = "sync-pair-local-read-and-store"
+# A Salesforce write refused for good goes to the review list instead of failing the pair
+# (runs recorded before it failed there, and replay as they ran).
+REFUSED_TO_REVIEW = "sync-pair-refused-write-to-review"
+
+
+def _refused_by_salesforce(err: ActivityError) -> bool:
+    return err.activity_type == "write_salesforce_contact" and isinstance(err.cause, ApplicationError) \
+        and err.cause.type == "SalesforceRejected"
 
 
 @workflow.defn
@@ -120,12 +128,27 @@ class SyncPairWorkflow:
             except ActivityError as err:
                 if isinstance(err.cause, ApplicationError) and err.cause.type in STALE:
                     continue  # someone wrote in between: read again, merge again
+                if _refused_by_salesforce(err) and workflow.patched(REFUSED_TO_REVIEW):
+                    return await self._review_refusal(snap, err)
                 raise
             result.attempts = round_
             self._pending = [PendingConflict(field=c.field, base=c.base, salesforce=c.salesforce, genesys=c.genesys)
                              for c in plan.conflicts]
             return result
         raise ApplicationError(f"the pair kept changing during {MAX_ROUNDS} rounds", non_retryable=True)
+
+    async def _review_refusal(self, snap: PairSnapshot, err: ActivityError) -> SyncPairResult:
+        """Salesforce refused the record for good (a permanent per-record error such as
+        INVALID_EMAIL_ADDRESS): retrying can't help and failing would stall the whole run, so
+        the pair goes to the review list. Its base stays as it was: the next run tries again."""
+        message = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+        await workflow.execute_activity_method(
+            SyncActivities.record_sync_review,
+            ReviewRequest(reason="salesforce_refused", salesforce_id=snap.salesforce_id, genesys_id=snap.genesys_id,
+                          detail=message),
+            start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+        return SyncPairResult(action="refused", salesforce_id=snap.salesforce_id, genesys_id=snap.genesys_id,
+                              salesforce_requests=snap.salesforce_requests, genesys_requests=snap.genesys_requests)
 
     async def _sf(self, write: SalesforceWrite, result: SyncPairResult) -> str:
         done = await workflow.execute_activity_method(

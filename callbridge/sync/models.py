@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 # Which run counter a pair's outcome (its merge action) adds to: one table for both paths.
 TALLY = {"create_in_genesys": "created", "create_in_salesforce": "created", "update": "updated",
          "delete_in_genesys": "deleted", "delete_in_salesforce": "deleted", "noop": "unchanged",
-         "skip_erased": "skipped", "skip_no_consent": "skipped", "delete_conflict": "conflicts"}
+         "skip_erased": "skipped", "skip_no_consent": "skipped", "delete_conflict": "conflicts",
+         "refused": "refused"}
 
 
 class PairKey(BaseModel):
@@ -233,6 +234,7 @@ class ContactSyncResult(BaseModel):
     matched_by_phone: int = 0
     matched_by_name: int = 0
     ambiguous: int = 0
+    refused: int = 0       # Salesforce refused the record for good: on the review list
     salesforce_requests: int = 0
     genesys_requests: int = 0
     path: str = "per_pair"

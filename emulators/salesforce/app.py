@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from . import ids, pages, schema, soql, sosl
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
-from .faults import Faults
+from .faults import Faults, take_record_failure
 from .store import Store, ValidationRule, format_datetime, parse_datetime, q
 
 API_VERSION = "62.0"
@@ -47,6 +47,7 @@ _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)(?:/(.*))?$")
 _REF = re.compile(r"@\{([A-Za-z0-9_]+)\.([^}]+)\}")
 _SESSION_INVALID = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 _HALTED = "The transaction was rolled back since another operation in the same transaction failed."
+_JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 _ORG_ID = ids.make_id("00D", 1)
 _USER_ID = ids.make_id("005", 1)
 
@@ -109,6 +110,11 @@ class Emulator:
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.cursor_seq = 0
         self.bulk = BulkJobs()
+        self.store.record_faults = self.record_failure
+
+    def record_failure(self, operation: str, sobject: str, record_id: str | None, row: dict) -> ApiError | None:
+        """Per-record fault rules, looked up at the time of the write (the rules can be replaced)."""
+        return take_record_failure(self.faults, operation, sobject, record_id, row)
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -177,13 +183,18 @@ class Emulator:
             key = load_pem_x509_certificate(key).public_key()
         try:
             claims = jwt.decode(assertion, key, algorithms=["RS256"], options={"verify_aud": False,
-                                                                               "require": ["iss", "sub", "exp"]})
+                                                                               "require": ["iss", "sub", "aud", "exp"]})
         except jwt.ExpiredSignatureError:
             return 400, {"error": "invalid_grant", "error_description": "expired authorization code"}
         except jwt.PyJWTError:
             return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
         if claims.get("iss") != cfg.client_id:
             return 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+        # aud names the authorization server: login.salesforce.com, or test.salesforce.com for a
+        # sandbox (OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration).
+        audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        if not any(isinstance(a, str) and a.rstrip("/") in _JWT_AUDIENCES for a in audiences):
+            return 400, {"error": "invalid_grant", "error_description": "audience is invalid"}
         if not cfg.username or claims.get("sub") != cfg.username:
             return 400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
         return 200, self.issue_token(instance_url)
@@ -200,6 +211,9 @@ class Emulator:
     # -- the API --------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        too_long = request_too_long(request.scope)
+        if too_long is not None:
+            return too_long
         raw_path = request.scope.get("raw_path", b"").decode("latin-1").split("?")[0] or request.url.path
         m = _API_PATH.match(raw_path)
         if not m or m.group(1) not in VERSIONS:
@@ -620,6 +634,7 @@ class Emulator:
             async with self.write_lock:
                 tx = Store(self.store.path, create=False)
                 tx.validation_rules = self.store.validation_rules
+                tx.record_faults = self.store.record_faults
                 try:
                     tx.begin()
                     sub_ctx = Ctx(tx, ctx.version, holds_lock=True, in_composite=True)
@@ -670,6 +685,24 @@ class Emulator:
             if stop_on_error and _failed(resp):
                 break
         return results
+
+
+# "In each REST API call, the maximum combined length of the URI and headers is 16,384 bytes":
+# over it 431 Request Header Fields Too Large, the URI alone over it 414 URI Too Long
+# (Salesforce Help, knowledge article 000386264).
+MAX_URI_AND_HEADERS = 16_384
+
+
+def request_too_long(scope: dict) -> Response | None:
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+    query = scope.get("query_string") or b""
+    uri = len(raw_path.split(b"?")[0]) + (len(query) + 1 if query else 0)
+    if uri > MAX_URI_AND_HEADERS:
+        return Response("URI Too Long", status_code=414, media_type="text/plain")
+    headers = sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+    if uri + headers > MAX_URI_AND_HEADERS:
+        return Response("Request Header Fields Too Large", status_code=431, media_type="text/plain")
+    return None
 
 
 def _resolve_refs(value: object, done: dict[str, Resp], *, in_url: bool = False) -> object:

@@ -2,7 +2,9 @@
 
 Rules (`fail_next`, `delay_next`) match a request's method and path by regex; composite
 subrequests are matched by their own method and url, so a test can fail the second step
-of a composite exactly.
+of a composite exactly. Record rules (`fail_records`) hit single records wherever they are
+written — one record of an sObject Collection, a composite subrequest, a single-record call —
+and answer with Salesforce's per-record error (see record_faults.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import ids
 from .errors import ApiError
+from .record_faults import RecordRule
 
 _DEFAULT_MESSAGES = {
     "SERVER_UNAVAILABLE": "Server temporarily unavailable",
@@ -131,6 +134,7 @@ class Faults:
     request_limit_exceeded: bool = False
     fail_next: list[Rule] = field(default_factory=list)
     delay_next: list[Rule] = field(default_factory=list)
+    fail_records: list[RecordRule] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
 
     def merge(self, body: dict) -> None:
@@ -138,7 +142,7 @@ class Faults:
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
         known = {"latency_ms", "error_rate", "error_status", "unable_to_lock_row_rate", "request_limit_exceeded",
-                 "fail_next", "delay_next", "seed"}
+                 "fail_next", "delay_next", "fail_records", "seed"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -160,6 +164,8 @@ class Faults:
             self.fail_next.append(Rule(item.get("method"), _regex(item), int(item.get("count", 1)),
                                        status=int(item.get("status", 503)), error_code=item.get("errorCode"),
                                        message=item.get("message")))
+        for item in body.get("fail_records") or []:
+            self.fail_records.append(RecordRule.parse(item))
         for item in body.get("delay_next") or []:
             self.delay_next.append(Rule(item.get("method"), _regex(item), int(item.get("count", 1)),
                                         seconds=float(item["seconds"])))
@@ -171,6 +177,7 @@ class Faults:
             "request_limit_exceeded": self.request_limit_exceeded,
             "fail_next": [r.describe("fail") for r in self.fail_next],
             "delay_next": [r.describe("delay") for r in self.delay_next],
+            "fail_records": [r.describe() for r in self.fail_records],
         }
 
     def latency_seconds(self) -> float:
@@ -219,3 +226,15 @@ def _take(rules: list[Rule], method: str, path: str) -> Rule:
                 rules.remove(rule)
             return rule
     raise LookupError(path)
+
+
+def take_record_failure(faults: "Faults", operation: str, sobject: str, record_id: str | None,
+                        row: dict) -> ApiError | None:
+    """The per-record error for this write, if a record rule matches it (consumes its count)."""
+    for rule in faults.fail_records:
+        if rule.matches(operation, sobject, record_id, row):
+            rule.count -= 1
+            if rule.count <= 0:
+                faults.fail_records.remove(rule)
+            return rule.error(sobject, record_id, row)
+    return None

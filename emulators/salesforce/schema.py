@@ -214,7 +214,6 @@ CONTACT = SObject("Contact", "Contact", "Contacts", _system_fields(
           id_lookup=True, custom=True, indexed=True),
     Field("Last_Call_Date__c", "datetime", "Last Call Date", custom=True),
     Field("Last_Call_Duration__c", "double", "Last Call Duration", precision=18, scale=0, custom=True),
-    Field("Last_Sync__c", "datetime", "Last Sync", custom=True),
 ])
 
 TASK = SObject("Task", "Task", "Tasks", _system_fields(None) + [
@@ -308,8 +307,9 @@ _CHILD_NAMES = {
 }
 
 
-# Contact's activities go with it when it is deleted (store.CASCADE_DELETE does it).
-_CASCADE = {("Contact", "tasks"), ("Contact", "events")}
+# A Contact's activities go with it when it is deleted, an Account's Contacts and activities
+# with it (store.CASCADE_DELETE does it).
+_CASCADE = {("Contact", "tasks"), ("Contact", "events"), ("Account", "contacts"), ("Account", "tasks")}
 
 
 def child_relationship_name(parent: str, lower_name: str) -> str:

@@ -738,23 +738,18 @@ class Compiler:
         if f.type == "textarea" and f.length > 255:
             raise query_error(self.text, node.field.pos,
                               f"field '{f.name}' can not be filtered in a query call", "INVALID_FIELD")
+        op = node.op
+        if f.type in schema.TEXT_TYPES and op in ("=", "!=", "LIKE", "IN", "NOTIN") and _non_ascii(node.value):
+            # SOQL compares strings case-insensitively in every script (Müller = MÜLLER); SQLite's
+            # NOCASE and LIKE fold ASCII only. An ASCII literal keeps NOCASE (and its index).
+            return self.comparison_folded(node, expr, f)
         if f.type in schema.TEXT_TYPES:
             expr = f"{expr} COLLATE NOCASE"
-        op = node.op
         if op in ("IN", "NOTIN"):
             values = node.value
             assert isinstance(values, list)
             vals = [self.sql_value(f, v) for v in values if v.kind != "null"]
-            has_null = any(v.kind == "null" for v in values)
-            marks = ", ".join("?" for _ in vals)
-            if op == "IN":
-                parts = [f"{expr} IN ({marks})"] if vals else []
-                if has_null:
-                    parts.append(f"{expr} IS NULL")
-                return " OR ".join(parts) or "0", vals
-            # NOT IN keeps records whose field is null, as SOQL does.
-            base = f"({expr} IS NULL OR {expr} NOT IN ({marks}))" if vals else "1"
-            return (f"{base} AND {expr} IS NOT NULL" if has_null else base), vals
+            return _in_list(op, expr, expr, vals, any(v.kind == "null" for v in values))
         value = node.value
         assert isinstance(value, Literal)
         if op == "LIKE":
@@ -787,6 +782,27 @@ class Compiler:
             # SOQL's != matches records where the field is null.
             return f"({expr} IS NULL OR {expr} != ?)", [v]
         return f"{expr} {op} ?", [v]
+
+    def comparison_folded(self, node: Compare, expr: str, f: Field) -> tuple[str, list]:
+        """A text comparison with a non-ASCII literal: both sides lower-cased (sf_lower, Unicode)."""
+        folded = f"sf_lower({expr})"
+        op = node.op
+        if op in ("IN", "NOTIN"):
+            values = node.value
+            assert isinstance(values, list)
+            vals = [str(self.sql_value(f, v)).lower() for v in values if v.kind != "null"]
+            return _in_list(op, folded, expr, vals, any(v.kind == "null" for v in values))
+        value = node.value
+        assert isinstance(value, Literal)
+        if op == "LIKE":
+            if value.kind != "string":
+                raise query_error(self.text, node.pos, f"invalid operator on {f.type} field",
+                                  "INVALID_QUERY_FILTER_OPERATOR")
+            return f"{folded} LIKE ? ESCAPE '\\'", [(value.like or "").lower()]
+        v = str(self.sql_value(f, value)).lower()
+        if op == "!=":
+            return f"({expr} IS NULL OR {folded} != ?)", [v]
+        return f"{folded} = ?", [v]
 
     @staticmethod
     def bound(f: Field, d: date) -> str:
@@ -1021,3 +1037,24 @@ def attach_children(conn, child: ChildQuery, parents: list[dict], parent_ids: li
             kids = kids[:CHILD_BATCH]
         result["records"] = [build_record(c, r) for r in kids]
         rec[child.name] = result
+
+
+def _in_list(op: str, compared: str, expr: str, vals: list, has_null: bool) -> tuple[str, list]:
+    """IN / NOT IN of `compared` (the field, or its folded form) against vals, null as SOQL has it."""
+    marks = ", ".join("?" for _ in vals)
+    if op == "IN":
+        parts = [f"{compared} IN ({marks})"] if vals else []
+        if has_null:
+            parts.append(f"{expr} IS NULL")
+        return " OR ".join(parts) or "0", vals
+    # NOT IN keeps records whose field is null, as SOQL does.
+    base = f"({expr} IS NULL OR {compared} NOT IN ({marks}))" if vals else "1"
+    return (f"{base} AND {expr} IS NOT NULL" if has_null else base), vals
+
+
+def _non_ascii(value: object) -> bool:
+    """A string literal (or one in an IN list) holding a cased letter beyond ASCII (digits and
+    punctuation in other scripts have no case: SQLite compares them right as they are)."""
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, Literal) and v.kind == "string" and isinstance(v.value, str)
+               and any(not ch.isascii() and ch.lower() != ch.upper() for ch in v.value) for v in values)

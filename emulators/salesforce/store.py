@@ -14,13 +14,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import ids, schema
 from .errors import ApiError, json_parser_error, not_found
 from .schema import Field, SObject
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Salesforce's Email field takes an ASCII address (no RFC 6532: accented letters are refused)
+# whose domain has at least two dot-separated labels; anything else is INVALID_EMAIL_ADDRESS.
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@"
+                       r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
 def q(name: str) -> str:
@@ -76,10 +79,15 @@ class Store:
         # SOSL helpers: phone search ignores formatting; term matching is word-based.
         self.conn.create_function("sf_digits", 1, _digits, deterministic=True)
         self.conn.create_function("sf_match", 2, _regex_match, deterministic=True)
+        # SOQL string comparison is case-insensitive beyond ASCII (soql.comparison_folded).
+        self.conn.create_function("sf_lower", 1, lambda v: v.lower() if isinstance(v, str) else v,
+                                  deterministic=True)
         self.in_transaction = False
         if create:
             self._create_schema()
         self.validation_rules: list[ValidationRule] = self._load_rules()
+        # Per-record fault rules (record_faults.py): (operation, sObject, id, row) -> error or None.
+        self.record_faults: Callable[[str, str, str | None, dict], ApiError | None] | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -267,6 +275,7 @@ class Store:
             row.update(Id=record_id, IsDeleted=False, CreatedDate=now, LastModifiedDate=now,
                        SystemModstamp=now)
             _compute(obj, row, seq)
+            self._check_record_faults("insert", obj, record_id, row)
             self._check_required(obj, row, values, creating=True)
             self._check_references(obj, values)
             self._check_unique(obj, row, None)
@@ -298,6 +307,7 @@ class Store:
             now = now_iso()
             row.update(LastModifiedDate=now, SystemModstamp=now)
             _compute(obj, row, old["rid"])
+            self._check_record_faults("update", obj, rid, row)
             self._check_required(obj, row, values, creating=False)
             self._check_references(obj, values)
             self._check_unique(obj, row, rid)
@@ -319,6 +329,7 @@ class Store:
                 raise not_found()
             if old["IsDeleted"]:
                 raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
+            self._check_record_faults("delete", obj, rid, {f.name: from_sql(f, old[f.name]) for f in obj.fields})
             now = now_iso()
             # To the recycle bin: only queryAll sees it from now on.
             self.conn.execute(f"UPDATE {q(obj.name)} SET IsDeleted = 1, LastModifiedDate = ?, "
@@ -332,12 +343,20 @@ class Store:
         """What Salesforce does to a deleted record's children (describe's cascadeDelete).
 
         A Contact takes its Tasks and Events (WhoId) to the recycle bin with it, where
-        queryAll and getDeleted see them; a lookup with deleteConstraint SetNull
+        queryAll and getDeleted see them; an Account takes its Contacts (with their
+        activities) and its Tasks (WhatId); a lookup with deleteConstraint SetNull
         (Contact_Consent__c.Contact__c) is cleared.
         """
         for child, fk in CASCADE_DELETE.get(obj.name, ()):
+            # Children with children of their own (an Account's Contacts) take theirs along.
+            grandchildren = [r[0] for r in self.conn.execute(
+                f"SELECT Id FROM {q(child)} WHERE {q(fk)} = ? AND IsDeleted = 0", (record_id,))] \
+                if child in CASCADE_DELETE or child in SET_NULL_ON_DELETE else []
             self.conn.execute(f"UPDATE {q(child)} SET IsDeleted = 1, LastModifiedDate = ?, SystemModstamp = ? "
                               f"WHERE {q(fk)} = ? AND IsDeleted = 0", (now, now, record_id))
+            child_obj = schema.sobject(child)
+            for child_id in grandchildren:
+                self._cascade_delete(child_obj, child_id, now)
         for child, fk in SET_NULL_ON_DELETE.get(obj.name, ()):
             self.conn.execute(f"UPDATE {q(child)} SET {q(fk)} = NULL, SystemModstamp = ? WHERE {q(fk)} = ?",
                               (now, record_id))
@@ -490,6 +509,12 @@ class Store:
                 raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on "
                                f"record with id: {hit[0]}", [])
 
+    def _check_record_faults(self, operation: str, obj: SObject, record_id: str, row: dict) -> None:
+        if self.record_faults is not None:
+            error = self.record_faults(operation, obj.name, record_id, row)
+            if error is not None:
+                raise error
+
     def _check_rules(self, obj: SObject, row: dict) -> None:
         for rule in self.validation_rules:
             if rule.sobject.lower() != obj.name.lower():
@@ -540,7 +565,11 @@ def _regex_match(pattern: str, value: object) -> int:
 
 
 # Children deleted with their parent, and lookups cleared when their target is deleted.
-CASCADE_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Task", "WhoId"), ("Event", "WhoId"))}
+# An Account takes its Contacts (and so their activities) and its own activities (WhatId).
+CASCADE_DELETE: dict[str, tuple[tuple[str, str], ...]] = {
+    "Contact": (("Task", "WhoId"), ("Event", "WhoId")),
+    "Account": (("Contact", "AccountId"), ("Task", "WhatId")),
+}
 SET_NULL_ON_DELETE: dict[str, tuple[tuple[str, str], ...]] = {"Contact": (("Contact_Consent__c", "Contact__c"),)}
 
 # Fields derived from others, recomputed on every write.
