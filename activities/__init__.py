@@ -33,6 +33,8 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.find_unknown_callers_account,
         salesforce.log_call,
         genesys.get_recording_link,
+        genesys.hydrate_call,
+        caller_index.find_known_caller,
         reconciliation.reconcile_calls,
         caller_index.refresh_caller_index,
         sync.load_sync_pair,

@@ -54,3 +54,21 @@ def require_desktop_auth(settings: Settings) -> Callable[[Request], None]:
 def require_admin_auth(settings: Settings) -> Callable[[Request], None]:
     return require_credentials(settings.admin_username, settings.admin_password.get_secret_value(),
                                realm="callbridge-admin")
+
+
+def events_authorized(request: Request, settings: Settings) -> bool:
+    """The call-ended intake's credentials: HTTP Basic (the data action's integration credential,
+    or an EventBridge connection's Basic auth) or the API-key header (an EventBridge connection's
+    API-key auth). An empty password or key is never accepted."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    password = settings.events_password.get_secret_value()
+    if scheme.lower() == "basic" and password:
+        try:
+            given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            given_user = given_password = ""
+        if _equal(given_user, settings.events_username) & _equal(given_password, password):
+            return True
+    key = settings.events_api_key.get_secret_value() if settings.events_api_key else ""
+    given_key = request.headers.get(settings.events_api_key_header)
+    return bool(key) and given_key is not None and _equal(given_key, key)

@@ -15,13 +15,16 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.caller_index import CallerIndexActivities
     from activities.genesys import GenesysActivities
-    from activities.salesforce import SalesforceActivities
+    from activities.salesforce import CONTACT_GONE, SalesforceActivities
     from callbridge import mapping
     from callbridge.models import (
         CallLoggingInput,
         CallLoggingResult,
         ContactMatch,
+        HydrationRequest,
+        KnownCallerRequest,
         LogCallRequest,
         PhoneLookup,
         RecordingRequest,
@@ -37,6 +40,14 @@ SALESFORCE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
 )
 SALESFORCE_TIMEOUT = timedelta(seconds=15)
+# Genesys outages are waited out too, within a day: past that a redelivery or the
+# reconciliation may start the call again (the id admits a new run only after a failed one).
+GENESYS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
+)
+HYDRATION_BUDGET = timedelta(hours=24)
+# Patch ids (workflow.patched): histories recorded before each change replay without it.
+ONE_REQUEST_PER_CALL = "one-request-per-call"
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -47,31 +58,76 @@ def workflow_id(conversation_id: str) -> str:
 class CallLoggingWorkflow:
     @workflow.run
     async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
-        event = inp.event
+        if inp.event is None:
+            inp = await self._hydrate(inp)  # a call-ended event from Genesys: only the id is known
         # The recording link has its own budget and runs alongside the contact lookup.
         recording = asyncio.ensure_future(self._recording_link(inp))
+        if workflow.patched(ONE_REQUEST_PER_CALL):
+            # What Callbridge already knows names the contact: then the composite request is
+            # the call's one Salesforce request. The SOQL lookup only when nothing does, or
+            # when the contact known turns out to be gone.
+            known = await self._known_caller(inp)
+            if known:
+                recording_link = await recording
+                try:
+                    return self._finish(await self._log_on_contact(inp, known, recording_link))
+                except ActivityError as err:
+                    if not (isinstance(err.cause, ApplicationError) and err.cause.type == CONTACT_GONE):
+                        raise
         contacts = await self._find_contacts(inp)
         recording_link = await recording
-
         if contacts:
-            contact, others = contacts[0], contacts[1:]
-            request = LogCallRequest(
-                conversation_id=event.conversation_id,
-                task=mapping.task_fields(
-                    event, contact, who_id=contact.id, what_id=contact.account_id,
-                    other_contacts=others, recording_link=recording_link,
-                ),
-                contact_id=contact.id,
-                contact_update=mapping.contact_last_call_fields(event, contact),
-            )
-            logged = await self._log_call(request)
-            return self._finish(CallLoggingResult(
-                outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
-                contact_id=contact.id, account_id=contact.account_id,
-                other_contact_ids=[c.id for c in others], recording_link=recording_link,
-                contact_update_error=logged.contact_update_error,
-            ))
+            return self._finish(await self._log_on_contact(inp, contacts, recording_link))
         return self._finish(await self._unknown_caller(inp, recording_link))
+
+    async def _hydrate(self, inp: CallLoggingInput) -> CallLoggingInput:
+        hydrated = await workflow.execute_activity_method(
+            GenesysActivities.hydrate_call,
+            HydrationRequest(conversation_id=inp.conversation_id, default_region=inp.default_region,
+                             ended_at=inp.ended_at),
+            start_to_close_timeout=timedelta(seconds=15), schedule_to_close_timeout=HYDRATION_BUDGET,
+            retry_policy=GENESYS_RETRY,
+        )
+        return inp.model_copy(update={"event": hydrated.event, "customer_e164": hydrated.customer_e164})
+
+    async def _known_caller(self, inp: CallLoggingInput) -> list[ContactMatch]:
+        attributes = inp.event.attributes
+        request = KnownCallerRequest(
+            contact_id=attributes.get("contact_id"), contact_name=attributes.get("contact_name"),
+            account_id=attributes.get("account_id"), account_name=attributes.get("account_name"),
+            e164=inp.customer_e164,
+        )
+        try:
+            # A read of the local state store: a local activity, no task round trip.
+            return await workflow.execute_local_activity_method(
+                CallerIndexActivities.find_known_caller, request,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3),
+            )
+        except ActivityError:
+            return []  # the store is unreadable: Salesforce is asked instead
+
+    async def _log_on_contact(
+        self, inp: CallLoggingInput, contacts: list[ContactMatch], recording_link: str | None
+    ) -> CallLoggingResult:
+        event = inp.event
+        contact, others = contacts[0], contacts[1:]
+        request = LogCallRequest(
+            conversation_id=event.conversation_id,
+            task=mapping.task_fields(
+                event, contact, who_id=contact.id, what_id=contact.account_id,
+                other_contacts=others, recording_link=recording_link,
+            ),
+            contact_id=contact.id,
+            contact_update=mapping.contact_last_call_fields(event, contact),
+        )
+        logged = await self._log_call(request)
+        return CallLoggingResult(
+            outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
+            contact_id=contact.id, account_id=contact.account_id,
+            other_contact_ids=[c.id for c in others], recording_link=recording_link,
+            contact_update_error=logged.contact_update_error,
+        )
 
     async def _find_contacts(self, inp: CallLoggingInput) -> list[ContactMatch]:
         contact_id = inp.event.attributes.get("contact_id")
