@@ -301,3 +301,29 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_starts_nothing(stack, tem
     assert field in [f["field"] for f in resp.json()["fields"]], resp.json()
     await assert_not_started(temporal_client, conversation)
     assert (await temporal_client.count_workflows("WorkflowType = 'CallLoggingWorkflow'")).count == before
+
+
+async def test_an_event_met_by_a_temporal_outage_is_503_and_the_reconciliation_logs_the_call(
+        stack, sf, genesys, account, temporal_client, test_var_dir):
+    from tests.test_call_reconciliation import broken_starter
+
+    e164, digits = unique_us_number()
+    contact = new_contact(sf, account, digits, "Outage")
+    call = simulate(genesys, ani=e164, durationSeconds=21)
+    proc, url = broken_starter(stack, test_var_dir)
+    try:
+        resp = deliver_data_action(url, event_for(call, e164))
+    finally:
+        proc.stop()
+    # A trigger's delivery is not retried: the 503 is the starter's honest answer, the
+    # reconciliation the one that picks the call up.
+    assert (resp.status_code, resp.headers.get("Retry-After")) == (503, "5")
+    await assert_not_started(temporal_client, call["conversationId"])
+    run = await temporal_client.execute_workflow(
+        CallReconciliationWorkflow.run, ReconciliationRequest(lookback_seconds=600, settle_seconds=0),
+        id=f"call-reconciliation-test-{uuid.uuid4().hex[:8]}", task_queue=stack.task_queue)
+    assert call["conversationId"] in run.started_conversation_ids
+    result = await result_of(temporal_client, call["conversationId"])
+    assert (result.outcome, result.contact_id) == ("logged", contact)
+    assert deliver_data_action(stack.starter_url, event_for(call, e164)).json()["duplicate"] is True
+    assert len(tasks_for_conversation(sf, call["conversationId"])) == 1
