@@ -327,3 +327,24 @@ async def test_an_event_met_by_a_temporal_outage_is_503_and_the_reconciliation_l
     assert (result.outcome, result.contact_id) == ("logged", contact)
     assert deliver_data_action(stack.starter_url, event_for(call, e164)).json()["duplicate"] is True
     assert len(tasks_for_conversation(sf, call["conversationId"])) == 1
+
+
+def test_the_starter_counts_events_by_reason_with_closed_labels(stack):
+    from tests.test_metrics import scrape, value
+
+    url = f"{stack.starter_url}/metrics"
+    before = scrape(url)
+    conversation = str(uuid.uuid4())
+    assert deliver_data_action(stack.starter_url, customer_end_event(conversation, media_type="CHAT")).status_code == 200
+    assert httpx.post(f"{stack.starter_url}{EVENTS}", json=customer_end_event(conversation)).status_code == 401
+    assert deliver_data_action(stack.starter_url, {"conversationId": conversation}).status_code == 422
+    after = scrape(url)
+    ep = {"endpoint": "events"}
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **ep, **labels) - value(before, name, **ep, **labels)
+
+    assert grew("callbridge_webhooks_received_total") == 3
+    for reason in ("ignored_media_type", "unauthorized", "invalid_payload"):
+        assert grew("callbridge_webhooks_rejected_total", reason=reason) == 1, reason
+    assert not any(conversation in str(key) for key in after)
