@@ -120,7 +120,6 @@ class CallerIndexActivities:
         caller_index.remove_contacts(engine, ids)
         return len(ids)
 
-    @activity.defn
     def find_known_caller(self, request: KnownCallerRequest) -> list[ContactMatch]:
         """The caller's contacts, best first, from what Callbridge already knows (no Salesforce
         request): the IVR's contact_id (described by the index, else by the IVR's own participant

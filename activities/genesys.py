@@ -40,9 +40,9 @@ class GenesysActivities:
                 return result["mediaUri"]
         return None
 
-    @activity.defn
     async def hydrate_call(self, request: HydrationRequest) -> HydratedCall:
-        """The call's details from its conversation: what a call-ended event doesn't carry."""
+        """The call's details from its conversation: what a call-ended event doesn't carry.
+        (Run inside the prepare_call local activity, activities/call_preparation.py.)"""
         from callbridge.phone import to_e164
 
         resp = await self._genesys.get(f"/api/v2/conversations/{quote(request.conversation_id, safe='')}")

@@ -111,6 +111,15 @@ class HydratedCall(BaseModel):
     customer_e164: str | None = None
 
 
+class PreparedCall(BaseModel):
+    """The call ready to log: its details, the recording's link, the contacts already known."""
+
+    event: CallEndedEvent
+    customer_e164: str | None = None
+    recording_link: str | None = None
+    known: list["ContactMatch"] = Field(default_factory=list)
+
+
 class KnownCallerRequest(BaseModel):
     """What the call already tells about its caller: the IVR's participant data, the number."""
 
@@ -191,3 +200,6 @@ class IndexRefreshResult(BaseModel):
     removed: int
     full: bool
     watermark: str
+
+
+PreparedCall.model_rebuild()

@@ -3,6 +3,11 @@
 Deterministic orchestration only; every Salesforce/Genesys call is an activity retried by
 Temporal. The Task is upserted by Genesys_Conversation_Id__c, so no retry, redelivery or
 worker crash can create a second Task.
+
+A call arrives whole (the signed relay webhook) or as its conversation id only (a call-ended
+event from Genesys, the reconciliation). One local activity prepares it: hydrated from the
+Conversations API, its recording's link, the contact already known (the IVR's contact_id, the
+caller-ID index). Then one Salesforce activity logs it (docs/call-ended-events.md).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.caller_index import CallerIndexActivities
+    from activities.call_preparation import CallPreparationActivities
     from activities.genesys import GenesysActivities
     from activities.salesforce import CONTACT_GONE, SalesforceActivities
     from callbridge import mapping
@@ -23,8 +28,6 @@ with workflow.unsafe.imports_passed_through():
         CallLoggingInput,
         CallLoggingResult,
         ContactMatch,
-        HydrationRequest,
-        KnownCallerRequest,
         LogCallRequest,
         PhoneLookup,
         RecordingRequest,
@@ -40,8 +43,8 @@ SALESFORCE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
 )
 SALESFORCE_TIMEOUT = timedelta(seconds=15)
-# Genesys outages are waited out too, within a day: past that a redelivery or the
-# reconciliation may start the call again (the id admits a new run only after a failed one).
+# Genesys outages are waited out too, within a day (hydration): past that the workflow fails,
+# and a redelivery may start the call again (the id admits a new run only after a failed one).
 GENESYS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
 )
@@ -58,54 +61,36 @@ def workflow_id(conversation_id: str) -> str:
 class CallLoggingWorkflow:
     @workflow.run
     async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
-        if inp.event is None:
-            inp = await self._hydrate(inp)  # a call-ended event from Genesys: only the id is known
+        if not workflow.patched(ONE_REQUEST_PER_CALL):
+            return await self._run_as_before_call_ended_events(inp)  # replays older histories
+        prepared = await workflow.execute_local_activity_method(
+            CallPreparationActivities.prepare_call, inp,
+            start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=HYDRATION_BUDGET,
+            retry_policy=GENESYS_RETRY,
+        )
+        inp = inp.model_copy(update={"event": prepared.event, "customer_e164": prepared.customer_e164})
+        if prepared.known:
+            # What Callbridge already knows names the contact: the composite request is the
+            # call's one Salesforce request. The SOQL lookup only when nothing does, or when
+            # the contact known turns out to be gone.
+            try:
+                return self._finish(await self._log_on_contact(inp, prepared.known, prepared.recording_link))
+            except ActivityError as err:
+                if not (isinstance(err.cause, ApplicationError) and err.cause.type == CONTACT_GONE):
+                    raise
+        contacts = await self._find_contacts(inp)
+        if contacts:
+            return self._finish(await self._log_on_contact(inp, contacts, prepared.recording_link))
+        return self._finish(await self._unknown_caller(inp, prepared.recording_link))
+
+    async def _run_as_before_call_ended_events(self, inp: CallLoggingInput) -> CallLoggingResult:
         # The recording link has its own budget and runs alongside the contact lookup.
         recording = asyncio.ensure_future(self._recording_link(inp))
-        if workflow.patched(ONE_REQUEST_PER_CALL):
-            # What Callbridge already knows names the contact: then the composite request is
-            # the call's one Salesforce request. The SOQL lookup only when nothing does, or
-            # when the contact known turns out to be gone.
-            known = await self._known_caller(inp)
-            if known:
-                recording_link = await recording
-                try:
-                    return self._finish(await self._log_on_contact(inp, known, recording_link))
-                except ActivityError as err:
-                    if not (isinstance(err.cause, ApplicationError) and err.cause.type == CONTACT_GONE):
-                        raise
         contacts = await self._find_contacts(inp)
         recording_link = await recording
         if contacts:
             return self._finish(await self._log_on_contact(inp, contacts, recording_link))
         return self._finish(await self._unknown_caller(inp, recording_link))
-
-    async def _hydrate(self, inp: CallLoggingInput) -> CallLoggingInput:
-        hydrated = await workflow.execute_activity_method(
-            GenesysActivities.hydrate_call,
-            HydrationRequest(conversation_id=inp.conversation_id, default_region=inp.default_region,
-                             ended_at=inp.ended_at),
-            start_to_close_timeout=timedelta(seconds=15), schedule_to_close_timeout=HYDRATION_BUDGET,
-            retry_policy=GENESYS_RETRY,
-        )
-        return inp.model_copy(update={"event": hydrated.event, "customer_e164": hydrated.customer_e164})
-
-    async def _known_caller(self, inp: CallLoggingInput) -> list[ContactMatch]:
-        attributes = inp.event.attributes
-        request = KnownCallerRequest(
-            contact_id=attributes.get("contact_id"), contact_name=attributes.get("contact_name"),
-            account_id=attributes.get("account_id"), account_name=attributes.get("account_name"),
-            e164=inp.customer_e164,
-        )
-        try:
-            # A read of the local state store: a local activity, no task round trip.
-            return await workflow.execute_local_activity_method(
-                CallerIndexActivities.find_known_caller, request,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3),
-            )
-        except ActivityError:
-            return []  # the store is unreadable: Salesforce is asked instead
 
     async def _log_on_contact(
         self, inp: CallLoggingInput, contacts: list[ContactMatch], recording_link: str | None
