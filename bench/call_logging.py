@@ -170,8 +170,9 @@ async def main() -> None:
         callers = [c.e164 for c in known_callers(settings)]
         verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
         stats_url = f"{settings.salesforce_instance_url}/_emulator/stats"
+        # The yardstick before and after the calls: the machine's load moves between the two.
         with console.status(f"Bare one-activity workflows ×{args.calls}…"):
-            bare = await bare_rate(client, args.calls, concurrency=args.concurrency)
+            bare_before = await bare_rate(client, args.calls, concurrency=args.concurrency)
         # The relay webhook off: every call reaches the starter as Genesys's call-ended event.
         httpx.post(f"{settings.genesys_api_url}/_emulator/config", json={"webhookUrl": None}).raise_for_status()
         stack.connect_flow_to_lookup()  # the IVR's screen pop names the contact (participant data contact_id)
@@ -183,12 +184,15 @@ async def main() -> None:
             acks, logged, failures, elapsed = await run_calls(settings, client, calls, args.rate, args.concurrency)
         sf_requests = httpx.get(stats_url, verify=verify).json()["apiRequests"]
         gc_requests = genesys_api_requests(settings)
+        with console.status(f"Bare one-activity workflows ×{args.calls} again…"):
+            bare_after = await bare_rate(client, args.calls, concurrency=args.concurrency)
     finally:
         stack.stop()
         if not args.keep:
             shutil.rmtree(var, ignore_errors=True)
 
     rate = len(logged) / elapsed
+    bare = (bare_before + bare_after) / 2
     offered = f"at {args.rate:g}/s" if args.rate > 0 else "as fast as they go"
     table = Table(title=f"Call logging through the call-ended event: {args.calls} calls offered {offered}, "
                         f"≤ {args.concurrency} in flight, Genesys budget {args.genesys_per_minute}/min")
@@ -197,8 +201,8 @@ async def main() -> None:
     table.add_row("event ack latency p50 / p99", f"{pct(acks, .5)*1000:.0f} ms / {pct(acks, .99)*1000:.0f} ms")
     table.add_row("call end → Task logged p50 / p99", f"{pct(logged, .5)*1000:.0f} ms / {pct(logged, .99)*1000:.0f} ms")
     table.add_row("calls/s sustained", f"{rate:.1f}")
-    table.add_row("bare one-activity workflows/s", f"{bare:.1f}")
-    table.add_row("ratio (calls/s ÷ bare, goal ≥ 0.6)", f"{rate / bare:.2f}")
+    table.add_row("bare one-activity workflows/s (before / after)", f"{bare_before:.1f} / {bare_after:.1f}")
+    table.add_row("ratio (calls/s ÷ mean bare, goal ≥ 0.6)", f"{rate / bare:.2f}")
     table.add_row("Salesforce API requests per call (goal ≤ 1.1)", f"{sf_requests / max(1, len(logged)):.2f}")
     table.add_row("Genesys API requests per call (goal ≤ 3)", f"{gc_requests / max(1, len(logged)):.2f}")
     table.add_row("calls logged / failed or not logged", f"{len(logged)} / {len(failures)}")

@@ -349,3 +349,19 @@ def test_the_starter_counts_events_by_reason_with_closed_labels(stack):
     for reason in ("ignored_media_type", "unauthorized", "invalid_payload"):
         assert grew("callbridge_webhooks_rejected_total", reason=reason) == 1, reason
     assert not any(conversation in str(key) for key in after)
+
+
+async def test_an_event_for_a_conversation_genesys_does_not_know_fails_its_workflow_clearly(stack, sf,
+                                                                                            temporal_client):
+    from temporalio.client import WorkflowFailureError
+
+    conversation = str(uuid.uuid4())  # authenticated and well formed, but no such conversation
+    resp = deliver_data_action(stack.starter_url, customer_end_event(conversation))
+    assert resp.status_code == 202, resp.text
+    with pytest.raises(WorkflowFailureError) as err:
+        await result_of(temporal_client, conversation)
+    cause = err.value.cause
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    assert cause.type == "ConversationNotFound", cause
+    assert tasks_for_conversation(sf, conversation) == []
