@@ -19,6 +19,15 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _basic_matches(value: str, username: str, password: str) -> bool:
+    try:
+        given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        given_user = given_password = ""
+    # Both compared, always, so timing says nothing about which one was wrong.
+    return _equal(given_user, username) & _equal(given_password, password)
+
+
 def require_credentials(username: str, password: str, *, bearer_token: str | None = None,
                         realm: str = "callbridge") -> Callable[[Request], None]:
     """A FastAPI dependency accepting these Basic credentials (or this bearer token); else 401."""
@@ -26,12 +35,7 @@ def require_credentials(username: str, password: str, *, bearer_token: str | Non
     def check(request: Request) -> None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":
-            try:
-                given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                given_user = given_password = ""
-            # Both compared, always, so timing says nothing about which one was wrong.
-            if _equal(given_user, username) & _equal(given_password, password):
+            if _basic_matches(value, username, password):
                 return
         elif scheme.lower() == "bearer" and bearer_token and _equal(value, bearer_token):
             return
@@ -62,13 +66,8 @@ def events_authorized(request: Request, settings: Settings) -> bool:
     API-key auth). An empty password or key is never accepted."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     password = settings.events_password.get_secret_value()
-    if scheme.lower() == "basic" and password:
-        try:
-            given_user, _, given_password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            given_user = given_password = ""
-        if _equal(given_user, settings.events_username) & _equal(given_password, password):
-            return True
+    if scheme.lower() == "basic" and password and _basic_matches(value, settings.events_username, password):
+        return True
     key = settings.events_api_key.get_secret_value() if settings.events_api_key else ""
     given_key = request.headers.get(settings.events_api_key_header)
     return bool(key) and given_key is not None and _equal(given_key, key)
