@@ -8,6 +8,7 @@ from callbridge.settings import Settings
 
 
 def build_activities(settings: Settings) -> list[Callable]:
+    from activities.call_preparation import CallPreparationActivities
     from activities.caller_index import CallerIndexActivities
     from activities.genesys import GenesysActivities
     from activities.genesys_connection import GenesysConnection
@@ -24,6 +25,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     genesys_connection = GenesysConnection(settings)
     genesys = GenesysActivities(genesys_connection)
     reconciliation = ReconciliationActivities(genesys_connection, settings)
+    preparation = CallPreparationActivities(genesys, caller_index)
     sync = SyncActivities(connection, genesys_connection, settings)
     sync_run = SyncRunActivities(connection, genesys_connection, settings)
     sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
@@ -33,6 +35,7 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.find_unknown_callers_account,
         salesforce.log_call,
         genesys.get_recording_link,
+        preparation.prepare_call,
         reconciliation.reconcile_calls,
         caller_index.refresh_caller_index,
         sync.load_sync_pair,

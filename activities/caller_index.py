@@ -6,6 +6,7 @@ history: history stays small and free of phone numbers and names.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -16,12 +17,14 @@ from temporalio import activity
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception
 from callbridge.caller_id import INDEX_SOQL_FIELDS
-from callbridge.models import IndexRefreshRequest, IndexRefreshResult
+from callbridge.models import ContactMatch, IndexRefreshRequest, IndexRefreshResult, KnownCallerRequest
 from callbridge.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 
 WATERMARK = "caller_index_watermark"
+_CONTACT_ID = re.compile(r"^003[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")  # 003: the Contact key prefix
+MAX_KNOWN = 50  # as many as the Salesforce phone lookup returns
 APPLY_BATCH = 2000
 
 
@@ -36,6 +39,16 @@ def query_pages(sf: SalesforceConnection, soql: str, resource: str = "query") ->
             page = sf.restful(page["nextRecordsUrl"].split(f"/v{sf.api_version}/", 1)[1])
     except SalesforceError as exc:
         raise from_exception(exc, "contact read") from None
+
+
+def match_from_index(row: dict[str, Any]) -> ContactMatch:
+    name = " ".join(part for part in (row.get("first_name"), row.get("last_name")) if part)
+    last = row.get("last_activity")
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=timezone.utc)  # SQLite hands back what it stored as UTC, naive
+    return ContactMatch(id=row["contact_id"], name=name or "unnamed contact", account_id=row.get("account_id"),
+                        account_name=row.get("account_name"), last_call_date=last,
+                        matched_field=row.get("phone_field"))
 
 
 def rebuild_index(sf: SalesforceConnection, settings: Settings, on_page=lambda n: None) -> int:
@@ -106,6 +119,24 @@ class CallerIndexActivities:
         ids = {r["Id"] for r in binned} | {d["id"] for d in purged}
         caller_index.remove_contacts(engine, ids)
         return len(ids)
+
+    def find_known_caller(self, request: KnownCallerRequest) -> list[ContactMatch]:
+        """The caller's contacts, best first, from what Callbridge already knows (no Salesforce
+        request): the IVR's contact_id (described by the index, else by the IVR's own participant
+        data), else the caller-ID index's contacts for the number. Empty when neither knows."""
+        engine = self._engine
+        if request.contact_id and _CONTACT_ID.match(request.contact_id):
+            row = caller_index.lookup_contact(engine, request.contact_id)
+            if row is not None:
+                return [match_from_index(row)]
+            if request.contact_name and request.contact_name.strip():
+                return [ContactMatch(id=request.contact_id, name=request.contact_name.strip()[:255],
+                                     account_id=request.account_id or None,
+                                     account_name=request.account_name or None)]
+            return []  # an id alone doesn't name the contact: the Salesforce lookup does
+        if request.e164:
+            return [match_from_index(r) for r in caller_index.lookup(engine, request.e164)][:MAX_KNOWN]
+        return []
 
     def index_records(self, records: list[dict[str, Any]]) -> int:
         """For callers outside a workflow (contact sync feeds the index through this)."""

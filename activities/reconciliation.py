@@ -1,18 +1,15 @@
-"""Call reconciliation: start CallLoggingWorkflow for ended calls whose webhook never started one.
+"""Call reconciliation: start CallLoggingWorkflow for ended calls no call-ended event started.
 
-A call-ended delivery can be lost: a Process Automation trigger's invocation is not retried
-(Genesys documents no retry), a relay's webhook gives up after a few tries, and a Temporal outage
-longer than that (the starter answers 503) would lose the call. This activity asks Genesys's analytics
-API for the conversations that ended in a recent window and starts, for each, the same workflow
-the webhook would have started, with the same id (`call-log-{conversationId}`). A workflow
-with that id, running or closed, means the call is already handled: nothing is started twice.
+A Process Automation trigger carries no delivery retry guarantee, and the starter answers 503
+while Temporal is down: a call can be missed. This activity asks Genesys's analytics API for
+the conversations that ended in a recent window and starts, for each, the same workflow the
+event would have started, with the same id (`call-log-{conversationId}`). A workflow with that
+id, running or closed, means the call is already handled: nothing is started twice.
 
-What the analytics record gives (AnalyticsConversationWithoutAttributes) against the webhook:
-conversationId, conversationStart/End (so the duration), originatingDirection, the customer
-leg's ani/dnis, the agent participant (userId, participantName), the acd participant (queue id
-in its segments, the queue's name as its participantName). It has no participant attributes
-(the screen pop's `contact_id`: the workflow falls back to the phone lookup) and no recording
-id (the Task says "Recording: not available").
+The analytics record (AnalyticsConversationWithoutAttributes) picks the calls: a customer leg
+on voice and an agent. The workflow is started with the conversation id only and hydrates the
+call from the Conversations API like an event's (participant data such as the IVR's
+`contact_id`, the recording, agent, queue, times), so a reconciled call is logged the same.
 """
 
 from __future__ import annotations
@@ -49,7 +46,7 @@ class ReconciliationSettings(BaseSettings):
     every_seconds: int = Field(300, ge=30)
     # How far back a run looks: an outage (or a lost delivery) up to this long is covered.
     lookback_seconds: int = Field(2 * 3600, ge=60, le=7 * 24 * 3600)
-    # Calls that ended more recently are left to their webhook (still being delivered or retried).
+    # Calls that ended more recently are left to their call-ended event (still being delivered).
     settle_seconds: int = Field(120, ge=0)
     # Created paused (the test stack: suites that count workflows must not see scheduled starts).
     schedule_paused: bool = False
@@ -64,7 +61,7 @@ class ReconciliationResult(BaseModel):
     ended: int = 0  # ended calls the window held
     started: int = 0  # CallLoggingWorkflows this run started (missed calls)
     already_handled: int = 0  # a workflow with that id ran or runs: the webhook's, or an earlier run's
-    too_recent: int = 0  # ended within settle_seconds: left to the webhook
+    too_recent: int = 0  # ended within settle_seconds: left to the call-ended event
     skipped: int = 0  # not a call the webhook would log (no customer leg, no agent) or unreadable
     started_conversation_ids: list[str] = Field(default_factory=list)
 
@@ -157,8 +154,9 @@ class ReconciliationActivities:
         gate = asyncio.Semaphore(START_CONCURRENCY)
 
         async def start_logging(event: CallEndedEvent) -> tuple[CallEndedEvent, bool]:
-            inp = CallLoggingInput.for_event(
-                event, s.default_region, unknown_caller_policy=s.unknown_caller_policy,
+            inp = CallLoggingInput.for_conversation(
+                event.conversation_id, s.default_region, ended_at=event.end_time,
+                unknown_caller_policy=s.unknown_caller_policy,
                 unknown_caller_account_name=s.unknown_caller_account_name,
                 recording_budget_seconds=s.recording_budget_seconds,
             )
@@ -167,8 +165,8 @@ class ReconciliationActivities:
                     await client.start_workflow(
                         CallLoggingWorkflow.run, inp, id=workflow_id(event.conversation_id),
                         task_queue=s.temporal_task_queue,
-                        # Any earlier run, even a failed one, means the call was handled: the
-                        # webhook's redelivery may retry a failed one, reconciliation doesn't.
+                        # Any earlier run, even a failed one, means the call was handled: a
+                        # redelivered event may retry a failed one, reconciliation doesn't.
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                         search_attributes=TypedSearchAttributes(
                             [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]),

@@ -11,6 +11,7 @@ from typing import Any
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from simple_salesforce.format import format_external_id, format_soql
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import error_entries, from_exception, is_transient, to_application_error
@@ -26,6 +27,16 @@ CONTACT_FIELDS = (
 )
 _SF_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 MAX_PHONE_CANDIDATES = 50
+CONTACT_GONE = "ContactGone"
+# What Salesforce answers a write naming a record that is in the recycle bin, purged, or not
+# of the field's type (an IVR's contact_id that isn't a contact's id).
+_GONE_CODES = {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "FIELD_INTEGRITY_EXCEPTION"}
+
+
+def _refers_to_gone_record(sub: dict[str, Any]) -> bool:
+    if sub["httpStatusCode"] != 400:
+        return False
+    return any(e.get("errorCode") in _GONE_CODES for e in error_entries(sub["body"]))
 
 
 class SalesforceActivities:
@@ -108,6 +119,11 @@ class SalesforceActivities:
         responses = self._composite(subrequests, all_or_none=False)
 
         task = responses["task"]
+        if request.contact_id and _refers_to_gone_record(task):
+            # The contact (or its account) we took from the IVR or the index is deleted or merged
+            # away: the workflow looks the caller up in Salesforce and logs again.
+            raise ApplicationError(to_application_error(task["httpStatusCode"], task["body"], "task upsert").message,
+                                   type=CONTACT_GONE, non_retryable=True)
         task_id, created = self._task_outcome(task, request, task_url)
         result = LogCallResult(task_id=task_id, task_created=created, contact_id=request.contact_id)
         contact = responses.get("contact")

@@ -66,16 +66,27 @@ class CallEndedEvent(_Wire):
 class CallLoggingInput(BaseModel):
     """Everything the workflow needs, settings included, so a replay never reads config.
 
-    The customer's number is normalised before the workflow starts (`for_event`), keeping
-    phonenumbers' lazily loaded metadata out of the workflow sandbox.
+    Either the whole call (`event`: the signed relay webhook) or only its conversation id (a
+    call-ended event from Genesys, the reconciliation): the workflow then hydrates the call from
+    the Conversations API first. The customer's number is normalised outside the workflow
+    (`for_event`, or the hydration activity), keeping phonenumbers' lazily loaded metadata out
+    of the workflow sandbox.
     """
 
-    event: CallEndedEvent
+    event: CallEndedEvent | None = None
+    conversation_id: ConversationId | None = None
+    ended_at: datetime | None = None  # the event's eventTime, for a conversation not yet showing its end
     customer_e164: str | None = None
     unknown_caller_policy: UnknownCallerPolicy = "skip"
     default_region: str = "US"
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
+
+    @model_validator(mode="after")
+    def _a_call(self) -> "CallLoggingInput":
+        if self.event is None and self.conversation_id is None:
+            raise ValueError("either event or conversation_id is required")
+        return self
 
     @classmethod
     def for_event(cls, event: CallEndedEvent, default_region: str = "US", **policy) -> "CallLoggingInput":
@@ -83,6 +94,41 @@ class CallLoggingInput(BaseModel):
 
         return cls(event=event, customer_e164=to_e164(event.customer_number, default_region),
                    default_region=default_region, **policy)
+
+    @classmethod
+    def for_conversation(cls, conversation_id: str, default_region: str = "US", *,
+                         ended_at: datetime | None = None, **policy) -> "CallLoggingInput":
+        return cls(conversation_id=conversation_id, ended_at=ended_at, default_region=default_region, **policy)
+
+
+class HydrationRequest(BaseModel):
+    conversation_id: ConversationId
+    default_region: str = "US"
+    ended_at: datetime | None = None
+
+
+class HydratedCall(BaseModel):
+    event: CallEndedEvent
+    customer_e164: str | None = None
+
+
+class PreparedCall(BaseModel):
+    """The call ready to log: its details, the recording's link, the contacts already known."""
+
+    event: CallEndedEvent
+    customer_e164: str | None = None
+    recording_link: str | None = None
+    known: list["ContactMatch"] = Field(default_factory=list)
+
+
+class KnownCallerRequest(BaseModel):
+    """What the call already tells about its caller: the IVR's participant data, the number."""
+
+    contact_id: str | None = None
+    contact_name: str | None = None
+    account_id: str | None = None
+    account_name: str | None = None
+    e164: str | None = None
 
 
 class ContactMatch(BaseModel):
@@ -155,3 +201,6 @@ class IndexRefreshResult(BaseModel):
     removed: int
     full: bool
     watermark: str
+
+
+PreparedCall.model_rebuild()

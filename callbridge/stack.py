@@ -50,6 +50,8 @@ def _port(url: str, default: int) -> int:
 class LocalStack:
     settings: Settings
     processes: list[ManagedProcess] = field(default_factory=list)
+    # The Genesys emulator's per-token budget (requests per minute); None: its default, a real org's.
+    genesys_rate_limit: int | None = None
 
     @property
     def var(self) -> Path:
@@ -117,7 +119,8 @@ class LocalStack:
                           "--client-id", s.genesys_client_id,
                           "--client-secret", s.genesys_client_secret.get_secret_value(),
                           "--webhook-url", s.webhook_url,
-                          "--webhook-secret", s.webhook_secret.get_secret_value()),
+                          "--webhook-secret", s.webhook_secret.get_secret_value(),
+                          *(["--rate-limit", str(self.genesys_rate_limit)] if self.genesys_rate_limit else [])),
             ready_url=f"{s.genesys_api_url}/_emulator/health", log_path=self._log("genesys-emulator"), cwd=REPO,
         ))
 

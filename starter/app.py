@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(build_router(settings, temporal))
+    from starter import events
+
+    app.include_router(events.build_router(settings, temporal))
     app.include_router(screenpop.build_router(settings))
     app.include_router(codec.build_router(settings))
     app.include_router(desktop.build_router(settings))

@@ -12,7 +12,7 @@ from typing import Callable
 from fastapi import HTTPException, Request
 
 from callbridge.settings import Settings
-from starter.credentials import any_of, basic, bearer
+from starter.credentials import Check, any_of, api_key, basic, bearer
 
 
 def require_credentials(username: str, password: str, *, bearer_token: str | None = None,
@@ -41,3 +41,15 @@ def require_desktop_auth(settings: Settings) -> Callable[[Request], None]:
 def require_admin_auth(settings: Settings) -> Callable[[Request], None]:
     return require_credentials(settings.admin_username, settings.admin_password.get_secret_value(),
                                realm="callbridge-admin")
+
+
+def events_credentials(settings: Settings) -> Check:
+    """The call-ended intake's credentials: HTTP Basic (the data action's integration credential,
+    or an EventBridge connection's Basic auth) or the API-key header (an EventBridge connection's
+    API-key auth). An empty password or key is never accepted."""
+    return any_of(basic(settings.events_username, settings.events_password),
+                  api_key(settings.events_api_key_header, settings.events_api_key))
+
+
+def events_authorized(request: Request, settings: Settings) -> bool:
+    return events_credentials(settings)(request.headers, request.scope)

@@ -33,7 +33,8 @@ def basic(username: str, password) -> Check:
             user, _, given = base64.b64decode(value, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return equal(user, username) & equal(given, secret)  # both compared: timing says nothing
+        # Both compared, so timing says nothing; an empty password is never a credential.
+        return bool(secret) & equal(user, username) & equal(given, secret)
 
     return check
 

@@ -26,6 +26,7 @@ from callbridge import metrics
 from callbridge.secrets_policy import demo_mode
 from callbridge.settings import Settings
 from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from starter.auth import events_credentials
 from starter.credentials import Check, Headers, any_of, api_key, basic, bearer  # noqa: F401 (api_key: i14's events)
 
 log = structlog.get_logger("callbridge.starter")
@@ -49,6 +50,7 @@ def rules(settings: Settings) -> list[Rule]:
     table = [
         Rule("/healthz", "none"),
         Rule("/webhooks/genesys/conversation-ended", "genesys_signature", max_body=settings.webhook_max_body_bytes),
+        Rule("/webhooks/genesys/events", "events", max_body=settings.webhook_max_body_bytes),
         Rule("/screenpop/", "data_action"),
         Rule("/desktop/", "desktop"),
         Rule("/admin/", "admin", internal=True),
@@ -64,7 +66,7 @@ def rules(settings: Settings) -> list[Rule]:
 # --- credential schemes ---------------------------------------------------------------------------
 
 def signed(headers: Headers, scope: dict) -> bool:
-    # Genesys's HMAC covers the body, so the route verifies it; without its headers the
+    # The relay's HMAC covers the body, so the route verifies it; without its headers the
     # request is not even a candidate and nothing is read.
     return bool(headers.get(SIGNATURE_HEADER.lower())) and bool(headers.get(TIMESTAMP_HEADER.lower()))
 
@@ -85,6 +87,7 @@ def schemes(settings: Settings) -> dict[str, Check]:
     return {
         "none": lambda headers, scope: True,
         "genesys_signature": signed,
+        "events": events_credentials(s),
         "data_action": any_of(basic(s.screenpop_username, s.screenpop_password), bearer(s.screenpop_bearer_token)),
         "desktop": basic(s.desktop_username, s.desktop_password),
         "admin": admin,

@@ -1,12 +1,14 @@
 """POST /webhooks/genesys/conversation-ended: verify, validate, start CallLoggingWorkflow.
 
-Nothing is started unless the signature, the timestamp and every field check out; the
-signature is checked over the raw bytes before any parsing.
+Genesys Cloud sends no such webhook and signs nothing: this route is the shape a relay of
+your own can send (the whole call, HMAC-signed; callbridge.signature). What Genesys sends is
+the call-ended event (starter/events.py). Nothing is started unless the signature, the
+timestamp and every field check out; the signature is checked over the raw bytes before any
+parsing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -17,22 +19,16 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from callbridge import metrics, signature
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from callbridge.settings import Settings
-from starter.temporal_link import TemporalLink, TemporalUnavailable
-from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflow_id
+from starter.call_start import START_BUDGET_SECONDS, start_call_logging  # noqa: F401 (starter.privacy uses it)
+from starter.temporal_link import TemporalLink
 
 log = structlog.get_logger("callbridge.webhooks")
 
 ENDPOINT = "conversation-ended"  # the metrics' endpoint label
-# Connecting and starting together, within Genesys's 5 s per delivery attempt.
-START_BUDGET_SECONDS = 3.0
-_UNAVAILABLE_CODES = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED}
 
 
 class PayloadError(ValueError):
@@ -90,7 +86,7 @@ def parse_event(body: bytes, now: datetime, max_skew: timedelta) -> CallEndedEve
         raise PayloadError([{"field": "body", "message": f"malformed JSON: {type(exc).__name__}"}]) from None
     if not isinstance(data, dict):
         raise PayloadError([{"field": "body", "message": "expected a JSON object"}])
-    # Genesys sends ISO 8601; pydantic would also read 1700000000 or "1700000000" as a time.
+    # The relay sends ISO 8601; pydantic would also read 1700000000 or "1700000000" as a time.
     numeric = [{"field": key, "message": "expected an ISO 8601 timestamp"} for key in ("startTime", "endTime")
                if isinstance(data.get(key), (int, float)) or (isinstance(data.get(key), str) and _EPOCH.match(data[key]))]
     if numeric:
@@ -135,7 +131,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, str(exc).replace(" ", "_")).inc()  # a closed set
             return _refuse(401, "unauthorized", reason=str(exc))
         if not _is_json(request.headers.get("content-type")):
-            # Genesys always sends JSON: anything else is not a delivery we understand.
+            # The relay sends JSON: anything else is not a delivery we understand.
             log.info("webhook refused", reason="unsupported_media_type")
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "unsupported_media_type").inc()
             return _refuse(415, "unsupported media type", expected="application/json")
@@ -148,7 +144,6 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "invalid_payload").inc()
             return _refuse(422, "invalid payload", fields=exc.fields)
 
-        wid = workflow_id(event.conversation_id)
         inp = CallLoggingInput.for_event(
             event,
             settings.default_region,
@@ -156,44 +151,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             unknown_caller_account_name=settings.unknown_caller_account_name,
             recording_budget_seconds=settings.recording_budget_seconds,
         )
-        async def start() -> None:
-            client = await temporal.client()
-            await client.start_workflow(
-                CallLoggingWorkflow.run,
-                inp,
-                id=wid,
-                task_queue=settings.temporal_task_queue,
-                # A logged call is never logged again; a failed one may be retried by redelivery.
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(CONVERSATION_ID, event.conversation_id)]
-                ),
-            )
-
-        try:
-            # The SDK retries an unreachable server for ~6 s, past a relay's 5 s per attempt (the emulator's):
-            # answer 503 within the budget instead. If the start did land, the redelivery gets 200.
-            await asyncio.wait_for(start(), START_BUDGET_SECONDS)
-        except WorkflowAlreadyStartedError:
-            log.info("webhook redelivered", workflow_id=wid)
-            metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "duplicate").inc()
-            return JSONResponse({"workflowId": wid, "duplicate": True}, status_code=200)
-        except (TemporalUnavailable, asyncio.TimeoutError):
-            return _unavailable(wid)
-        except RPCError as exc:
-            if exc.status in _UNAVAILABLE_CODES:
-                return _unavailable(wid)
-            raise
-        log.info("call logging started", workflow_id=wid)
-        metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "started").inc()
-        return JSONResponse({"workflowId": wid}, status_code=202)
+        return await start_call_logging(settings, temporal, event.conversation_id, inp, ENDPOINT)
 
     return router
 
-
-def _unavailable(wid: str) -> JSONResponse:
-    # Genesys retries non-2xx deliveries: better refused now than accepted and dropped.
-    log.warning("temporal unavailable", workflow_id=wid)
-    metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "temporal_unavailable").inc()
-    metrics.WORKFLOW_STARTS.labels(CallLoggingWorkflow.__name__, "unavailable").inc()
-    return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers={"Retry-After": "5"})

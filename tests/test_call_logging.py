@@ -17,6 +17,7 @@ from tests.helpers import (
     call_event,
     conversation_id,
     post_webhook,
+    refresh_index,
     simulate_call,
     tasks_for_conversation,
     tls,
@@ -128,6 +129,9 @@ async def test_several_contacts_on_one_number_log_once_on_the_most_recent(stack,
     older = new_contact(sf, account, Phone=digits, Last_Call_Date__c="2025-01-01T10:00:00.000+0000")
     recent = new_contact(sf, account, Phone=f"+1 {digits[:3]} {digits[3:6]} {digits[6:]}",
                          Last_Call_Date__c="2026-01-01T10:00:00.000+0000")
+    # Both in the caller-ID index (which names the caller without a Salesforce lookup): else a
+    # refresh landing between the two creates would leave the index knowing only the older one.
+    await refresh_index(temporal_client, stack)
     conversation = conversation_id()
     post_webhook(stack.starter_url, stack.webhook_secret, call_event(conversation, e164))
     result = await result_of(temporal_client, conversation)

@@ -363,3 +363,75 @@ async def test_admin_pages_take_hostile_input_without_5xx_or_effect(stack, tempo
                        headers={"Content-Type": form, "Origin": "https://evil.example"})
     assert cross.status_code == 403
     assert {t: await started(temporal_client, t) for t in before} == before
+
+
+# --- the call-ended event intake (issue #14): authenticated by Basic, so hostile bodies get past
+# authentication and must stop at validation.
+
+EVENTS = "/webhooks/genesys/events"
+
+
+def _event_raw(conv: str, **overrides) -> bytes:
+    from tests.call_ended import customer_end_event
+
+    return json.dumps({**customer_end_event(conv), **overrides}).encode()
+
+
+def _envelope_raw(conv: str) -> bytes:
+    from tests.call_ended import customer_end_event, eventbridge_envelope
+
+    return json.dumps(eventbridge_envelope(customer_end_event(conv))).encode()
+
+
+# name -> (raw body from the conversation id, content type, expected status)
+EVENTS_REFUSED: dict[str, tuple[Callable[[str], bytes], str | None, int]] = {
+    "text/plain": (_event_raw, "text/plain", 415),
+    "no content type": (_event_raw, None, 415),
+    "json lookalike": (_event_raw, "application/jsonp", 415),
+    "empty body": (lambda c: b"", "application/json", 422),
+    "a JSON array": (lambda c: b"[" + _event_raw(c) + b"]", "application/json", 422),
+    "deep nesting, recursion limit": (lambda c: _event_raw(c)[:-1] + f', "x": {deep(20000)}}}'.encode(), "application/json", 422),
+    "raw invalid UTF-8 byte": (lambda c: _event_raw(c).replace(b'"VOICE"', b'"VO\xff\xfeICE"'), "application/json", 422),
+    "UTF-16": (lambda c: _event_raw(c).decode().encode("utf-16"), "application/json", 422),
+    "duplicate conversationId": (lambda c: _event_raw(c).replace(b'"conversationId":', b'"conversationId": "other", "conversationId":', 1), "application/json", 422),
+    "duplicate key in the envelope": (lambda c: _envelope_raw(c).replace(b'"source":', b'"source": "aws.partner/genesys.com/x", "source":', 1), "application/json", 422),
+    "eventTime NaN": (lambda c: _event_raw(c).replace(b'"eventTime": ', b'"eventTime": NaN, "x": ', 1), "application/json", 422),
+    "eventTime past int limits": (lambda c: _event_raw(c).replace(b'"eventTime": ', b'"eventTime": ' + b"9" * 5000 + b', "x": ', 1), "application/json", 422),
+    "eventTime a bool": (lambda c: _event_raw(c, eventTime=True), "application/json", 422),
+    "NUL in the conversation id": (lambda c: _event_raw(c, conversationId=c + "\u0000x"), "application/json", 422),
+    "SOQL quote in the conversation id": (lambda c: _event_raw(c, conversationId=c + "' OR Id != '"), "application/json", 422),
+    "lone surrogate escape": (lambda c: _event_raw(c, mediaType="X").replace(b'"X"', b'"\\ud800"'), "application/json", 422),
+}
+
+
+@pytest.mark.parametrize("case", list(EVENTS_REFUSED))
+async def test_hostile_call_ended_event_is_refused_and_starts_nothing(stack, temporal_client, case):
+    from tests.call_ended import basic_header
+
+    make, content_type, status = EVENTS_REFUSED[case]
+    conv = conversation_id()
+    before = await started(temporal_client, "CallLoggingWorkflow")
+    headers = basic_header()
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = httpx.post(f"{stack.starter_url}{EVENTS}", content=make(conv), headers=headers, timeout=30)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    await assert_not_started(temporal_client, conv)
+    assert await started(temporal_client, "CallLoggingWorkflow") == before
+
+
+async def test_huge_call_ended_events_are_refused_before_reading_them(stack, temporal_client):
+    from tests.call_ended import basic_header
+
+    before = await started(temporal_client, "CallLoggingWorkflow")
+    big = b'{"conversationId": "' + b"a" * (20 * 1024 * 1024) + b'"}'
+    headers = {**basic_header(), "Content-Type": "application/json"}
+    declared = httpx.post(f"{stack.starter_url}{EVENTS}", content=big, headers=headers, timeout=30)
+    chunks = (big[i:i + 65536] for i in range(0, len(big), 65536))
+    streamed = httpx.post(f"{stack.starter_url}{EVENTS}", content=chunks, headers=headers, timeout=30)
+    # And without credentials: 401 before a byte of the body is read.
+    anonymous = httpx.post(f"{stack.starter_url}{EVENTS}", content=big, headers={"Content-Type": "application/json"},
+                           timeout=30)
+    assert (declared.status_code, streamed.status_code, anonymous.status_code) == (413, 413, 401)
+    assert await started(temporal_client, "CallLoggingWorkflow") == before

@@ -3,6 +3,11 @@
 Deterministic orchestration only; every Salesforce/Genesys call is an activity retried by
 Temporal. The Task is upserted by Genesys_Conversation_Id__c, so no retry, redelivery or
 worker crash can create a second Task.
+
+A call arrives whole (the signed relay webhook) or as its conversation id only (a call-ended
+event from Genesys, the reconciliation). One local activity prepares it: hydrated from the
+Conversations API, its recording's link, the contact already known (the IVR's contact_id, the
+caller-ID index). Then one Salesforce activity logs it (docs/call-ended-events.md).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.call_preparation import CallPreparationActivities
     from activities.genesys import GenesysActivities
-    from activities.salesforce import SalesforceActivities
+    from activities.salesforce import CONTACT_GONE, SalesforceActivities
     from callbridge import mapping
     from callbridge.models import (
         CallLoggingInput,
@@ -37,6 +43,14 @@ SALESFORCE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
 )
 SALESFORCE_TIMEOUT = timedelta(seconds=15)
+# Genesys outages are waited out too, within a day (hydration): past that the workflow fails,
+# and a redelivery may start the call again (the id admits a new run only after a failed one).
+GENESYS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
+)
+HYDRATION_BUDGET = timedelta(hours=24)
+# Patch ids (workflow.patched): histories recorded before each change replay without it.
+ONE_REQUEST_PER_CALL = "one-request-per-call"
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -47,31 +61,58 @@ def workflow_id(conversation_id: str) -> str:
 class CallLoggingWorkflow:
     @workflow.run
     async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
-        event = inp.event
+        if not workflow.patched(ONE_REQUEST_PER_CALL):
+            return await self._run_as_before_call_ended_events(inp)  # replays older histories
+        prepared = await workflow.execute_local_activity_method(
+            CallPreparationActivities.prepare_call, inp,
+            start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=HYDRATION_BUDGET,
+            retry_policy=GENESYS_RETRY,
+        )
+        inp = inp.model_copy(update={"event": prepared.event, "customer_e164": prepared.customer_e164})
+        if prepared.known:
+            # What Callbridge already knows names the contact: the composite request is the
+            # call's one Salesforce request. The SOQL lookup only when nothing does, or when
+            # the contact known turns out to be gone.
+            try:
+                return self._finish(await self._log_on_contact(inp, prepared.known, prepared.recording_link))
+            except ActivityError as err:
+                if not (isinstance(err.cause, ApplicationError) and err.cause.type == CONTACT_GONE):
+                    raise
+        contacts = await self._find_contacts(inp)
+        if contacts:
+            return self._finish(await self._log_on_contact(inp, contacts, prepared.recording_link))
+        return self._finish(await self._unknown_caller(inp, prepared.recording_link))
+
+    async def _run_as_before_call_ended_events(self, inp: CallLoggingInput) -> CallLoggingResult:
         # The recording link has its own budget and runs alongside the contact lookup.
         recording = asyncio.ensure_future(self._recording_link(inp))
         contacts = await self._find_contacts(inp)
         recording_link = await recording
-
         if contacts:
-            contact, others = contacts[0], contacts[1:]
-            request = LogCallRequest(
-                conversation_id=event.conversation_id,
-                task=mapping.task_fields(
-                    event, contact, who_id=contact.id, what_id=contact.account_id,
-                    other_contacts=others, recording_link=recording_link,
-                ),
-                contact_id=contact.id,
-                contact_update=mapping.contact_last_call_fields(event, contact),
-            )
-            logged = await self._log_call(request)
-            return self._finish(CallLoggingResult(
-                outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
-                contact_id=contact.id, account_id=contact.account_id,
-                other_contact_ids=[c.id for c in others], recording_link=recording_link,
-                contact_update_error=logged.contact_update_error,
-            ))
+            return self._finish(await self._log_on_contact(inp, contacts, recording_link))
         return self._finish(await self._unknown_caller(inp, recording_link))
+
+    async def _log_on_contact(
+        self, inp: CallLoggingInput, contacts: list[ContactMatch], recording_link: str | None
+    ) -> CallLoggingResult:
+        event = inp.event
+        contact, others = contacts[0], contacts[1:]
+        request = LogCallRequest(
+            conversation_id=event.conversation_id,
+            task=mapping.task_fields(
+                event, contact, who_id=contact.id, what_id=contact.account_id,
+                other_contacts=others, recording_link=recording_link,
+            ),
+            contact_id=contact.id,
+            contact_update=mapping.contact_last_call_fields(event, contact),
+        )
+        logged = await self._log_call(request)
+        return CallLoggingResult(
+            outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
+            contact_id=contact.id, account_id=contact.account_id,
+            other_contact_ids=[c.id for c in others], recording_link=recording_link,
+            contact_update_error=logged.contact_update_error,
+        )
 
     async def _find_contacts(self, inp: CallLoggingInput) -> list[ContactMatch]:
         contact_id = inp.event.attributes.get("contact_id")

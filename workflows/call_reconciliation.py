@@ -1,5 +1,5 @@
-"""CallReconciliationWorkflow: logs the calls whose conversation-ended webhook never started a
-CallLoggingWorkflow (a Temporal outage longer than Genesys's delivery retries, a lost delivery).
+"""CallReconciliationWorkflow: logs the calls no call-ended event started a CallLoggingWorkflow
+for (a trigger's delivery is not retried; a Temporal outage; a lost delivery).
 
 Run every 5 minutes by a Temporal Schedule (overlap SKIP) with the fixed id below. One activity
 queries Genesys for the calls that ended in the last 2 hours and starts `call-log-{id}` for

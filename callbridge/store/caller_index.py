@@ -76,6 +76,14 @@ def lookup(engine: Engine, e164: str) -> list[dict[str, Any]]:
     return rank_index_hits(dict(r) for r in rows)
 
 
+def lookup_contact(engine: Engine, contact_id: str) -> dict[str, Any] | None:
+    """The index's row of one contact (its own line first), or None when the index doesn't hold it."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(caller_index).where(caller_index.c.contact_id == contact_id)).mappings().all()
+    ranked = rank_index_hits(dict(r) for r in rows)
+    return ranked[0] if ranked else None
+
+
 def lookup_account(engine: Engine, account_number: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     with engine.connect() as conn:
         account = conn.execute(

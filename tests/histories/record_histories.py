@@ -99,6 +99,28 @@ async def test_record_call_logging(recorder, sf, genesys):
     await save(recorder.client, workflow_id(conv), "call_logging_new_contact")
 
 
+async def test_record_call_logging_from_event(recorder, sf, genesys):
+    """Issue #14: a call-ended event's thin input; the workflow hydrates the call from Genesys, the
+    IVR's contact_id names the contact, and the composite request is the one Salesforce request."""
+    from callbridge.models import CallLoggingInput
+    from tests.helpers import unique_us_number
+    from workflows.call_logging import CallLoggingWorkflow, workflow_id
+
+    account = sf.Account.create({"Name": "Replay Events Corp", "BillingCountry": "United States"})["id"]
+    e164, digits = unique_us_number()
+    contact = sf.Contact.create({"FirstName": "Replay", "LastName": "Event", "AccountId": account,
+                                 "Phone": digits, "MailingCountry": "United States"})["id"]
+    call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
+        "ani": e164, "durationSeconds": 62, "wait": True,
+        "attributes": {"contact_id": contact, "contact_name": "Replay Event", "account_id": account}}).json()
+    conversation = call["conversationId"]
+    inp = CallLoggingInput.for_conversation(conversation, "US")
+    result = await recorder.client.execute_workflow(CallLoggingWorkflow.run, inp, id=workflow_id(conversation),
+                                                    task_queue=recorder.task_queue)
+    assert (result.outcome, result.contact_id) == ("logged", contact) and result.recording_link
+    await save(recorder.client, workflow_id(conversation), "call_logging_from_event")
+
+
 async def test_record_caller_index_refresh(recorder):
     from callbridge.models import IndexRefreshRequest
     from workflows.caller_index import CallerIndexRefreshWorkflow
