@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import ids, pages, schema, soql, sosl
+from . import query_pages
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults
@@ -109,6 +110,7 @@ class Emulator:
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.cursor_seq = 0
         self.bulk = BulkJobs()
+        self.page_policy = query_pages.PagePolicy()
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -326,10 +328,12 @@ class Emulator:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
         compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
         conn = ctx.store.conn
-        batch = _batch_size(headers)
-        records, last_rid = soql.fetch_page(conn, compiled, 0, batch, self._child_pager(ctx.version))
+        batch = query_pages.batch_size(headers)
+        budget = self.page_policy.budget(batch)
+        records, last_rid, cut = soql.fetch_fitted(conn, compiled, 0, budget, self._child_pager(ctx.version),
+                                                   budget=budget)
         # A short first page is the whole result: skip the second scan a COUNT would cost.
-        short = not compiled.count_only and len(records) < batch and \
+        short = not compiled.count_only and not cut and len(records) < budget and \
             (compiled.limit is None or len(records) < compiled.limit)
         full_limit = compiled.limit is not None and len(records) == compiled.limit
         total = len(records) if short or full_limit else soql.total_size(conn, compiled)
@@ -364,8 +368,9 @@ class Emulator:
         if cursor is None or not start.isdigit() or time.time() - cursor.created > 15 * 60:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         offset = int(start)
-        records, last_rid = soql.fetch_page(self.store.conn, cursor.compiled, offset, cursor.batch,
-                                            self._child_pager(ctx.version), cursor.anchors.get(offset))
+        budget = self.page_policy.budget(cursor.batch)
+        records, last_rid, _ = soql.fetch_fitted(self.store.conn, cursor.compiled, offset, budget,
+                                                 self._child_pager(ctx.version), cursor.anchors.get(offset), budget)
         end = offset + len(records)
         if last_rid is not None:
             cursor.anchors[end] = last_rid
@@ -725,15 +730,6 @@ def _method_not_allowed(method: str, allowed: str) -> ApiError:
     return ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
 
 
-def _batch_size(headers: dict) -> int:
-    options = headers.get("sforce-query-options", "")
-    m = re.search(r"batchSize\s*=\s*(\d+)", options)
-    if not m:
-        return 2000
-    # Salesforce honours 200..2000; other values are clamped into that range.
-    return max(200, min(2000, int(m.group(1))))
-
-
 def _unmodified_since(headers: dict) -> datetime | None:
     value = headers.get("if-unmodified-since")
     if not value:
@@ -792,6 +788,23 @@ def create_app(config: Config) -> FastAPI:
     async def clear_faults() -> dict:
         emu.faults = Faults()
         return emu.faults.snapshot()
+
+    @app.get("/_emulator/query-pages")
+    async def get_query_pages() -> dict:
+        return emu.page_policy.snapshot()
+
+    @app.post("/_emulator/query-pages")
+    async def post_query_pages(request: Request) -> Response:
+        try:
+            emu.page_policy.merge(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(emu.page_policy.snapshot())
+
+    @app.delete("/_emulator/query-pages")
+    async def clear_query_pages() -> dict:
+        emu.page_policy = query_pages.PagePolicy()
+        return emu.page_policy.snapshot()
 
     @app.post("/_emulator/sessions/expire")
     async def expire_sessions() -> dict:

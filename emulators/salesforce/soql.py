@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 from . import ids, schema
+from . import query_pages
 from .errors import ApiError
 from .schema import Field, SObject
 from .store import format_datetime, parse_datetime, q, to_json
@@ -878,13 +879,21 @@ def fetch_page(conn, c: Compiled, start: int, count: int, child_pager=None,
                after_rid: int | None = None) -> tuple[list[dict], int | None]:
     """fetch(), plus the rowid of the page's last row; with after_rid (the last rowid of the
     page before `start`) a natural-order query reads by rowid instead of skipping rows."""
+    records, last_rid, _ = fetch_fitted(conn, c, start, count, child_pager, after_rid)
+    return records, last_rid
+
+
+def fetch_fitted(conn, c: Compiled, start: int, count: int, child_pager=None, after_rid: int | None = None,
+                 budget: int | None = None) -> tuple[list[dict], int | None, bool]:
+    """fetch_page() for an API page: with `budget`, the page ends where its records and their
+    child rows would pass it (query_pages.fit). The flag says the page was cut so."""
     if c.count_only:
-        return [], None
+        return [], None, False
     limit = count
     if c.limit is not None:
         limit = max(0, min(count, c.limit - start))
     if limit == 0:
-        return [], None
+        return [], None, False
     if after_rid is not None and c.keyset_sql is not None:
         rows = conn.execute(f"{c.keyset_sql} LIMIT ?", c.params + [after_rid, limit]).fetchall()
     else:
@@ -892,7 +901,12 @@ def fetch_page(conn, c: Compiled, start: int, count: int, child_pager=None,
     records = [build_record(c, row) for row in rows]
     for child in c.children:
         attach_children(conn, child, records, [row[0] for row in rows], child_pager)
-    return records, (rows[-1][1] if rows else None)
+    cut = False
+    if budget is not None:
+        kept = query_pages.fit(records, budget)
+        cut = kept < len(records)
+        rows, records = rows[:kept], records[:kept]
+    return records, (rows[-1][1] if rows else None), cut
 
 
 def _converter(f: Field):
