@@ -7,13 +7,14 @@ history: history stays small and free of phone numbers and names.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
 
 from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_query import query_pages, query_records
 from activities.salesforce_errors import from_exception
 from callbridge.caller_id import INDEX_SOQL_FIELDS
 from callbridge.models import IndexRefreshRequest, IndexRefreshResult
@@ -23,19 +24,6 @@ from callbridge.store.db import get_engine
 
 WATERMARK = "caller_index_watermark"
 APPLY_BATCH = 2000
-
-
-def query_pages(sf: SalesforceConnection, soql: str, resource: str = "query") -> Iterator[list[dict[str, Any]]]:
-    """Every record of a query (or queryAll), a page (up to 2,000) at a time, following nextRecordsUrl."""
-    try:
-        page = sf.restful(resource, params={"q": soql})
-        while True:
-            yield page["records"]
-            if page.get("done", True):
-                return
-            page = sf.restful(page["nextRecordsUrl"].split(f"/v{sf.api_version}/", 1)[1])
-    except SalesforceError as exc:
-        raise from_exception(exc, "contact read") from None
 
 
 def rebuild_index(sf: SalesforceConnection, settings: Settings, on_page=lambda n: None) -> int:
@@ -98,7 +86,7 @@ class CallerIndexActivities:
         minute (it ignores seconds), so the lookback window covers the rest."""
         soql = format_soql("SELECT Id FROM Contact WHERE IsDeleted = true AND SystemModstamp >= {}", since)
         try:
-            binned = self._sf.restful("queryAll", params={"q": soql})["records"]
+            binned = query_records(self._sf, soql, "queryAll", "deleted contacts read")
             start = min(since, until - timedelta(minutes=1))  # getDeleted wants at least a minute
             purged = self._sf.call(lambda sf: sf.Contact.deleted(start, until)).get("deletedRecords", [])
         except SalesforceError as exc:

@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.caller_index import query_pages
+from activities.salesforce_query import query_pages
 from activities.genesys_connection import GenesysConnection
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception

@@ -13,7 +13,7 @@ from simple_salesforce.format import format_soql
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.caller_index import query_pages
+from activities.salesforce_query import query_pages
 from activities.genesys_connection import GenesysConnection
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception

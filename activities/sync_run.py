@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.genesys_connection import GenesysConnection
 from activities.metering import last_allowance, metering
 from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_query import query_records
 from activities.salesforce_errors import from_exception
 from activities.sync_records import LINK_FIELD, SyncRecords, genesys_failure
 from callbridge.matching import parse_sf_datetime
@@ -63,7 +64,7 @@ class SyncRunActivities:
     # -- what changed ---------------------------------------------------------------------------
 
     def _salesforce_changes(self, since: datetime | None) -> list[str]:
-        from activities.caller_index import query_pages
+        from activities.salesforce_query import query_pages
         from activities.salesforce_bulk import bulk_query
 
         if since is None:
@@ -180,7 +181,7 @@ class SyncRunActivities:
         found: set[str] = set()
         for start in range(0, len(valid), 200):
             soql = format_soql("SELECT Id FROM Contact WHERE Id IN {}", valid[start:start + 200])
-            found |= {r["Id"] for r in self._sf.query(soql)["records"]}
+            found |= {r["Id"] for r in query_records(self._sf, soql)}
         return found
 
     # -- the run's bookkeeping --------------------------------------------------------------------
@@ -314,7 +315,7 @@ class Matcher:
             soql = format_soql(f"SELECT Id, Email, {LINK_FIELD} FROM Contact WHERE Email IN {{}}",
                                emails[start:start + 100])
             rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in self.run._sf.query(soql)["records"]:
+            for r in query_records(self.run._sf, soql):
                 rows[(r.get("Email") or "").lower()].append(r)
             for email in emails[start:start + 100]:
                 if rows.get(email):
@@ -343,7 +344,7 @@ class Matcher:
             links = {}
             for start in range(0, len(ids), 200):
                 soql = format_soql(f"SELECT Id, {LINK_FIELD} FROM Contact WHERE Id IN {{}}", ids[start:start + 200])
-                links.update({r["Id"]: r for r in self.run._sf.query(soql)["records"]})
+                links.update({r["Id"]: r for r in query_records(self.run._sf, soql)})
             found = {g: [links[h["Id"]] for h in hs if h["Id"] in links] for g, hs in found.items()}
             found = {g: hs for g, hs in found.items() if hs}
         return found
@@ -376,7 +377,7 @@ class Matcher:
 
 
 def _pages(sf, soql: str):
-    from activities.caller_index import query_pages
+    from activities.salesforce_query import query_pages
 
     return query_pages(sf, soql)
 
