@@ -5,9 +5,11 @@ simple-salesforce (a real client) over real HTTPS, as tests/test_salesforce_emul
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from tests.helpers import tls
 from tests.test_salesforce_emulator import make_sf
@@ -25,6 +27,26 @@ def admin(salesforce):
     with httpx.Client(base_url=f"{salesforce.instance_url}/_emulator", verify=tls(salesforce), timeout=20) as c:
         yield c
         c.delete("/query-pages").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def own_salesforce(test_var_dir):
+    """An org of this module's own: purging the recycle bin moves getDeleted's
+    earliestDateAvailable for everyone using the org, so the session's org is left alone."""
+    from callbridge.processes import ManagedProcess, free_port, python_module
+    from tests.conftest import SalesforceEmulator
+
+    data_dir, port = test_var_dir / "salesforce-aging", free_port()
+    proc = ManagedProcess(
+        name="salesforce-emulator-aging",
+        argv=python_module("emulators.salesforce", "serve", "--host", "127.0.0.1", "--port", str(port),
+                           "--data-dir", str(data_dir), "--client-id", "aging", "--client-secret", "aging-secret"),
+        ready_url=f"https://127.0.0.1:{port}/services/data", ca_file=data_dir / "ca.pem",
+        log_path=test_var_dir / "salesforce-aging.log",
+    ).start()
+    yield SalesforceEmulator(instance_url=f"https://127.0.0.1:{port}", ca_file=data_dir / "ca.pem",
+                             client_id="aging", client_secret="aging-secret", data_dir=data_dir, process=proc)
+    proc.stop()
 
 
 def marker() -> str:
@@ -78,3 +100,74 @@ def test_pages_can_be_cut_short_below_the_batch_size(sf, admin):
     assert admin.post("/query-pages", json={"max_records": 0}).status_code == 400
     admin.delete("/query-pages").raise_for_status()
     assert sf.query(q)["done"] is True
+
+
+# -- archived activities -------------------------------------------------------------------------
+
+
+def test_old_closed_activities_are_archived_and_only_query_all_returns_them(sf, admin):
+    m = marker()
+    cid = sf.Contact.create({"LastName": m})["id"]
+    old_call = sf.Task.create({"Subject": f"{m} old call", "WhoId": cid, "Status": "Completed",
+                               "ActivityDate": "2025-01-10"})["id"]
+    old_open = sf.Task.create({"Subject": f"{m} old open", "WhoId": cid, "ActivityDate": "2025-01-10"})["id"]
+    recent = sf.Task.create({"Subject": f"{m} recent", "WhoId": cid, "Status": "Completed",
+                             "ActivityDate": "2026-06-01"})["id"]
+    old_meeting = sf.Event.create({"Subject": f"{m} meeting", "WhoId": cid, "StartDateTime": "2025-01-10T09:00:00Z",
+                                   "EndDateTime": "2025-01-10T10:00:00Z"})["id"]
+    r = admin.post("/archive", json={"today": "2026-03-01"})
+    assert r.status_code == 200 and r.json()["archived"]["Task"] >= 1 and r.json()["archived"]["Event"] >= 1
+    tasks = f"SELECT Id, IsArchived FROM Task WHERE WhoId = '{cid}'"
+    assert {t["Id"] for t in sf.query_all(tasks)["records"]} == {old_open, recent}
+    every = {t["Id"]: t["IsArchived"] for t in sf.query_all(tasks, include_deleted=True)["records"]}
+    assert every == {old_call: True, old_open: False, recent: False}
+    assert sf.query(f"SELECT Id FROM Event WHERE WhoId = '{cid}'")["totalSize"] == 0
+    assert [e["Id"] for e in sf.query_all(f"SELECT Id FROM Event WHERE WhoId = '{cid}' AND IsArchived = true",
+                                          include_deleted=True)["records"]] == [old_meeting]
+    # A subquery from the contact follows the same rule.
+    child = sf.query(f"SELECT Id, (SELECT Id FROM Tasks) FROM Contact WHERE Id = '{cid}'")["records"][0]["Tasks"]
+    assert {t["Id"] for t in child["records"]} == {old_open, recent}
+    # Archived records can still be deleted, and the archive flag can't be written.
+    sf.Task.delete(old_call)
+    assert admin.post("/archive", json={"today": "not a date"}).status_code == 400
+
+
+# -- the recycle bin, the delete log, replication ------------------------------------------------
+
+
+def test_purged_records_vanish_from_query_all_and_get_deleted(own_salesforce):
+    sf = make_sf(own_salesforce)
+    admin = httpx.Client(base_url=f"{own_salesforce.instance_url}/_emulator", verify=tls(own_salesforce))
+    m = marker()
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    gone = sf.Contact.create({"LastName": m})["id"]
+    sf.Contact.delete(gone)
+    end = datetime.now(timezone.utc) + timedelta(minutes=2)
+    assert gone in {d["id"] for d in sf.Contact.deleted(start, end)["deletedRecords"]}
+    assert sf.query_all(f"SELECT Id FROM Contact WHERE Id = '{gone}'", include_deleted=True)["totalSize"] == 1
+    # Only records recycled more than 15 days ago go by themselves...
+    admin.post("/recycle-bin/purge", json={"older_than_days": 15}).raise_for_status()
+    assert sf.query_all(f"SELECT Id FROM Contact WHERE Id = '{gone}'", include_deleted=True)["totalSize"] == 1
+    # ...and an admin empties the bin.
+    assert admin.post("/recycle-bin/purge", json={}).json()["purged"].get("Contact", 0) >= 1
+    assert sf.query_all(f"SELECT Id FROM Contact WHERE Id = '{gone}'", include_deleted=True)["totalSize"] == 0
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.deleted(start, end)
+    assert exc.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+    # A window starting after the purge is answered again (getDeleted ignores seconds).
+    later = sf.Contact.deleted(datetime.now(timezone.utc) + timedelta(minutes=1), end + timedelta(minutes=2))
+    assert later["deletedRecords"] == [] and later["earliestDateAvailable"]
+
+
+def test_latest_date_covered_can_lag_the_end_of_the_window(sf, admin):
+    start = datetime.now(timezone.utc) - timedelta(minutes=30)
+    end = datetime.now(timezone.utc)
+    assert admin.post("/replication", json={"covered_lag_seconds": 600}).status_code == 200
+    try:
+        fresh = sf.Contact.create({"LastName": marker()})["id"]
+        answer = sf.Contact.updated(start, end)
+        covered = datetime.fromisoformat(answer["latestDateCovered"].replace("+0000", "+00:00"))
+        assert covered < end - timedelta(minutes=9) and fresh not in answer["ids"]
+    finally:
+        admin.delete("/replication").raise_for_status()
+    assert fresh in sf.Contact.updated(start, end + timedelta(minutes=1))["ids"]

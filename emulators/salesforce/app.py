@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime as http_date, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import ids, pages, schema, soql, sosl
-from . import query_pages
+from . import aging, query_pages
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults
@@ -111,6 +111,7 @@ class Emulator:
         self.cursor_seq = 0
         self.bulk = BulkJobs()
         self.page_policy = query_pages.PagePolicy()
+        self.aging = aging.Aging()
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class Emulator:
                                          "errorCode": "REQUEST_LIMIT_EXCEEDED"}]))
         self.usage_count += 1
         self.stats_total += 1
+        self.aging.auto_purge(self.store)
         version, rest = m.group(1), m.group(2) or ""
         self.stats_routes[f"{method} /services/data/v{version}/{_route_template(rest)}".rstrip("/")] += 1
         latency = self.faults.latency_seconds()
@@ -471,17 +473,22 @@ class Emulator:
         days = 15 if kind == "deleted" else 30
         if start < now - timedelta(days=days):
             raise ApiError(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
-        end = min(end, now)  # nothing after now is covered yet
-        lo, hi = format_datetime(start), format_datetime(end)
+        earliest = aging.earliest_date_available(store, obj.name) if kind == "deleted" else None
+        if earliest is not None and start < earliest:
+            # Deletions in the window were purged: only a full comparison can find them now.
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate is before earliestDateAvailable "
+                           f"{format_datetime(earliest)}")
+        # Nothing after now is covered yet, nor what running transactions may still write.
+        lo, hi = format_datetime(start), format_datetime(self.aging.covered_until(end, now))
         deleted = 1 if kind == "deleted" else 0
         rows = store.conn.execute(f"SELECT Id, SystemModstamp FROM {q(obj.name)} WHERE IsDeleted = ? AND "
                                   "SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, rid",
                                   (deleted, lo, hi)).fetchall()
         if kind == "updated":
             return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
-        earliest = format_datetime((now - timedelta(days=15)).replace(second=0, microsecond=0))
+        available = earliest or (now - timedelta(days=15)).replace(second=0, microsecond=0)
         return {"deletedRecords": [{"id": r[0], "deletedDate": r[1]} for r in rows],
-                "earliestDateAvailable": earliest, "latestDateCovered": hi}
+                "earliestDateAvailable": format_datetime(available), "latestDateCovered": hi}
 
     # -- sObject Collections --------------------------------------------------------------------
 
@@ -805,6 +812,45 @@ def create_app(config: Config) -> FastAPI:
     async def clear_query_pages() -> dict:
         emu.page_policy = query_pages.PagePolicy()
         return emu.page_policy.snapshot()
+
+    @app.post("/_emulator/archive")
+    async def archive(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            today = date.fromisoformat(body["today"]) if body.get("today") else datetime.now(timezone.utc).date()
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": f"bad archive request: {exc}"}, status_code=400)
+        async with emu.write_lock:
+            return JSONResponse({"archived": aging.archive_activities(emu.store, today)})
+
+    @app.post("/_emulator/recycle-bin/purge")
+    async def purge(request: Request) -> Response:
+        try:
+            days = json.loads(await request.body() or b"{}").get("older_than_days")
+            if days is not None and (not isinstance(days, (int, float)) or days < 0):
+                raise ValueError("older_than_days must be a non-negative number")
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        older_than = None if days is None else datetime.now(timezone.utc) - timedelta(days=days)
+        async with emu.write_lock:
+            return JSONResponse({"purged": aging.purge_recycle_bin(emu.store, older_than)})
+
+    @app.get("/_emulator/replication")
+    async def get_replication() -> dict:
+        return emu.aging.snapshot()
+
+    @app.post("/_emulator/replication")
+    async def post_replication(request: Request) -> Response:
+        try:
+            emu.aging.merge(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(emu.aging.snapshot())
+
+    @app.delete("/_emulator/replication")
+    async def clear_replication() -> dict:
+        emu.aging.covered_lag_seconds = 0
+        return emu.aging.snapshot()
 
     @app.post("/_emulator/sessions/expire")
     async def expire_sessions() -> dict:

@@ -659,6 +659,10 @@ class Compiler:
         where_sql = []
         if not self.include_deleted:
             where_sql.append("t0.IsDeleted = 0")
+            if self.obj.field("IsArchived") is not None:
+                # query() leaves archived activities out; queryAll() returns them (SOAP API
+                # "queryAll()", REST API "QueryAll").
+                where_sql.append("t0.IsArchived = 0")
         if self.extra_where:
             where_sql.append(self.extra_where[0])
         where_params = list(self.extra_where[1]) if self.extra_where else []
@@ -698,7 +702,7 @@ class Compiler:
             where_k = where + (" AND " if where else " WHERE ") + "t0.rid > ?"
             keyset_sql = f"SELECT {', '.join(self.select_exprs)} {from_sql}{where_k} ORDER BY t0.rid"
         plain = None
-        if qy.where is None and not self.extra_where:
+        if qy.where is None and not self.extra_where and (self.include_deleted or not self.obj.field("IsArchived")):
             plain = "all_rows" if self.include_deleted else "live"
         return Compiled(self.obj, select_sql, count_sql, where_params, columns, list(parents.values()), output,
                         qy.count, qy.limit, qy.offset or 0, self.version, children, keyset_sql, plain)
