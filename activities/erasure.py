@@ -92,26 +92,32 @@ class ErasureActivities:
         return self._client or activity.client()
 
     def _records(self, soql: str) -> list[dict[str, Any]]:
-        return [r for page in query_pages(self._sf, soql) for r in page]
+        """queryAll, never query: `query` leaves out Tasks and Events Salesforce has archived
+        (closed and over a year old), and those are the person's data too. The SOQL says
+        IsDeleted = false where the recycle bin is not wanted."""
+        return [r for page in query_pages(self._sf, soql, "queryAll", "erasure read") for r in page]
 
     # --- Salesforce ------------------------------------------------------------------------------
 
     def _find_contacts(self, ids: dict[str, list[str]]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for email in ids["emails"]:
-            for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Email = {{}}", email)):
+            soql = format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE IsDeleted = false AND Email = {{}}", email)
+            for r in self._records(soql):
                 found[r["Id"]] = r
         for e164 in ids["phones"]:
             pattern = privacy_pattern(e164)
             soql = format_soql(
-                f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Phone LIKE {{p}} OR MobilePhone LIKE {{p}} "
-                "OR HomePhone LIKE {p} OR OtherPhone LIKE {p}", p=pattern)
+                f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE IsDeleted = false AND (Phone LIKE {{p}} OR "
+                "MobilePhone LIKE {p} OR HomePhone LIKE {p} OR OtherPhone LIKE {p})", p=pattern)
             for r in self._records(soql):
                 if e164 in self._phones_of(r):  # LIKE over-matches: keep those really holding it
                     found[r["Id"]] = r
         if ids["contact_ids"]:
             for chunk in _chunks(ids["contact_ids"]):
-                for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Id IN {{}}", chunk)):
+                soql = format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE IsDeleted = false AND Id IN {{}}",
+                                   chunk)
+                for r in self._records(soql):
                     found[r["Id"]] = r
         return list(found.values())
 
@@ -123,7 +129,8 @@ class ErasureActivities:
     def _children(self, sobject: str, field: str, parent_ids: list[str], extra: str = "") -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for chunk in _chunks(parent_ids):
-            out += self._records(format_soql(f"SELECT Id{extra} FROM {sobject} WHERE {field} IN {{}}", chunk))
+            out += self._records(format_soql(f"SELECT Id{extra} FROM {sobject} WHERE IsDeleted = false AND "
+                                             f"{field} IN {{}}", chunk))
         return out
 
     @activity.defn

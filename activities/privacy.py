@@ -60,7 +60,8 @@ class PrivacyActivities:
         try:
             for sobject in ("Task", "Event"):
                 soql = f"SELECT Genesys_Conversation_Id__c FROM {sobject} WHERE Genesys_Conversation_Id__c != null"
-                for page in query_pages(self._sf, soql):
+                # queryAll: archived calls (closed, over a year old) are the ones retention is for.
+                for page in query_pages(self._sf, soql, "queryAll", "retention scan"):
                     ids.update(r["Genesys_Conversation_Id__c"] for r in page)
                     activity.heartbeat(len(ids))
         except SalesforceError as exc:
