@@ -12,6 +12,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from tests.helpers import tls
+from tests.private_org import start_salesforce
 from tests.test_salesforce_emulator import make_sf
 
 V = "/services/data/v62.0"
@@ -31,22 +32,10 @@ def admin(salesforce):
 
 @pytest.fixture(scope="module")
 def own_salesforce(test_var_dir):
-    """An org of this module's own: purging the recycle bin moves getDeleted's
-    earliestDateAvailable for everyone using the org, so the session's org is left alone."""
-    from callbridge.processes import ManagedProcess, free_port, python_module
-    from tests.conftest import SalesforceEmulator
-
-    data_dir, port = test_var_dir / "salesforce-aging", free_port()
-    proc = ManagedProcess(
-        name="salesforce-emulator-aging",
-        argv=python_module("emulators.salesforce", "serve", "--host", "127.0.0.1", "--port", str(port),
-                           "--data-dir", str(data_dir), "--client-id", "aging", "--client-secret", "aging-secret"),
-        ready_url=f"https://127.0.0.1:{port}/services/data", ca_file=data_dir / "ca.pem",
-        log_path=test_var_dir / "salesforce-aging.log",
-    ).start()
-    yield SalesforceEmulator(instance_url=f"https://127.0.0.1:{port}", ca_file=data_dir / "ca.pem",
-                             client_id="aging", client_secret="aging-secret", data_dir=data_dir, process=proc)
-    proc.stop()
+    """Purging the recycle bin moves getDeleted's earliestDateAvailable for everyone: an org of our own."""
+    org = start_salesforce(test_var_dir, "aging")
+    yield org
+    org.process.stop()
 
 
 def marker() -> str:
