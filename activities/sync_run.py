@@ -63,17 +63,28 @@ class SyncRunActivities:
 
     # -- what changed ---------------------------------------------------------------------------
 
-    def _salesforce_changes(self, since: datetime | None) -> list[str]:
+    def _salesforce_changes(self, since: datetime | None, until: datetime) -> tuple[list[str], datetime]:
+        """Contacts changed since the watermark, and how far that read reaches (the next watermark)."""
         from activities.salesforce_query import query_pages
         from activities.salesforce_bulk import bulk_query
+        from activities.salesforce_replication import deleted_contacts, live_contact_ids
 
         if since is None:
             # Every contact (the initial load, --full): a Bulk API 2.0 job, 50k rows a request.
             return [r["Id"] for page in bulk_query(self._sf, "SELECT Id FROM Contact WHERE IsDeleted = false",
-                                                   operation="query") for r in page]
+                                                   operation="query") for r in page], until
         # queryAll: a deletion is a change too (IsDeleted rows in the recycle bin).
         soql = format_soql("SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
-        return [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
+        changed = [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
+        # Records purged from the recycle bin are gone from queryAll: getDeleted still reports
+        # them, until its own log is purged; then every paired id is checked against Salesforce.
+        deleted = deleted_contacts(self._sf, since, until)
+        gone = deleted.ids
+        if deleted.log_purged:
+            paired = sync_store.paired_salesforce_ids(self._engine)  # before the read: see caller_index
+            gone = paired - live_contact_ids(self._sf, activity.heartbeat)
+        seen = set(changed)
+        return changed + sorted(gone - seen), min(until, deleted.covered_until)
 
     @activity.defn
     async def collect_sync_changes(self, request: ChangeRequest) -> ChangeSet:
@@ -111,12 +122,12 @@ class SyncRunActivities:
 
         sf_since, gc_since = since(SF_WATERMARK), since(GC_WATERMARK)
         try:
-            sf_ids = await asyncio.to_thread(self._salesforce_changes, sf_since)
+            sf_ids, sf_covered = await asyncio.to_thread(self._salesforce_changes, sf_since, now)
         except SalesforceError as exc:
             raise from_exception(exc, "changed contacts read") from None
         activity.heartbeat(len(sf_ids))
         keys: dict[str, PairKey] = {i: PairKey(salesforce_id=i) for i in sf_ids}
-        changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=now.isoformat(),
+        changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=sf_covered.isoformat(),
                             genesys_watermark=now.isoformat(), initial=saved_sf is None)
         matcher = Matcher(self, request, changes)
         unverified: dict[str, str] = {}
