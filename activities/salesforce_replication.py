@@ -39,6 +39,10 @@ def deleted_contacts(sf: SalesforceConnection, start: datetime, end: datetime) -
             return DeletedContacts(set(), end, log_purged=True)
         raise from_exception(exc, "deleted contacts read") from None
     covered = parse_sf_datetime(answer.get("latestDateCovered")) or end
+    if covered >= end.replace(second=0, microsecond=0):
+        # getDeleted ignores seconds: covering the end's minute is covering the window (the
+        # next read's lookback starts before that minute). Only a real lag holds the watermark.
+        covered = end
     return DeletedContacts({d["id"] for d in answer.get("deletedRecords") or []}, min(covered, end))
 
 

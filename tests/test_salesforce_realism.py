@@ -160,3 +160,39 @@ def test_latest_date_covered_can_lag_the_end_of_the_window(sf, admin):
     finally:
         admin.delete("/replication").raise_for_status()
     assert fresh in sf.Contact.updated(start, end + timedelta(minutes=1))["ids"]
+
+
+# -- hard delete -----------------------------------------------------------------------------------
+
+
+def test_bulk_hard_delete_leaves_nothing_and_needs_its_permission(own_salesforce):
+
+
+    sf = make_sf(own_salesforce)
+    admin = httpx.Client(base_url=f"{own_salesforce.instance_url}/_emulator", verify=tls(own_salesforce))
+    m = marker()
+    live = sf.Contact.create({"LastName": m})["id"]
+    call = sf.Task.create({"Subject": m, "WhoId": live})["id"]
+    binned = sf.Contact.create({"LastName": m})["id"]
+    sf.Contact.delete(binned)
+    result = sf.bulk2.Contact.hard_delete(records=[{"Id": live}, {"Id": binned}])
+    assert result[0]["numberRecordsProcessed"] == 2 and result[0]["numberRecordsFailed"] == 0
+    every = f"SELECT Id FROM Contact WHERE LastName = '{m}'"
+    assert sf.query_all(every, include_deleted=True)["totalSize"] == 0  # not even in the recycle bin
+    assert sf.query_all(f"SELECT Id FROM Task WHERE Id = '{call}'", include_deleted=True)["totalSize"] == 0
+    # Gone again: the job reports the record as deleted, per record.
+    again = sf.bulk2.Contact.hard_delete(records=[{"Id": live}])
+    assert again[0]["numberRecordsFailed"] == 1
+    failed = sf.bulk2.Contact.get_failed_records(again[0]["job_id"])
+    assert "ENTITY_IS_DELETED" in failed
+    # Without the "Bulk API Hard Delete" permission the job is refused.
+    admin.post("/permissions", json={"PermissionsBulkApiHardDelete": False}).raise_for_status()
+    try:
+        other = sf.Contact.create({"LastName": m})["id"]
+        with pytest.raises(Exception) as exc:
+            sf.bulk2.Contact.hard_delete(records=[{"Id": other}])
+        assert "FEATURENOTENABLED" in str(exc.value)
+        assert sf.query(every)["totalSize"] == 1
+    finally:
+        admin.post("/permissions", json={"PermissionsBulkApiHardDelete": True}).raise_for_status()
+

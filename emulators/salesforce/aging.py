@@ -61,9 +61,16 @@ def purge_recycle_bin(store: Store, older_than: datetime | None) -> dict[str, in
                 where += " AND SystemModstamp < ?"
                 params.append(format_datetime(older_than))
             last = store.conn.execute(f"SELECT MAX(SystemModstamp) FROM {t} WHERE {where}", params).fetchone()[0]
+            # Hard-deleted records (ingest.hard_delete) left only getDeleted's trace: it goes too.
+            trace = "sobject = ?" + ("" if older_than is None else " AND deletedDate < ?")
+            trace_params = [obj.name] + params
+            hard = store.conn.execute(f"SELECT MAX(deletedDate) FROM _hard_deleted WHERE {trace}",
+                                      trace_params).fetchone()[0]
+            last = max(filter(None, (last, hard)), default=None)
             if last is None:
                 continue
             purged[obj.name] = store.conn.execute(f"DELETE FROM {t} WHERE {where}", params).rowcount
+            purged[obj.name] += store.conn.execute(f"DELETE FROM _hard_deleted WHERE {trace}", trace_params).rowcount
             store.conn.execute("INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                                "value = MAX(value, excluded.value)", (_meta_key(obj.name), last))
     return purged

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import ids, pages, schema, soql, sosl
-from . import aging, query_pages
+from . import aging, ingest, query_pages
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults
@@ -112,6 +112,8 @@ class Emulator:
         self.bulk = BulkJobs()
         self.page_policy = query_pages.PagePolicy()
         self.aging = aging.Aging()
+        self.ingest = ingest.IngestJobs()
+        ingest.create_hard_deleted_log(self.store)
 
     # -- usage and stats ------------------------------------------------------------------------
 
@@ -223,7 +225,9 @@ class Emulator:
             await asyncio.sleep(latency)
         raw = await request.body()
         body = None
-        if raw and method in ("POST", "PATCH", "PUT"):
+        if raw and method == "PUT" and request.headers.get("content-type", "").startswith("text/csv"):
+            body = raw.decode("utf-8-sig")  # Bulk API 2.0 job data
+        elif raw and method in ("POST", "PATCH", "PUT"):
             try:
                 body = json.loads(raw)
             except ValueError as exc:
@@ -294,6 +298,8 @@ class Emulator:
             return self.collections_upsert(ctx, method, seg[2], seg[3], body)
         if head == "jobs" and seg[1:2] == ["query"]:
             return self.bulk_query(ctx, method, seg[2:], params, body)
+        if head == "jobs" and seg[1:2] == ["ingest"]:
+            return self.bulk_ingest(ctx, method, seg[2:], body)
         if head == "search" and len(seg) == 1:
             _only(method, "GET")
             if not params.get("q"):
@@ -320,6 +326,29 @@ class Emulator:
             _only(method, "GET")
             text, headers = self.bulk.results(self.store, seg[0], params)
             return Resp(200, text, headers)
+        raise not_found()
+
+    def bulk_ingest(self, ctx: Ctx, method: str, seg: list[str], body: object) -> Resp:
+        jobs = self.ingest
+        if not seg:
+            _only(method, "POST")
+            return Resp(200, jobs.create(body, ctx.version, _USER_ID))
+        if len(seg) == 1:
+            if method == "GET":
+                return Resp(200, jobs.status(seg[0]))
+            if method == "PATCH":
+                return Resp(200, jobs.close(ctx.store, seg[0], body))
+            if method == "DELETE":
+                jobs.delete(seg[0])
+                return Resp(204)
+            raise _method_not_allowed(method, "GET, PATCH, DELETE")
+        if len(seg) == 2 and seg[1] == "batches":
+            _only(method, "PUT")
+            jobs.upload(seg[0], body)
+            return Resp(201)
+        if len(seg) == 2:
+            _only(method, "GET")
+            return Resp(200, jobs.results(seg[0], seg[1]), {"Content-Type": "text/csv"})
         raise not_found()
 
     # -- query ----------------------------------------------------------------------------------
@@ -484,6 +513,10 @@ class Emulator:
         rows = store.conn.execute(f"SELECT Id, SystemModstamp FROM {q(obj.name)} WHERE IsDeleted = ? AND "
                                   "SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, rid",
                                   (deleted, lo, hi)).fetchall()
+        if deleted:  # hard-deleted records stay in the delete log until the next purge
+            rows += store.conn.execute("SELECT Id, deletedDate FROM _hard_deleted WHERE sobject = ? AND "
+                                       "deletedDate >= ? AND deletedDate < ? ORDER BY deletedDate",
+                                       (obj.name, lo, hi)).fetchall()
         if kind == "updated":
             return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
         available = earliest or (now - timedelta(days=15)).replace(second=0, microsecond=0)
@@ -758,6 +791,8 @@ def _route_template(rest: str) -> str:
         return f"{seg[0]}/{{locator}}"
     if len(seg) >= 3 and seg[:2] == ["jobs", "query"]:
         return "/".join(["jobs/query/{id}"] + seg[3:])
+    if len(seg) >= 3 and seg[:2] == ["jobs", "ingest"]:
+        return "/".join(["jobs/ingest/{id}"] + seg[3:])
     if len(seg) == 3 and seg[0] == "sobjects" and seg[2] not in ("describe", "updated", "deleted"):
         return f"sobjects/{seg[1]}/{{id}}"
     if len(seg) == 4 and seg[0] == "sobjects":
@@ -851,6 +886,21 @@ def create_app(config: Config) -> FastAPI:
     async def clear_replication() -> dict:
         emu.aging.covered_lag_seconds = 0
         return emu.aging.snapshot()
+
+    @app.get("/_emulator/permissions")
+    async def get_permissions() -> dict:
+        return {ingest.HARD_DELETE_PERMISSION: emu.ingest.hard_delete_permitted}
+
+    @app.post("/_emulator/permissions")
+    async def post_permissions(request: Request) -> Response:
+        try:
+            value = json.loads(await request.body() or b"{}")[ingest.HARD_DELETE_PERMISSION]
+            if not isinstance(value, bool):
+                raise TypeError("a boolean is expected")
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad permissions: {exc}"}, status_code=400)
+        emu.ingest.hard_delete_permitted = value
+        return JSONResponse({ingest.HARD_DELETE_PERMISSION: value})
 
     @app.post("/_emulator/sessions/expire")
     async def expire_sessions() -> dict:
