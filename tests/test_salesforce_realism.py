@@ -196,3 +196,15 @@ def test_bulk_hard_delete_leaves_nothing_and_needs_its_permission(own_salesforce
     finally:
         admin.post("/permissions", json={"PermissionsBulkApiHardDelete": True}).raise_for_status()
 
+
+
+def test_an_id_is_never_handed_out_again_after_a_purge_or_a_hard_delete(own_salesforce):
+    sf = make_sf(own_salesforce)
+    admin = httpx.Client(base_url=f"{own_salesforce.instance_url}/_emulator", verify=tls(own_salesforce))
+    purged = sf.Contact.create({"LastName": marker()})["id"]
+    sf.Contact.delete(purged)
+    admin.post("/recycle-bin/purge", json={}).raise_for_status()
+    hard = sf.Contact.create({"LastName": marker()})["id"]
+    sf.bulk2.Contact.hard_delete(records=[{"Id": hard}])
+    fresh = sf.Contact.create({"LastName": marker()})["id"]
+    assert len({purged, hard, fresh}) == 3

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from . import schema
-from .store import Store, format_datetime, parse_datetime, q
+from .store import Store, format_datetime, keep_rid_floor, parse_datetime, q
 
 ARCHIVE_AFTER_DAYS = 365
 RECYCLE_BIN_DAYS = 15
@@ -69,6 +69,7 @@ def purge_recycle_bin(store: Store, older_than: datetime | None) -> dict[str, in
             last = max(filter(None, (last, hard)), default=None)
             if last is None:
                 continue
+            keep_rid_floor(store.conn, obj.name)
             purged[obj.name] = store.conn.execute(f"DELETE FROM {t} WHERE {where}", params).rowcount
             purged[obj.name] += store.conn.execute(f"DELETE FROM _hard_deleted WHERE {trace}", trace_params).rowcount
             store.conn.execute("INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "

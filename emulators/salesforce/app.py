@@ -337,7 +337,7 @@ class Emulator:
             if method == "GET":
                 return Resp(200, jobs.status(seg[0]))
             if method == "PATCH":
-                return Resp(200, jobs.close(ctx.store, seg[0], body))
+                return Resp(200, jobs.close(ctx.store, seg[0], body, self._record_fault(ctx.version)))
             if method == "DELETE":
                 jobs.delete(seg[0])
                 return Resp(204)
@@ -350,6 +350,17 @@ class Emulator:
             _only(method, "GET")
             return Resp(200, jobs.results(seg[0], seg[1]), {"Content-Type": "text/csv"})
         raise not_found()
+
+    def _record_fault(self, version: str):
+        """A `fail_next` rule for DELETE /sobjects/{T}/{id} also fails that record in a bulk job."""
+
+        def fault(type_name: str, record_id: str) -> ApiError | None:
+            path = f"/services/data/v{version}/sobjects/{type_name}/{record_id}"
+            if any(rule.matches("DELETE", path) for rule in self.faults.fail_next):
+                return self.faults.take_failure("DELETE", path, record_id)
+            return None
+
+        return fault
 
     # -- query ----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import ids, schema
 from .errors import ApiError, not_found
-from .store import CASCADE_DELETE, SET_NULL_ON_DELETE, Store, now_iso, q
+from .store import CASCADE_DELETE, SET_NULL_ON_DELETE, Store, keep_rid_floor, now_iso, q
 
 HARD_DELETE_PERMISSION = "PermissionsBulkApiHardDelete"
 _OPERATIONS = ("delete", "hardDelete")
@@ -89,7 +89,7 @@ class IngestJobs:
             raise ApiError(400, "INVALIDBATCH", "InvalidBatch : The 'delete' batch must contain only ids")
         job.data += [r[0].strip() for r in rows[1:] if r and r[0].strip()]
 
-    def close(self, store: Store, job_id: str, body: object) -> dict:
+    def close(self, store: Store, job_id: str, body: object, record_fault=lambda obj, rid: None) -> dict:
         job = self.job(job_id)
         state = body.get("state") if isinstance(body, dict) else None
         if state == "Aborted":
@@ -99,11 +99,13 @@ class IngestJobs:
             raise ApiError(400, "INVALIDJOBSTATE", f"Can't change the job's state to {state}")
         job.info["state"] = "UploadComplete"
         out = self._info(job)
-        self._process(store, job)
+        self._process(store, job, record_fault)
         job.info["state"] = "JobComplete"
         return out
 
-    def _process(self, store: Store, job: IngestJob) -> None:
+    def _process(self, store: Store, job: IngestJob, record_fault) -> None:
+        """Each record on its own; an admin fault rule for a record's DELETE fails just that
+        record, reported in failedResults as Salesforce reports per-record errors."""
         obj = schema.SOBJECTS[job.info["object"]]
         hard = job.info["operation"] == "hardDelete"
         for raw in job.data:
@@ -111,6 +113,11 @@ class IngestJobs:
                 rid = ids.to18(raw)
             except ValueError:
                 job.failed.append((raw, "MALFORMED_ID:malformed id " + raw + ":--"))
+                continue
+            fault = record_fault(obj.name, rid)
+            if fault is not None:
+                code = "ENTITY_IS_DELETED" if fault.status == 404 else fault.error_code
+                job.failed.append((rid, f"{code}:{fault.message}:--"))
                 continue
             try:
                 if hard:
@@ -162,6 +169,7 @@ def hard_delete(store: Store, obj: schema.SObject, rid: str) -> None:
         for table, column in targets:
             store.conn.execute("INSERT INTO _hard_deleted (sobject, Id, deletedDate) "
                                f"SELECT ?, Id, ? FROM {q(table)} WHERE {q(column)} = ?", (table, now, rid))
+            keep_rid_floor(store.conn, table)
             store.conn.execute(f"DELETE FROM {q(table)} WHERE {q(column)} = ?", (rid,))
         for child, fk in SET_NULL_ON_DELETE.get(obj.name, ()):
             store.conn.execute(f"UPDATE {q(child)} SET {q(fk)} = NULL, SystemModstamp = ? WHERE {q(fk)} = ?",
