@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
-from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
 
 from activities.salesforce_connection import SalesforceConnection
-from activities.salesforce_errors import from_exception
+from activities.salesforce_query import query_pages, query_records
+from activities.salesforce_replication import deleted_contacts, live_contact_ids
 from callbridge.caller_id import INDEX_SOQL_FIELDS
 from callbridge.models import ContactMatch, IndexRefreshRequest, IndexRefreshResult, KnownCallerRequest
 from callbridge.settings import Settings
@@ -26,19 +26,6 @@ WATERMARK = "caller_index_watermark"
 _CONTACT_ID = re.compile(r"^003[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")  # 003: the Contact key prefix
 MAX_KNOWN = 50  # as many as the Salesforce phone lookup returns
 APPLY_BATCH = 2000
-
-
-def query_pages(sf: SalesforceConnection, soql: str, resource: str = "query") -> Iterator[list[dict[str, Any]]]:
-    """Every record of a query (or queryAll), a page (up to 2,000) at a time, following nextRecordsUrl."""
-    try:
-        page = sf.restful(resource, params={"q": soql})
-        while True:
-            yield page["records"]
-            if page.get("done", True):
-                return
-            page = sf.restful(page["nextRecordsUrl"].split(f"/v{sf.api_version}/", 1)[1])
-    except SalesforceError as exc:
-        raise from_exception(exc, "contact read") from None
 
 
 def match_from_index(row: dict[str, Any]) -> ContactMatch:
@@ -99,26 +86,30 @@ class CallerIndexActivities:
         applied = 0
         for records in self._pages(soql):
             applied += caller_index.apply_contacts(engine, records, self._settings.default_region)
-        removed = 0
+        removed, watermark = 0, until
         if since is not None:
-            removed = self._remove_deleted(engine, since, until)
-        caller_index.set_text(engine, WATERMARK, until.isoformat())
-        return IndexRefreshResult(applied=applied, removed=removed, full=since is None, watermark=until.isoformat())
+            removed, covered = self._remove_deleted(engine, since, until)
+            watermark = min(until, covered)  # never past what getDeleted covered
+        caller_index.set_text(engine, WATERMARK, watermark.isoformat())
+        return IndexRefreshResult(applied=applied, removed=removed, full=since is None,
+                                  watermark=watermark.isoformat())
 
-    def _remove_deleted(self, engine, since: datetime, until: datetime) -> int:
-        """Contacts deleted since the watermark: the recycle bin (queryAll, IsDeleted) sees them
-        at once; getDeleted also reports those already purged from it, though only to the
-        minute (it ignores seconds), so the lookback window covers the rest."""
+    def _remove_deleted(self, engine, since: datetime, until: datetime) -> tuple[int, datetime]:
+        """Contacts deleted since the watermark, and how far that read reaches (the next
+        watermark). The recycle bin (queryAll, IsDeleted) sees them at once; getDeleted also
+        reports those already purged from it, though only to the minute (it ignores seconds),
+        so the lookback window covers the rest. Once the delete log itself is purged past the
+        watermark, every indexed id is checked against Salesforce instead."""
         soql = format_soql("SELECT Id FROM Contact WHERE IsDeleted = true AND SystemModstamp >= {}", since)
-        try:
-            binned = self._sf.restful("queryAll", params={"q": soql})["records"]
-            start = min(since, until - timedelta(minutes=1))  # getDeleted wants at least a minute
-            purged = self._sf.call(lambda sf: sf.Contact.deleted(start, until)).get("deletedRecords", [])
-        except SalesforceError as exc:
-            raise from_exception(exc, "deleted contacts read") from None
-        ids = {r["Id"] for r in binned} | {d["id"] for d in purged}
+        binned = query_records(self._sf, soql, "queryAll", "deleted contacts read")
+        deleted = deleted_contacts(self._sf, since, until)
+        ids = {r["Id"] for r in binned} | deleted.ids
+        if deleted.log_purged:
+            # Indexed ids first: one indexed before the read and missing from it is really gone.
+            indexed = caller_index.indexed_contact_ids(engine)
+            ids |= indexed - live_contact_ids(self._sf, activity.heartbeat)
         caller_index.remove_contacts(engine, ids)
-        return len(ids)
+        return len(ids), deleted.covered_until
 
     def find_known_caller(self, request: KnownCallerRequest) -> list[ContactMatch]:
         """The caller's contacts, best first, from what Callbridge already knows (no Salesforce

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
+from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
@@ -21,10 +21,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.caller_index import query_pages
+from activities.salesforce_query import query_pages
 from activities.genesys_connection import GenesysConnection
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception
+from activities.salesforce_hard_delete import hard_delete
 from callbridge import privacy
 from callbridge.phone import all_e164, region_for_country
 from callbridge.privacy_models import (
@@ -92,14 +93,18 @@ class ErasureActivities:
         return self._client or activity.client()
 
     def _records(self, soql: str) -> list[dict[str, Any]]:
-        return [r for page in query_pages(self._sf, soql) for r in page]
+        """queryAll, never query: `query` leaves out Tasks and Events Salesforce has archived
+        (closed and over a year old) and records in the recycle bin, and those are the
+        person's data too: all of it is hard-deleted, and verified gone."""
+        return [r for page in query_pages(self._sf, soql, "queryAll", "erasure read") for r in page]
 
     # --- Salesforce ------------------------------------------------------------------------------
 
     def _find_contacts(self, ids: dict[str, list[str]]) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for email in ids["emails"]:
-            for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Email = {{}}", email)):
+            soql = format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Email = {{}}", email)
+            for r in self._records(soql):
                 found[r["Id"]] = r
         for e164 in ids["phones"]:
             # In any digit script it was typed in (full-width, Arabic-Indic, …).
@@ -110,7 +115,9 @@ class ErasureActivities:
                     found[r["Id"]] = r
         if ids["contact_ids"]:
             for chunk in _chunks(ids["contact_ids"]):
-                for r in self._records(format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Id IN {{}}", chunk)):
+                soql = format_soql(f"SELECT {_CONTACT_FIELDS} FROM Contact WHERE Id IN {{}}",
+                                   chunk)
+                for r in self._records(soql):
                     found[r["Id"]] = r
         return list(found.values())
 
@@ -122,7 +129,8 @@ class ErasureActivities:
     def _children(self, sobject: str, field: str, parent_ids: list[str], extra: str = "") -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for chunk in _chunks(parent_ids):
-            out += self._records(format_soql(f"SELECT Id{extra} FROM {sobject} WHERE {field} IN {{}}", chunk))
+            out += self._records(format_soql(f"SELECT Id{extra} FROM {sobject} WHERE "
+                                             f"{field} IN {{}}", chunk))
         return out
 
     @activity.defn
@@ -154,18 +162,11 @@ class ErasureActivities:
 
     @activity.defn
     def erasure_delete_salesforce(self, request: DeleteRecords) -> list[str]:
-        """Delete records one by one; one already gone (404) counts as deleted."""
+        """Hard-delete the records (Bulk API 2.0): nothing is left in the recycle bin. One
+        already gone counts as deleted."""
         if request.sobject not in _DELETABLE:
             raise ApplicationError(f"not an erasable sObject: {request.sobject}", non_retryable=True)
-        for i, record_id in enumerate(request.ids):
-            try:
-                self._sf.restful(f"sobjects/{request.sobject}/{record_id}", method="DELETE")
-            except SalesforceResourceNotFound:
-                pass
-            except SalesforceError as exc:
-                raise from_exception(exc, f"{request.sobject} delete") from None
-            activity.heartbeat(i)
-        return request.ids
+        return hard_delete(self._sf, request.sobject, request.ids, activity.heartbeat)
 
     def _verify_salesforce(self, request: VerifyRequest) -> dict[str, int]:
         ids = self._identifiers(request.request_id)

@@ -13,7 +13,7 @@ from simple_salesforce.format import format_soql
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.caller_index import query_pages
+from activities.salesforce_query import query_pages
 from activities.genesys_connection import GenesysConnection
 from activities.salesforce_connection import SalesforceConnection
 from activities.salesforce_errors import from_exception
@@ -60,7 +60,8 @@ class PrivacyActivities:
         try:
             for sobject in ("Task", "Event"):
                 soql = f"SELECT Genesys_Conversation_Id__c FROM {sobject} WHERE Genesys_Conversation_Id__c != null"
-                for page in query_pages(self._sf, soql):
+                # queryAll: archived calls (closed, over a year old) are the ones retention is for.
+                for page in query_pages(self._sf, soql, "queryAll", "retention scan"):
                     ids.update(r["Genesys_Conversation_Id__c"] for r in page)
                     activity.heartbeat(len(ids))
         except SalesforceError as exc:

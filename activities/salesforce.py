@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_query import query_records
 from activities.salesforce_errors import error_entries, from_exception, is_transient, to_application_error
 from callbridge.mapping import TASK_EXTERNAL_ID
 from callbridge.settings import Settings
@@ -57,10 +58,7 @@ class SalesforceActivities:
         return result
 
     def _query(self, soql: str, what: str) -> list[dict[str, Any]]:
-        try:
-            return self._sf.query(soql)["records"]
-        except SalesforceError as exc:
-            raise from_exception(exc, what) from None
+        return query_records(self._sf, soql, what=what)
 
     @activity.defn
     def find_contact_by_id(self, contact_id: str) -> ContactMatch | None:

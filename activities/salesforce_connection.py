@@ -126,4 +126,6 @@ class SalesforceConnection:
         return self.call(lambda sf: sf.restful(path, method=method, timeout=timeout, **kwargs))
 
     def query(self, soql: str) -> dict[str, Any]:
+        """One answer page only (totalSize, e.g. for COUNT()): read records with
+        activities.salesforce_query, which follows every page."""
         return self.restful("query", params={"q": soql})

@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from activities.genesys_connection import GenesysConnection
 from activities.metering import metering
 from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_query import query_records
 from activities.salesforce_errors import from_exception
 from activities.sync import settle_with_patience
 from activities.sync_records import GENESYS_BULK, LINK_FIELD, SyncRecords, genesys_failure
@@ -184,11 +185,8 @@ class SyncBulkActivities:
                                                         is Action.DELETE_IN_GENESYS)]
         if sf_ids:
             soql = format_soql("SELECT Id, LastModifiedDate FROM Contact WHERE Id IN {}", sorted(set(sf_ids)))
-            try:
-                now = {r["Id"]: r["LastModifiedDate"] for r in
-                       (await asyncio.to_thread(self._sf.restful, "queryAll", params={"q": soql}))["records"]}
-            except SalesforceError as exc:
-                raise from_exception(exc, "contact re-check") from None
+            now = {r["Id"]: r["LastModifiedDate"] for r in
+                   await asyncio.to_thread(query_records, self._sf, soql, "queryAll", "contact re-check")}
             for w in work:
                 if w.sf_id in now and w.sf_id in sf_ids and now[w.sf_id] != w.snap.salesforce_modified:
                     self._handoff(w, result)

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio.exceptions import ApplicationError
 
 from activities.genesys_connection import GenesysConnection
 from activities.salesforce_connection import SalesforceConnection
-from activities.salesforce_errors import from_exception
+from activities.salesforce_query import query_records
 from callbridge.caller_id import INDEX_SOQL_FIELDS
 from callbridge.settings import Settings
 from callbridge.sync import config as sync_config
@@ -62,17 +61,16 @@ class SyncRecords:
 
     def read_salesforce(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Contacts by id, deleted ones included (queryAll), with their consents (a child
-        subquery, so the consent gate costs no request): one request for up to 200."""
+        subquery, so the consent gate costs no request): up to 200, usually in one request."""
         if not ids:
             return {}
         consents = ", (SELECT Consent_Type__c, Consent_Date__c, Withdrawn__c, CreatedDate FROM Contact_Consents__r)" \
             if self._settings.sync_requires_service_consent else ""
         soql = format_soql(f"SELECT {self.salesforce_fields}{consents} FROM Contact WHERE Id IN {{}}",
                            sorted(set(ids)))
-        try:
-            records = self._sf.restful("queryAll", params={"q": soql})["records"]
-        except SalesforceError as exc:
-            raise from_exception(exc, "contact read") from None
+        # Every page: a page may be cut short (consent rows count toward its size), and a
+        # contact missing from the read would be taken as deleted.
+        records = query_records(self._sf, soql, "queryAll")
         return {r["Id"]: r for r in records}
 
     async def read_genesys(self, ids: list[str]) -> dict[str, dict[str, Any]]:

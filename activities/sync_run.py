@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.genesys_connection import GenesysConnection
 from activities.metering import last_allowance, metering
 from activities.salesforce_connection import SalesforceConnection
+from activities.salesforce_query import query_records
 from activities.salesforce_errors import from_exception
 from activities.soql_in import in_chunks
 from activities.sync_records import LINK_FIELD, SyncRecords, genesys_failure
@@ -63,17 +64,28 @@ class SyncRunActivities:
 
     # -- what changed ---------------------------------------------------------------------------
 
-    def _salesforce_changes(self, since: datetime | None) -> list[str]:
-        from activities.caller_index import query_pages
+    def _salesforce_changes(self, since: datetime | None, until: datetime) -> tuple[list[str], datetime]:
+        """Contacts changed since the watermark, and how far that read reaches (the next watermark)."""
+        from activities.salesforce_query import query_pages
         from activities.salesforce_bulk import bulk_query
+        from activities.salesforce_replication import deleted_contacts, live_contact_ids
 
         if since is None:
             # Every contact (the initial load, --full): a Bulk API 2.0 job, 50k rows a request.
             return [r["Id"] for page in bulk_query(self._sf, "SELECT Id FROM Contact WHERE IsDeleted = false",
-                                                   operation="query") for r in page]
+                                                   operation="query") for r in page], until
         # queryAll: a deletion is a change too (IsDeleted rows in the recycle bin).
         soql = format_soql("SELECT Id FROM Contact WHERE SystemModstamp >= {}", since)
-        return [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
+        changed = [r["Id"] for page in query_pages(self._sf, soql, "queryAll") for r in page]
+        # Records purged from the recycle bin are gone from queryAll: getDeleted still reports
+        # them, until its own log is purged; then every paired id is checked against Salesforce.
+        deleted = deleted_contacts(self._sf, since, until)
+        gone = deleted.ids
+        if deleted.log_purged:
+            paired = sync_store.paired_salesforce_ids(self._engine)  # before the read: see caller_index
+            gone = paired - live_contact_ids(self._sf, activity.heartbeat)
+        seen = set(changed)
+        return changed + sorted(gone - seen), min(until, deleted.covered_until)
 
     @activity.defn
     async def collect_sync_changes(self, request: ChangeRequest) -> ChangeSet:
@@ -111,12 +123,12 @@ class SyncRunActivities:
 
         sf_since, gc_since = since(SF_WATERMARK), since(GC_WATERMARK)
         try:
-            sf_ids = await asyncio.to_thread(self._salesforce_changes, sf_since)
+            sf_ids, sf_covered = await asyncio.to_thread(self._salesforce_changes, sf_since, now)
         except SalesforceError as exc:
             raise from_exception(exc, "changed contacts read") from None
         activity.heartbeat(len(sf_ids))
         keys: dict[str, PairKey] = {i: PairKey(salesforce_id=i) for i in sf_ids}
-        changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=now.isoformat(),
+        changes = ChangeSet(salesforce_changes=len(sf_ids), salesforce_watermark=sf_covered.isoformat(),
                             genesys_watermark=now.isoformat(), initial=saved_sf is None)
         matcher = Matcher(self, request, changes)
         unverified: dict[str, str] = {}
@@ -181,7 +193,7 @@ class SyncRunActivities:
         found: set[str] = set()
         for start in range(0, len(valid), 200):
             soql = format_soql("SELECT Id FROM Contact WHERE Id IN {}", valid[start:start + 200])
-            found |= {r["Id"] for r in self._sf.query(soql)["records"]}
+            found |= {r["Id"] for r in query_records(self._sf, soql)}
         return found
 
     # -- the run's bookkeeping --------------------------------------------------------------------
@@ -314,7 +326,7 @@ class Matcher:
         for soql, chunk in in_chunks(f"SELECT Id, Email, {LINK_FIELD} FROM Contact WHERE Email IN {{}}", emails,
                                      max_count=100):
             rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in self.run._sf.query(soql)["records"]:
+            for r in query_records(self.run._sf, soql):
                 rows[(r.get("Email") or "").lower()].append(r)
             for email in chunk:
                 if rows.get(email):
@@ -343,7 +355,7 @@ class Matcher:
             links = {}
             for start in range(0, len(ids), 200):
                 soql = format_soql(f"SELECT Id, {LINK_FIELD} FROM Contact WHERE Id IN {{}}", ids[start:start + 200])
-                links.update({r["Id"]: r for r in self.run._sf.query(soql)["records"]})
+                links.update({r["Id"]: r for r in query_records(self.run._sf, soql)})
             found = {g: [links[h["Id"]] for h in hs if h["Id"] in links] for g, hs in found.items()}
             found = {g: hs for g, hs in found.items() if hs}
         return found
@@ -376,7 +388,7 @@ class Matcher:
 
 
 def _pages(sf, soql: str):
-    from activities.caller_index import query_pages
+    from activities.salesforce_query import query_pages
 
     return query_pages(sf, soql)
 

@@ -21,12 +21,13 @@ class Caller:
 def known_callers(settings: Settings, limit: int = 2000) -> list[Caller]:
     """Contacts with a phone, as Genesys would present their ANI (E.164)."""
     from activities.salesforce_connection import SalesforceConnection
+    from activities.salesforce_query import query_records
 
     conn = SalesforceConnection(settings)
-    records = conn.query(
+    records = query_records(conn,
         "SELECT Id, Phone, MobilePhone, MailingCountry, Account.BillingCountry FROM Contact "
         f"WHERE Phone != null OR MobilePhone != null ORDER BY Id LIMIT {int(limit)}"
-    )["records"]
+    )
     callers = []
     for r in records:
         region, guessed = contact_region(r, settings.default_region)

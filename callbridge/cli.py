@@ -245,7 +245,7 @@ def export_contacts(
     """Every contact as CSV, names/email masked, phones to their last 4 digits, a keyed email hash."""
     import csv
 
-    from activities.caller_index import query_pages
+    from activities.salesforce_query import query_pages
     from activities.salesforce_connection import SalesforceConnection
     from callbridge.privacy import EXPORT_COLUMNS, masked_contact
     from callbridge.store import privacy as privacy_store

@@ -172,8 +172,9 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
     settings = stack_settings(stack, database_url=f"sqlite:///{tmp_path / 'erasure.db'}",
                               alert_webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
     faults = f"{salesforce.instance_url}/_emulator/faults"
+    # Salesforce refuses the hard-delete jobs (Bulk API 2.0 ingest) until it recovers.
     httpx.post(faults, verify=tls(salesforce), json={"fail_next": [
-        {"method": "DELETE", "path_regex": f"sobjects/Contact/{person['contact_id']}", "status": 503, "count": 100000}]},
+        {"method": "POST", "path_regex": "/jobs/ingest$", "status": 503, "count": 100000}]},
     ).raise_for_status()
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(VENV_BIN / "temporal-test-server"),

@@ -72,7 +72,12 @@ class GdprErasureWorkflow:
             # must not stay "running".
             self._status.phase = "failed"
             cause = err.cause if isinstance(err, ActivityError) else err
-            await self._record_failure(inp, getattr(cause, "type", None) or type(cause).__name__)
+            reason = getattr(cause, "type", None) or type(cause).__name__
+            await self._record_failure(inp, reason)
+            if workflow.patched("erasure-refusal-alert"):
+                # e.g. no "Bulk API Hard Delete" permission: someone must act, not wait for day 28.
+                await self._alert(inp, "failed", "critical",
+                                  f"GDPR erasure {inp.request_id} stopped ({reason}): {getattr(cause, 'message', cause)}")
             raise
         finally:
             self._finished = True

@@ -151,3 +151,9 @@ def _parse_stored(value: str):
 
     dt = datetime.fromisoformat(value)
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def indexed_contact_ids(engine: Engine) -> set[str]:
+    """Every contact the index holds a number of (for a full comparison with Salesforce)."""
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(caller_index.c.contact_id).distinct())}

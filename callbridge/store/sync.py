@@ -234,3 +234,9 @@ def _store_bases_batched(conn, settlements: list[dict[str, Any]]) -> list[str] |
     if inserts:
         conn.execute(insert(sync_pairs), inserts)
     return stale
+
+
+def paired_salesforce_ids(engine: Engine) -> set[str]:
+    """The Salesforce side of every linked pair (a full comparison with Salesforce's ids)."""
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(sync_pairs.c.salesforce_id))}

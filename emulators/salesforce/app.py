@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime as http_date, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import ids, pages, schema, soql, sosl
+from . import aging, ingest, query_pages
 from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults, take_record_failure
@@ -111,6 +112,10 @@ class Emulator:
         self.cursor_seq = 0
         self.bulk = BulkJobs()
         self.store.record_faults = self.record_failure
+        self.page_policy = query_pages.PagePolicy()
+        self.aging = aging.Aging()
+        self.ingest = ingest.IngestJobs()
+        ingest.create_hard_deleted_log(self.store)
 
     def record_failure(self, operation: str, sobject: str, record_id: str | None, row: dict) -> ApiError | None:
         """Per-record fault rules, looked up at the time of the write (the rules can be replaced)."""
@@ -226,6 +231,7 @@ class Emulator:
                                          "errorCode": "REQUEST_LIMIT_EXCEEDED"}]))
         self.usage_count += 1
         self.stats_total += 1
+        self.aging.auto_purge(self.store)
         version, rest = m.group(1), m.group(2) or ""
         self.stats_routes[f"{method} /services/data/v{version}/{_route_template(rest)}".rstrip("/")] += 1
         latency = self.faults.latency_seconds()
@@ -233,7 +239,9 @@ class Emulator:
             await asyncio.sleep(latency)
         raw = await request.body()
         body = None
-        if raw and method in ("POST", "PATCH", "PUT"):
+        if raw and method == "PUT" and request.headers.get("content-type", "").startswith("text/csv"):
+            body = raw.decode("utf-8-sig")  # Bulk API 2.0 job data
+        elif raw and method in ("POST", "PATCH", "PUT"):
             try:
                 body = json.loads(raw)
             except ValueError as exc:
@@ -304,6 +312,8 @@ class Emulator:
             return self.collections_upsert(ctx, method, seg[2], seg[3], body)
         if head == "jobs" and seg[1:2] == ["query"]:
             return self.bulk_query(ctx, method, seg[2:], params, body)
+        if head == "jobs" and seg[1:2] == ["ingest"]:
+            return self.bulk_ingest(ctx, method, seg[2:], body)
         if head == "search" and len(seg) == 1:
             _only(method, "GET")
             if not params.get("q"):
@@ -332,6 +342,40 @@ class Emulator:
             return Resp(200, text, headers)
         raise not_found()
 
+    def bulk_ingest(self, ctx: Ctx, method: str, seg: list[str], body: object) -> Resp:
+        jobs = self.ingest
+        if not seg:
+            _only(method, "POST")
+            return Resp(200, jobs.create(body, ctx.version, _USER_ID))
+        if len(seg) == 1:
+            if method == "GET":
+                return Resp(200, jobs.status(seg[0]))
+            if method == "PATCH":
+                return Resp(200, jobs.close(ctx.store, seg[0], body, self._record_fault(ctx.version)))
+            if method == "DELETE":
+                jobs.delete(seg[0])
+                return Resp(204)
+            raise _method_not_allowed(method, "GET, PATCH, DELETE")
+        if len(seg) == 2 and seg[1] == "batches":
+            _only(method, "PUT")
+            jobs.upload(seg[0], body)
+            return Resp(201)
+        if len(seg) == 2:
+            _only(method, "GET")
+            return Resp(200, jobs.results(seg[0], seg[1]), {"Content-Type": "text/csv"})
+        raise not_found()
+
+    def _record_fault(self, version: str):
+        """A `fail_next` rule for DELETE /sobjects/{T}/{id} also fails that record in a bulk job."""
+
+        def fault(type_name: str, record_id: str) -> ApiError | None:
+            path = f"/services/data/v{version}/sobjects/{type_name}/{record_id}"
+            if any(rule.matches("DELETE", path) for rule in self.faults.fail_next):
+                return self.faults.take_failure("DELETE", path, record_id)
+            return None
+
+        return fault
+
     # -- query ----------------------------------------------------------------------------------
 
     def query(self, ctx: Ctx, params: dict, headers: dict, *, include_deleted: bool) -> Resp:
@@ -340,10 +384,12 @@ class Emulator:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
         compiled = soql.compile_query(text, include_deleted=include_deleted, version=ctx.version)
         conn = ctx.store.conn
-        batch = _batch_size(headers)
-        records, last_rid = soql.fetch_page(conn, compiled, 0, batch, self._child_pager(ctx.version))
+        batch = query_pages.batch_size(headers)
+        budget = self.page_policy.budget(batch)
+        records, last_rid, cut = soql.fetch_fitted(conn, compiled, 0, budget, self._child_pager(ctx.version),
+                                                   budget=budget)
         # A short first page is the whole result: skip the second scan a COUNT would cost.
-        short = not compiled.count_only and len(records) < batch and \
+        short = not compiled.count_only and not cut and len(records) < budget and \
             (compiled.limit is None or len(records) < compiled.limit)
         full_limit = compiled.limit is not None and len(records) == compiled.limit
         total = len(records) if short or full_limit else soql.total_size(conn, compiled)
@@ -378,8 +424,9 @@ class Emulator:
         if cursor is None or not start.isdigit() or time.time() - cursor.created > 15 * 60:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         offset = int(start)
-        records, last_rid = soql.fetch_page(self.store.conn, cursor.compiled, offset, cursor.batch,
-                                            self._child_pager(ctx.version), cursor.anchors.get(offset))
+        budget = self.page_policy.budget(cursor.batch)
+        records, last_rid, _ = soql.fetch_fitted(self.store.conn, cursor.compiled, offset, budget,
+                                                 self._child_pager(ctx.version), cursor.anchors.get(offset), budget)
         end = offset + len(records)
         if last_rid is not None:
             cursor.anchors[end] = last_rid
@@ -480,17 +527,26 @@ class Emulator:
         days = 15 if kind == "deleted" else 30
         if start < now - timedelta(days=days):
             raise ApiError(400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago")
-        end = min(end, now)  # nothing after now is covered yet
-        lo, hi = format_datetime(start), format_datetime(end)
+        earliest = aging.earliest_date_available(store, obj.name) if kind == "deleted" else None
+        if earliest is not None and start < earliest:
+            # Deletions in the window were purged: only a full comparison can find them now.
+            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate is before earliestDateAvailable "
+                           f"{format_datetime(earliest)}")
+        # Nothing after now is covered yet, nor what running transactions may still write.
+        lo, hi = format_datetime(start), format_datetime(self.aging.covered_until(end, now))
         deleted = 1 if kind == "deleted" else 0
         rows = store.conn.execute(f"SELECT Id, SystemModstamp FROM {q(obj.name)} WHERE IsDeleted = ? AND "
                                   "SystemModstamp >= ? AND SystemModstamp < ? ORDER BY SystemModstamp, rid",
                                   (deleted, lo, hi)).fetchall()
+        if deleted:  # hard-deleted records stay in the delete log until the next purge
+            rows += store.conn.execute("SELECT Id, deletedDate FROM _hard_deleted WHERE sobject = ? AND "
+                                       "deletedDate >= ? AND deletedDate < ? ORDER BY deletedDate",
+                                       (obj.name, lo, hi)).fetchall()
         if kind == "updated":
             return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
-        earliest = format_datetime((now - timedelta(days=15)).replace(second=0, microsecond=0))
+        available = earliest or (now - timedelta(days=15)).replace(second=0, microsecond=0)
         return {"deletedRecords": [{"id": r[0], "deletedDate": r[1]} for r in rows],
-                "earliestDateAvailable": earliest, "latestDateCovered": hi}
+                "earliestDateAvailable": format_datetime(available), "latestDateCovered": hi}
 
     # -- sObject Collections --------------------------------------------------------------------
 
@@ -758,15 +814,6 @@ def _method_not_allowed(method: str, allowed: str) -> ApiError:
     return ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
 
 
-def _batch_size(headers: dict) -> int:
-    options = headers.get("sforce-query-options", "")
-    m = re.search(r"batchSize\s*=\s*(\d+)", options)
-    if not m:
-        return 2000
-    # Salesforce honours 200..2000; other values are clamped into that range.
-    return max(200, min(2000, int(m.group(1))))
-
-
 def _unmodified_since(headers: dict) -> datetime | None:
     value = headers.get("if-unmodified-since")
     if not value:
@@ -788,6 +835,8 @@ def _route_template(rest: str) -> str:
         return f"{seg[0]}/{{locator}}"
     if len(seg) >= 3 and seg[:2] == ["jobs", "query"]:
         return "/".join(["jobs/query/{id}"] + seg[3:])
+    if len(seg) >= 3 and seg[:2] == ["jobs", "ingest"]:
+        return "/".join(["jobs/ingest/{id}"] + seg[3:])
     if len(seg) == 3 and seg[0] == "sobjects" and seg[2] not in ("describe", "updated", "deleted"):
         return f"sobjects/{seg[1]}/{{id}}"
     if len(seg) == 4 and seg[0] == "sobjects":
@@ -825,6 +874,77 @@ def create_app(config: Config) -> FastAPI:
     async def clear_faults() -> dict:
         emu.faults = Faults()
         return emu.faults.snapshot()
+
+    @app.get("/_emulator/query-pages")
+    async def get_query_pages() -> dict:
+        return emu.page_policy.snapshot()
+
+    @app.post("/_emulator/query-pages")
+    async def post_query_pages(request: Request) -> Response:
+        try:
+            emu.page_policy.merge(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(emu.page_policy.snapshot())
+
+    @app.delete("/_emulator/query-pages")
+    async def clear_query_pages() -> dict:
+        emu.page_policy = query_pages.PagePolicy()
+        return emu.page_policy.snapshot()
+
+    @app.post("/_emulator/archive")
+    async def archive(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            today = date.fromisoformat(body["today"]) if body.get("today") else datetime.now(timezone.utc).date()
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": f"bad archive request: {exc}"}, status_code=400)
+        async with emu.write_lock:
+            return JSONResponse({"archived": aging.archive_activities(emu.store, today)})
+
+    @app.post("/_emulator/recycle-bin/purge")
+    async def purge(request: Request) -> Response:
+        try:
+            days = json.loads(await request.body() or b"{}").get("older_than_days")
+            if days is not None and (not isinstance(days, (int, float)) or days < 0):
+                raise ValueError("older_than_days must be a non-negative number")
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        older_than = None if days is None else datetime.now(timezone.utc) - timedelta(days=days)
+        async with emu.write_lock:
+            return JSONResponse({"purged": aging.purge_recycle_bin(emu.store, older_than)})
+
+    @app.get("/_emulator/replication")
+    async def get_replication() -> dict:
+        return emu.aging.snapshot()
+
+    @app.post("/_emulator/replication")
+    async def post_replication(request: Request) -> Response:
+        try:
+            emu.aging.merge(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(emu.aging.snapshot())
+
+    @app.delete("/_emulator/replication")
+    async def clear_replication() -> dict:
+        emu.aging.covered_lag_seconds = 0
+        return emu.aging.snapshot()
+
+    @app.get("/_emulator/permissions")
+    async def get_permissions() -> dict:
+        return {ingest.HARD_DELETE_PERMISSION: emu.ingest.hard_delete_permitted}
+
+    @app.post("/_emulator/permissions")
+    async def post_permissions(request: Request) -> Response:
+        try:
+            value = json.loads(await request.body() or b"{}")[ingest.HARD_DELETE_PERMISSION]
+            if not isinstance(value, bool):
+                raise TypeError("a boolean is expected")
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad permissions: {exc}"}, status_code=400)
+        emu.ingest.hard_delete_permitted = value
+        return JSONResponse({ingest.HARD_DELETE_PERMISSION: value})
 
     @app.post("/_emulator/sessions/expire")
     async def expire_sessions() -> dict:

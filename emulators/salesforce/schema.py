@@ -237,6 +237,8 @@ TASK = SObject("Task", "Task", "Tasks", _system_fields(None) + [
     Field("Genesys_Conversation_Id__c", "string", "Genesys Conversation Id", length=255, external_id=True,
           unique=True, id_lookup=True, custom=True, indexed=True),
     Field("IsClosed", "boolean", "Closed", createable=False, updateable=False, nillable=False),
+    # Set by the archival background process (aging.archive_activities); read-only.
+    Field("IsArchived", "boolean", "Archived", createable=False, updateable=False, nillable=False),
 ])
 
 CASE = SObject("Case", "Case", "Cases", _system_fields(None) + [
@@ -266,6 +268,7 @@ EVENT = SObject("Event", "Event", "Events", _system_fields(None) + [
     # Custom activity fields (deploy/.../objects/Activity) exist on Task and Event alike.
     Field("Genesys_Conversation_Id__c", "string", "Genesys Conversation Id", length=255, external_id=True,
           unique=True, id_lookup=True, custom=True, indexed=True),
+    Field("IsArchived", "boolean", "Archived", createable=False, updateable=False, nillable=False),
 ])
 
 CONTACT_CONSENT = SObject("Contact_Consent__c", "Contact Consent", "Contact Consents", _system_fields(

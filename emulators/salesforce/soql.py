@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 from . import ids, schema
+from . import query_pages
 from .errors import ApiError
 from .schema import Field, SObject
 from .store import format_datetime, parse_datetime, q, to_json
@@ -658,6 +659,10 @@ class Compiler:
         where_sql = []
         if not self.include_deleted:
             where_sql.append("t0.IsDeleted = 0")
+            if self.obj.field("IsArchived") is not None:
+                # query() leaves archived activities out; queryAll() returns them (SOAP API
+                # "queryAll()", REST API "QueryAll").
+                where_sql.append("t0.IsArchived = 0")
         if self.extra_where:
             where_sql.append(self.extra_where[0])
         where_params = list(self.extra_where[1]) if self.extra_where else []
@@ -697,7 +702,7 @@ class Compiler:
             where_k = where + (" AND " if where else " WHERE ") + "t0.rid > ?"
             keyset_sql = f"SELECT {', '.join(self.select_exprs)} {from_sql}{where_k} ORDER BY t0.rid"
         plain = None
-        if qy.where is None and not self.extra_where:
+        if qy.where is None and not self.extra_where and (self.include_deleted or not self.obj.field("IsArchived")):
             plain = "all_rows" if self.include_deleted else "live"
         return Compiled(self.obj, select_sql, count_sql, where_params, columns, list(parents.values()), output,
                         qy.count, qy.limit, qy.offset or 0, self.version, children, keyset_sql, plain)
@@ -894,13 +899,21 @@ def fetch_page(conn, c: Compiled, start: int, count: int, child_pager=None,
                after_rid: int | None = None) -> tuple[list[dict], int | None]:
     """fetch(), plus the rowid of the page's last row; with after_rid (the last rowid of the
     page before `start`) a natural-order query reads by rowid instead of skipping rows."""
+    records, last_rid, _ = fetch_fitted(conn, c, start, count, child_pager, after_rid)
+    return records, last_rid
+
+
+def fetch_fitted(conn, c: Compiled, start: int, count: int, child_pager=None, after_rid: int | None = None,
+                 budget: int | None = None) -> tuple[list[dict], int | None, bool]:
+    """fetch_page() for an API page: with `budget`, the page ends where its records and their
+    child rows would pass it (query_pages.fit). The flag says the page was cut so."""
     if c.count_only:
-        return [], None
+        return [], None, False
     limit = count
     if c.limit is not None:
         limit = max(0, min(count, c.limit - start))
     if limit == 0:
-        return [], None
+        return [], None, False
     if after_rid is not None and c.keyset_sql is not None:
         rows = conn.execute(f"{c.keyset_sql} LIMIT ?", c.params + [after_rid, limit]).fetchall()
     else:
@@ -908,7 +921,12 @@ def fetch_page(conn, c: Compiled, start: int, count: int, child_pager=None,
     records = [build_record(c, row) for row in rows]
     for child in c.children:
         attach_children(conn, child, records, [row[0] for row in rows], child_pager)
-    return records, (rows[-1][1] if rows else None)
+    cut = False
+    if budget is not None:
+        kept = query_pages.fit(records, budget)
+        cut = kept < len(records)
+        rows, records = rows[:kept], records[:kept]
+    return records, (rows[-1][1] if rows else None), cut
 
 
 def _converter(f: Field):

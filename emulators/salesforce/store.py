@@ -267,7 +267,7 @@ class Store:
         if forced:
             values.update(forced)
         with self.write():
-            seq = self.conn.execute(f"SELECT COALESCE(MAX(rid), 0) + 1 FROM {q(obj.name)}").fetchone()[0]
+            seq = next_rid(self.conn, obj.name)
             record_id = ids.make_id(obj.key_prefix, seq)
             now = now_iso()
             row: dict = {f.name: (f.default if f.type != "boolean" else bool(f.default)) for f in obj.fields}
@@ -648,7 +648,7 @@ def bulk_insert(store: Store, obj: SObject, rows: list[dict]) -> list[str]:
     The caller owns the transaction; no per-record validation runs.
     """
     conn = store.conn
-    start = conn.execute(f"SELECT COALESCE(MAX(rid), 0) + 1 FROM {q(obj.name)}").fetchone()[0]
+    start = next_rid(conn, obj.name)
     now = now_iso()
     defaults = {f.name: (f.default if f.type != "boolean" else bool(f.default)) for f in obj.fields}
     names = ["rid"] + [f.name for f in obj.fields]
@@ -667,3 +667,18 @@ def bulk_insert(store: Store, obj: SObject, rows: list[dict]) -> list[str]:
     conn.executemany(f"INSERT INTO {q(obj.name)} ({', '.join(q(n) for n in names)}) "
                      f"VALUES ({', '.join('?' for _ in names)})", values)
     return out_ids
+
+
+def next_rid(conn, name: str) -> int:
+    """The next row id: past every row ever held, so an id is never handed out twice even after
+    rows were physically deleted (a purge, a hard delete); see keep_rid_floor."""
+    top = conn.execute(f"SELECT COALESCE(MAX(rid), 0) FROM {q(name)}").fetchone()[0]
+    floor = conn.execute("SELECT value FROM _meta WHERE key = ?", (f"rid_floor:{name}",)).fetchone()
+    return max(top, int(floor[0]) if floor else 0) + 1
+
+
+def keep_rid_floor(conn, name: str) -> None:
+    """Before physically deleting rows: remember the highest row id, which next_rid stays above."""
+    top = conn.execute(f"SELECT COALESCE(MAX(rid), 0) FROM {q(name)}").fetchone()[0]
+    conn.execute("INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                 "value = MAX(CAST(value AS INTEGER), excluded.value)", (f"rid_floor:{name}", top))
