@@ -4,7 +4,8 @@ Server-side behaviour emulated: ids, createDate/modifyDate and selfUri are set b
 server; PhoneNumber.e164 is computed from `display` (or `userInput`) and the country code;
 searches (`q`) can only reach the first 1,000 results (pageNumber * pageSize <= 1,000);
 scans page with an opaque cursor, 10-200 per page; bulk calls take up to 200 entities and
-answer per-entity results with errorCount/errorIndexes. Fields are those of the SDK's
+answer per-entity results with errorCount/errorIndexes, in an order different from the request
+(the SDK's docs: ordering is not guaranteed). Fields are those of the SDK's
 ExternalContact / ExternalOrganization models; any other field is refused with a 400.
 """
 
@@ -298,6 +299,11 @@ def _bulk_results(entities: list[Any], one: Callable[[Any], tuple[int, dict[str,
             if isinstance(raw, dict) and isinstance(raw.get("id"), str):
                 result["id"] = raw["id"]
         results.append(result)
+    # The SDK's BulkContactsResponse / BulkFetchContactsResponse: "Ordering is NOT guaranteed -
+    # may be in a different order from the request." So the emulator always answers in reverse
+    # (deterministic, and wrong for anyone pairing by position); errorIndexes index `results`.
+    results.reverse()
+    error_indexes = [i for i, r in enumerate(results) if not r["success"]]
     return {"results": results, "errorCount": len(error_indexes), "errorIndexes": error_indexes}
 
 
