@@ -12,6 +12,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.genesys import GenesysActivities
     from activities.genesys_connection import GenesysConnection
     from activities.reconciliation import ReconciliationActivities
+    from activities.recording_links import RecordingLinkActivities
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
     from activities.sync import SyncActivities
@@ -27,12 +28,15 @@ def build_activities(settings: Settings) -> list[Callable]:
     sync = SyncActivities(connection, genesys_connection, settings)
     sync_run = SyncRunActivities(connection, genesys_connection, settings)
     sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
+    recording_links = RecordingLinkActivities(connection, genesys_connection)
     return [
         salesforce.find_contact_by_id,
         salesforce.find_contacts_by_phone,
         salesforce.find_unknown_callers_account,
         salesforce.log_call,
         genesys.get_recording_link,
+        recording_links.recording_state,
+        recording_links.set_recording_line,
         reconciliation.reconcile_calls,
         caller_index.refresh_caller_index,
         sync.load_sync_pair,

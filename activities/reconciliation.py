@@ -160,6 +160,7 @@ class ReconciliationActivities:
                 event, s.default_region, unknown_caller_policy=s.unknown_caller_policy,
                 unknown_caller_account_name=s.unknown_caller_account_name,
                 recording_budget_seconds=s.recording_budget_seconds,
+                **s.recording_link_policy,
             )
             async with gate:
                 try:

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     unknown_caller_policy: UnknownCallerPolicy = "skip"
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
+    # A recording still transcoding at call end is linked from its Task when ready, checked
+    # with backoff from this many seconds, for at most this many hours.
+    recording_first_check_seconds: float = Field(10.0, ge=1, le=3600)
+    recording_follow_up_hours: float = Field(6.0, gt=0, le=72)
+    # The OAuth client (authorization code grant with PKCE) agents sign in with on the desktop
+    # page and the recording links; its redirect URI is {public URL}/agent/signed-in.
+    genesys_agent_client_id: str = "callbridge-agents"
 
     # Screen pop: the caller-ID index and the data action's lookup service
     index_refresh_seconds: int = 60
@@ -139,6 +146,17 @@ class Settings(BaseSettings):
     @property
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.starter_host}:{self.starter_port}").rstrip("/")
+
+    @property
+    def recording_link_policy(self) -> dict[str, object]:
+        """What call logging needs for lasting recording links (CallLoggingInput's fields)."""
+        return {"recording_link_base": self.public_base_url,
+                "recording_follow_up_hours": self.recording_follow_up_hours,
+                "recording_first_check_seconds": self.recording_first_check_seconds}
+
+    @property
+    def agent_redirect_uri(self) -> str:
+        return f"{self.public_base_url}/agent/signed-in"
 
     @property
     def events_url(self) -> str:

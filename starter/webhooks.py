@@ -155,6 +155,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             unknown_caller_policy=settings.unknown_caller_policy,
             unknown_caller_account_name=settings.unknown_caller_account_name,
             recording_budget_seconds=settings.recording_budget_seconds,
+            **settings.recording_link_policy,
         )
         async def start() -> None:
             client = await temporal.client()

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.genesys import GenesysActivities
@@ -24,8 +24,11 @@ with workflow.unsafe.imports_passed_through():
         ContactMatch,
         LogCallRequest,
         PhoneLookup,
+        RecordingFollowUp,
         RecordingRequest,
     )
+    from activities.recording_links import RecordingLinkActivities, recording_url
+    from workflows import recording_link
 
 CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
 CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
@@ -65,13 +68,16 @@ class CallLoggingWorkflow:
                 contact_update=mapping.contact_last_call_fields(event, contact),
             )
             logged = await self._log_call(request)
+            await self._follow_recording(logged.task_id)
             return self._finish(CallLoggingResult(
                 outcome="logged", conversation_id=event.conversation_id, task_id=logged.task_id,
                 contact_id=contact.id, account_id=contact.account_id,
                 other_contact_ids=[c.id for c in others], recording_link=recording_link,
                 contact_update_error=logged.contact_update_error,
             ))
-        return self._finish(await self._unknown_caller(inp, recording_link))
+        result = await self._unknown_caller(inp, recording_link)
+        await self._follow_recording(result.task_id)
+        return self._finish(result)
 
     async def _find_contacts(self, inp: CallLoggingInput) -> list[ContactMatch]:
         contact_id = inp.event.attributes.get("contact_id")
@@ -94,6 +100,9 @@ class CallLoggingWorkflow:
         event = inp.event
         if not event.recording_id:
             return None
+        # Histories from before lasting links replay the media URI they stored.
+        if inp.recording_link_base and workflow.patched("lasting-recording-link"):
+            return await self._lasting_recording_link(inp)
         try:
             return await workflow.execute_activity_method(
                 GenesysActivities.get_recording_link,
@@ -107,6 +116,44 @@ class CallLoggingWorkflow:
             )
         except ActivityError:
             return None
+
+    async def _lasting_recording_link(self, inp: CallLoggingInput) -> str | None:
+        """The Callbridge recording URL (never the expiring media URI) once Genesys has the
+        media; while it transcodes (or Genesys is slow), a note, and a follow-up after the Task."""
+        event = inp.event
+        link = recording_url(inp.recording_link_base, event.conversation_id, event.recording_id)
+        try:
+            state = await workflow.execute_activity_method(
+                RecordingLinkActivities.recording_state,
+                RecordingRequest(conversation_id=event.conversation_id, recording_id=event.recording_id,
+                                 timeout_seconds=inp.recording_budget_seconds),
+                schedule_to_close_timeout=timedelta(seconds=inp.recording_budget_seconds),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3),
+            )
+        except ActivityError:
+            state = "transcoding"  # not known within the budget: the follow-up asks again
+        if state == "ready":
+            return link
+        if state == "gone":
+            return None
+        self._recording_follow_up = RecordingFollowUp(
+            conversation_id=event.conversation_id, recording_id=event.recording_id, link=link,
+            bound_hours=inp.recording_follow_up_hours, first_check_seconds=inp.recording_first_check_seconds)
+        return mapping.RECORDING_PENDING
+
+    async def _follow_recording(self, task_id: str | None) -> None:
+        """Start the recording's own follow-up (it outlives this workflow) once its Task exists."""
+        follow_up: RecordingFollowUp | None = getattr(self, "_recording_follow_up", None)
+        if follow_up is None or not task_id:
+            return
+        try:
+            await workflow.start_child_workflow(
+                recording_link.RecordingLinkWorkflow.run, follow_up,
+                id=recording_link.workflow_id(follow_up.conversation_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # an earlier run of this call's logging started it
 
     async def _log_call(self, request: LogCallRequest):
         try:

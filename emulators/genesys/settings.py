@@ -19,6 +19,10 @@ class EmulatorSettings:
     rate_limit: int = 300  # requests per minute per token
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # The OAuth client agents sign in with (authorization code + PKCE, agent_login.py) and the
+    # password the emulator's login page takes for every seeded user.
+    agent_client_id: str = "callbridge-agents"
+    agent_password: str = "callbridge-agent"
 
     @property
     def base_url(self) -> str:
@@ -41,10 +45,13 @@ class RuntimeConfig:
     data_action_url: str | None = None
     data_action_auth: dict[str, str] | None = None
     heartbeat_seconds: float = 30.0
+    agent_redirect_uris: list[str] = field(default_factory=list)
+    media_uri_ttl_seconds: float = 3600.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url",
-              "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds"}
+              "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds",
+              "agentRedirectUris": "agent_redirect_uris", "mediaUriTtlSeconds": "media_uri_ttl_seconds"}
 
     def update(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(self.FIELDS)
@@ -53,6 +60,13 @@ class RuntimeConfig:
         for key, value in changes.items():
             if key == "dataActionAuth":
                 _check_auth(value)
+            elif key == "agentRedirectUris":
+                if not isinstance(value, list) or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
+                                                          for u in value):
+                    raise ValueError("agentRedirectUris must be a list of http(s) URLs")
+            elif key == "mediaUriTtlSeconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 7 * 86400:
+                    raise ValueError("mediaUriTtlSeconds must be a number of seconds between 1 and 604800")
             elif key == "heartbeatSeconds":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3600:
                     raise ValueError("heartbeatSeconds must be a number of seconds between 0.05 and 3600")
@@ -60,8 +74,10 @@ class RuntimeConfig:
                 raise ValueError(f"{key} must be a string or null")
         with self._lock:
             for key, value in changes.items():
-                if key == "heartbeatSeconds":
-                    self.heartbeat_seconds = float(value)
+                if key in ("heartbeatSeconds", "mediaUriTtlSeconds"):
+                    setattr(self, self.FIELDS[key], float(value))
+                elif key == "agentRedirectUris":
+                    self.agent_redirect_uris = list(value)
                 elif key == "dataActionAuth":
                     self.data_action_auth = dict(value) if value else None
                 else:
@@ -91,6 +107,8 @@ class RuntimeConfig:
                 "dataActionUrl": self.data_action_url,
                 "dataActionAuth": shown_auth,
                 "heartbeatSeconds": self.heartbeat_seconds,
+                "agentRedirectUris": list(self.agent_redirect_uris),
+                "mediaUriTtlSeconds": self.media_uri_ttl_seconds,
             }
 
 
