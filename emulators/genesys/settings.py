@@ -47,11 +47,13 @@ class RuntimeConfig:
     heartbeat_seconds: float = 30.0
     agent_redirect_uris: list[str] = field(default_factory=list)
     media_uri_ttl_seconds: float = 3600.0
+    channel_ttl_seconds: float = 86400.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url",
               "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds",
-              "agentRedirectUris": "agent_redirect_uris", "mediaUriTtlSeconds": "media_uri_ttl_seconds"}
+              "agentRedirectUris": "agent_redirect_uris", "mediaUriTtlSeconds": "media_uri_ttl_seconds",
+              "channelTtlSeconds": "channel_ttl_seconds"}
 
     def update(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(self.FIELDS)
@@ -64,6 +66,9 @@ class RuntimeConfig:
                 if not isinstance(value, list) or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
                                                           for u in value):
                     raise ValueError("agentRedirectUris must be a list of http(s) URLs")
+            elif key == "channelTtlSeconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 86400:
+                    raise ValueError("channelTtlSeconds must be a number of seconds between 1 and 86400")
             elif key == "mediaUriTtlSeconds":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 7 * 86400:
                     raise ValueError("mediaUriTtlSeconds must be a number of seconds between 1 and 604800")
@@ -74,7 +79,7 @@ class RuntimeConfig:
                 raise ValueError(f"{key} must be a string or null")
         with self._lock:
             for key, value in changes.items():
-                if key in ("heartbeatSeconds", "mediaUriTtlSeconds"):
+                if key in ("heartbeatSeconds", "mediaUriTtlSeconds", "channelTtlSeconds"):
                     setattr(self, self.FIELDS[key], float(value))
                 elif key == "agentRedirectUris":
                     self.agent_redirect_uris = list(value)
@@ -109,6 +114,7 @@ class RuntimeConfig:
                 "heartbeatSeconds": self.heartbeat_seconds,
                 "agentRedirectUris": list(self.agent_redirect_uris),
                 "mediaUriTtlSeconds": self.media_uri_ttl_seconds,
+                "channelTtlSeconds": self.channel_ttl_seconds,
             }
 
 
