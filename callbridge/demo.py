@@ -54,8 +54,9 @@ def _print_where_to_look(s: Settings, agent: dict) -> None:
     console.print(f"  Salesforce emulator, newest Tasks:   {s.salesforce_instance_url}/_emulator/  "
                   f"(TLS from the local CA {s.salesforce_ca_file})")
     console.print(f"  Webhook starter API:                 http://{s.starter_host}:{s.starter_port}/docs")
-    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/?agentId={agent['id']}"
-                  f"  (user {s.desktop_username}, password in demo.env; every call rings this agent)")
+    console.print(f"  Agent desktop (screen pop):          http://{s.starter_host}:{s.starter_port}/desktop/"
+                  f"  (sign in as {agent.get('username', agent['id'])}, password callbridge-agent in the Genesys "
+                  f"emulator; every call rings this agent)")
     console.print(f"  Admin UI (sync runs, conflicts, erasures, weekly checks): http://{s.starter_host}:{s.starter_port}/admin/"
                   f"  (user {s.admin_username}, password in demo.env)")
     console.print(f"  Settings for driving it by hand:     {s.var_dir / 'demo.env'}")

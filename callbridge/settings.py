@@ -93,8 +93,6 @@ class Settings(BaseSettings):
     # Where the desktop pops records; default: the instance's Lightning record page.
     salesforce_record_url: str | None = None
     salesforce_search_url: str | None = None
-    desktop_username: str = "agent"
-    desktop_password: SecretStr = SecretStr("callbridge-demo-desktop")
 
     # Contact sync
     sync_config_path: str | None = None  # YAML mapping; default callbridge/sync/default_mapping.yaml
