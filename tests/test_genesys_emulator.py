@@ -615,11 +615,15 @@ def test_external_contact_crud_through_the_sdk(api_client, http):
     assert updated.modify_date >= created.modify_date
 
     change = sdk_models.ContactsPatchChange()
-    change.field, change.value, change.action = "middleName", "Maria", "UpdateIfEmpty"
+    # The field is a JSONPath from the entity's root (ContactsPatchChange's docs): "$.middleName".
+    change.field, change.value, change.action = "$.middleName", "Maria", "UpdateIfEmpty"
     patch = sdk_models.ExternalContactsPatchRequest()
     patch.changes = [change]
     patched = api.patch_externalcontacts_contact(created.id, patch)
     assert patched.middle_name == "Maria" and patched.title == "Buyer"
+    bare = http.patch(f"/api/v2/externalcontacts/contacts/{created.id}",
+                      json={"changes": [{"action": "Update", "field": "title", "value": "x"}]})
+    assert_error_body(bare, 400, "invalid.value")  # not a JSONPath
 
     found = api.get_externalcontacts_reversewhitepageslookup("+5511987654321")
     assert [c.id for c in found.contacts] == [created.id]

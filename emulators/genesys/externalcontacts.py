@@ -397,10 +397,13 @@ def _patch(kind: Kind, entity_id: str, body: Any, request: Request) -> dict[str,
     for change in changes:
         if not isinstance(change, dict) or change.get("action") not in PATCH_ACTIONS:
             raise bad_request(f"action must be one of {sorted(PATCH_ACTIONS)}", "invalid.value")
-        field, action, value = change.get("field"), change["action"], change.get("value")
+        path, action, value = change.get("field"), change["action"], change.get("value")
+        # ContactsPatchChange.field is a JSONPath rooted at "$." in dot notation ("$.firstName").
+        field = path[2:] if isinstance(path, str) and path.startswith("$.") else None
         if field not in kind.fields or field in SERVER_FIELDS or field == "division":
             # Only top-level fields are patchable here; nested paths are refused, not guessed.
-            raise bad_request(f"field {field!r} cannot be patched", "invalid.value")
+            raise bad_request(f"field {path!r} cannot be patched (a JSONPath such as \"$.firstName\")",
+                              "invalid.value")
         present = doc.get(field) not in (None, "", [])
         if action == "Update" or (action == "UpdateIfEmpty" and not present) \
                 or (action == "UpdateIfExists" and present):
