@@ -64,5 +64,5 @@ export async function completeSignIn() {
   sessionStorage.removeItem(KEY + ".state");
   // Only a path on this site: never an open redirect.
   const back = sessionStorage.getItem(KEY + ".return") || "/desktop/";
-  location.replace(back.startsWith("/") && !back.startsWith("//") ? back : "/desktop/");
+  location.replace(/^\/(?![\/\\])/.test(back) && !back.includes("\\") ? back : "/desktop/");
 }
