@@ -33,6 +33,7 @@ log = structlog.get_logger("callbridge.desktop")
 PAGE = Path(__file__).parent / "static" / "desktop.html"
 _USER_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 KEEPALIVE_SECONDS = 20.0
+_closing: set[asyncio.Task] = set()  # pages' unsubscribes under way (kept referenced)
 ATTRIBUTES = ("contact_id", "contact_name", "account_id", "account_name", "customer_tier")
 
 
@@ -137,7 +138,10 @@ def build_router(settings: Settings, verifier: AgentVerifier) -> APIRouter:
                         continue
                     yield f"data: {json.dumps(event)}\n\n".encode()
             finally:
-                await relay.close(page)
+                # Its own task: the response's cancelled scope would cancel an await made here.
+                closing = asyncio.get_running_loop().create_task(relay.close(page))
+                _closing.add(closing)
+                closing.add_done_callback(_closing.discard)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -70,7 +70,18 @@ async def test_thirty_agents_pages_each_pop_their_own_caller_and_no_other(stack,
         await asyncio.sleep(1)  # any stray event would have arrived by now
         for caller, page in zip(callers, pages):
             assert await page.evaluate("document.body.dataset.conversations") == caller["conversation"]
+        [channel] = starter_channels(genesys)
         await browser.close()
+
+    # The pages are gone: so are their agents' topics.
+    token = {"Authorization": f"Bearer {genesys_token(genesys)}"}
+    gone = {f"v2.users.{c['agent']['id']}.conversations" for c in callers}
+    deadline = time.monotonic() + 20
+    while gone & {t["id"] for t in httpx.get(
+            f"{genesys.api_url}/api/v2/notifications/channels/{channel['id']}/subscriptions",
+            headers=token).json()["entities"]}:
+        assert time.monotonic() < deadline, "the closed pages' topics are still subscribed"
+        await asyncio.sleep(0.3)
 
 
 async def read_events(lines, conversation: str, timeout: float = 30) -> dict:
