@@ -100,3 +100,31 @@ def test_the_topics_accepted_are_the_available_topics(genesys):
         refused = httpx.post(f"{api}/api/v2/notifications/channels/{channel['id']}/subscriptions",
                              headers=headers, json=[{"id": made_up.replace("{id}", some_id)}])
         assert refused.status_code == 400, made_up
+
+
+@pytest.mark.integration
+def test_twenty_channels_per_user_and_application_a_thousand_topics_each(genesys):
+    # The same OAuth client as a running starter's: its channel (connected) is never the one
+    # replaced, and whatever channels exist already are counted in.
+    token = httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    api = genesys.api_url
+    before = {c["id"] for c in httpx.get(f"{api}/api/v2/notifications/channels", headers=headers).json()["entities"]}
+    made = [httpx.post(f"{api}/api/v2/notifications/channels", headers=headers).json()["id"] for _ in range(21)]
+    listed = {c["id"] for c in httpx.get(f"{api}/api/v2/notifications/channels", headers=headers).json()["entities"]}
+    assert len(listed) == 20 and made[-1] in listed
+    # The new channel replaced the oldest one without a connection.
+    replaced = (set(made) | before) - listed
+    assert len(replaced) == len(before) + 1
+    oldest_gone = next(iter(replaced))
+    assert httpx.get(f"{api}/api/v2/notifications/channels/{oldest_gone}/subscriptions",
+                     headers=headers).status_code == 404
+    topics = [{"id": f"v2.users.{i:08d}-0000-4000-8000-000000000000.conversations"} for i in range(1001)]
+    too_many = httpx.put(f"{api}/api/v2/notifications/channels/{made[-1]}/subscriptions", headers=headers,
+                         json=topics)
+    assert too_many.status_code == 400
+    assert httpx.put(f"{api}/api/v2/notifications/channels/{made[-1]}/subscriptions", headers=headers,
+                     json=topics[:1000]).status_code == 200
+    for channel in made:  # leave the starter's channel alone
+        httpx.delete(f"{api}/api/v2/notifications/channels/{channel}/subscriptions", headers=headers)
