@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.agent_signin import agents, register_redirect_uri, sign_in
+from tests.conftest import REPO
 from tests.helpers import genesys_token, refresh_index, salesforce_client, unique_us_number
 from tests.test_browser_screen_pop import CHROMIUM, CHROMIUM_ARGS, signed_in_desktop
 
@@ -164,3 +166,37 @@ async def test_the_desktop_needs_an_agent_and_shows_only_their_own_conversations
         "response_type": "code", "client_id": config["clientId"], "redirect_uri": "https://evil.example/cb",
         "code_challenge": "x" * 43, "code_challenge_method": "S256"})
     assert evil.status_code == 400 and "location" not in evil.headers
+
+
+async def test_the_interaction_widget_uses_genesys_url_template_parameters(stack, salesforce, genesys, temporal_client):
+    """The widget URL as deploy/genesys/desktop/interaction-widget.json configures it, with the
+    values Genesys substitutes for {{gcConversationId}}, {{gcHostOrigin}}, {{gcTargetEnv}}."""
+    template = json.loads((REPO / "deploy/genesys/desktop/interaction-widget.json").read_text())["properties"]["url"]
+    assert {"{{gcConversationId}}", "{{gcHostOrigin}}", "{{gcTargetEnv}}"} <= set(re.findall(r"\{\{\w+\}\}", template))
+    sf = salesforce_client(salesforce)
+    e164, digits = unique_us_number()
+    contact = sf.Contact.create({"FirstName": "Wid", "LastName": "Get", "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"})["id"]
+    await refresh_index(temporal_client, stack)
+    agent = agents(genesys, 48)[47]
+    call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
+        "ani": e164, "agentId": agent["id"], "alertSeconds": 1.0, "talkSeconds": 30.0}).json()
+    environment = httpx.URL(genesys.api_url).netloc.decode()  # the emulator's "environment"
+
+    def widget_path(env: str) -> str:
+        url = (template.replace("https://callbridge.example.com", "")
+               .replace("{{gcConversationId}}", call["conversationId"])
+               .replace("{{gcHostOrigin}}", "https%3A%2F%2Fapps.example.com").replace("{{gcTargetEnv}}", env))
+        return url
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context()
+        await context.add_init_script("window.open = () => null;")
+        page = await signed_in_desktop(context, stack, genesys, agent, widget_path(environment))
+        card = page.locator(f"[data-contact-id='{contact}']")
+        await card.wait_for(timeout=20_000)
+        assert await card.get_attribute("data-conversation-id") == call["conversationId"]
+        # Opened from another environment than the one this Callbridge serves: it says so.
+        await page.goto(f"{stack.starter_url}{widget_path('mypurecloud.de')}")
+        await page.get_by_text("This Callbridge serves").wait_for(timeout=10_000)
+        await browser.close()
