@@ -274,8 +274,16 @@ def _bulk_entities(body: Any) -> list[Any]:
 
 def _bulk(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
           error_entity: Callable[[Any], Any], request: Request) -> dict[str, Any]:
+    faults, method, path = ctx(request).faults, request.method, request.url.path
+
+    def each(raw: Any) -> tuple[int, dict[str, Any] | None]:
+        fault = faults.entity_fault(method, path)  # a test's per-entity failure
+        if fault is not None:
+            raise fault
+        return one(raw)
+
     with ctx(request).store.batch():
-        return _bulk_results(entities, one, error_entity)
+        return _bulk_results(entities, each, error_entity)
 
 
 def _bulk_results(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
