@@ -48,6 +48,8 @@ def workflow_id(conversation_id: str) -> str:
 
 @workflow.defn
 class CallLoggingWorkflow:
+    _recording_follow_up: "RecordingFollowUp | None" = None  # a recording still transcoding
+
     @workflow.run
     async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
         event = inp.event
@@ -143,7 +145,7 @@ class CallLoggingWorkflow:
 
     async def _follow_recording(self, task_id: str | None) -> None:
         """Start the recording's own follow-up (it outlives this workflow) once its Task exists."""
-        follow_up: RecordingFollowUp | None = getattr(self, "_recording_follow_up", None)
+        follow_up = self._recording_follow_up
         if follow_up is None or not task_id:
             return
         try:
