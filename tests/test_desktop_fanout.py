@@ -104,30 +104,32 @@ async def test_a_renewed_channel_loses_no_alerting_call(stack, genesys, how):
     agent = agents(genesys, 45)[40 + ["socket_closing", "dropped", "expiry"].index(how)]
     token = sign_in(genesys, stack, agent["username"])
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=60) as http:
-        async with http.stream("GET", f"{stack.starter_url}/desktop/events", headers=headers) as stream:
-            assert stream.status_code == 200
-            lines = stream.aiter_lines()
-            first = await anext(lines)
-            assert json.loads(first[6:])["type"] == "ready"
-            [channel] = starter_channels(genesys)
-            if how == "expiry":
-                # The channel's 24 hours, shortened: it ends on its own, with socket_closing.
-                httpx.post(f"{genesys.api_url}/_emulator/config", json={"channelTtlSeconds": 2}).raise_for_status()
-                httpx.post(f"{genesys.api_url}/_emulator/notifications/channels/{channel['id']}/close",
-                           json={"warn": True}).raise_for_status()  # the current one was made for 24 h
-                await asyncio.sleep(3)
-            else:
-                httpx.post(f"{genesys.api_url}/_emulator/notifications/channels/{channel['id']}/close",
-                           json={"warn": how == "socket_closing"}).raise_for_status()
-            # The call alerts at once, maybe before the new channel is subscribed.
-            e164, _ = unique_us_number()
-            call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
-                "ani": e164, "agentId": agent["id"], "alertSeconds": 6.0, "talkSeconds": 1.0})
-            call.raise_for_status()
-            event = await read_events(lines, call.json()["conversationId"])
-            assert event["state"] == "alerting" and event["ani"] == e164  # caught up, not first seen connected
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={"channelTtlSeconds": 86400}).raise_for_status()
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            async with http.stream("GET", f"{stack.starter_url}/desktop/events", headers=headers) as stream:
+                assert stream.status_code == 200
+                lines = stream.aiter_lines()
+                first = await anext(lines)
+                assert json.loads(first[6:])["type"] == "ready"
+                [channel] = starter_channels(genesys)
+                if how == "expiry":
+                    # The channel's 24 hours, shortened: it ends on its own, with socket_closing.
+                    httpx.post(f"{genesys.api_url}/_emulator/config", json={"channelTtlSeconds": 2}).raise_for_status()
+                    httpx.post(f"{genesys.api_url}/_emulator/notifications/channels/{channel['id']}/close",
+                               json={"warn": True}).raise_for_status()  # the current one was made for 24 h
+                    await asyncio.sleep(3)
+                else:
+                    httpx.post(f"{genesys.api_url}/_emulator/notifications/channels/{channel['id']}/close",
+                               json={"warn": how == "socket_closing"}).raise_for_status()
+                # The call alerts at once, maybe before the new channel is subscribed.
+                e164, _ = unique_us_number()
+                call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
+                    "ani": e164, "agentId": agent["id"], "alertSeconds": 6.0, "talkSeconds": 1.0})
+                call.raise_for_status()
+                event = await read_events(lines, call.json()["conversationId"])
+                assert event["state"] == "alerting" and event["ani"] == e164  # caught up, not first seen connected
+    finally:
+        httpx.post(f"{genesys.api_url}/_emulator/config", json={"channelTtlSeconds": 86400}).raise_for_status()
     renewed = starter_channels(genesys)
     assert len(renewed) == 1 and renewed[0]["id"] != channel["id"]
 
