@@ -69,10 +69,14 @@ def build_router(settings: Settings, verifier: AgentVerifier) -> APIRouter:
     http = httpx.AsyncClient(timeout=10)
     api = settings.genesys_api_url.rstrip("/")
 
+    apps = apps_origin(settings.genesys_api_url)
+
     @router.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        # The page itself holds nothing: it signs the agent in before asking for anything.
-        return FileResponse(PAGE, media_type="text/html")
+        # The page itself holds nothing: it signs the agent in before asking for anything. Only
+        # Genesys's own apps (and this site) may frame it.
+        headers = {"Content-Security-Policy": f"frame-ancestors 'self' {apps}"} if apps else None
+        return FileResponse(PAGE, media_type="text/html", headers=headers)
 
     @router.get("/app.js", include_in_schema=False)
     async def script() -> FileResponse:
@@ -81,7 +85,8 @@ def build_router(settings: Settings, verifier: AgentVerifier) -> APIRouter:
     @router.get("/config")
     async def config(agent_id: str = Depends(agent)) -> dict[str, str]:
         return {"recordUrl": settings.record_url_template, "searchUrl": settings.search_url_template,
-                "environment": genesys_environment(settings.genesys_api_url), "agentId": agent_id}
+                "environment": genesys_environment(settings.genesys_api_url), "appsOrigin": apps or "",
+                "agentId": agent_id}
 
     @router.get("/lookup")
     async def lookup(phone: str = Query(max_length=64), agent_id: str = Depends(agent)) -> dict[str, Any]:
@@ -147,6 +152,13 @@ def build_router(settings: Settings, verifier: AgentVerifier) -> APIRouter:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     return router
+
+
+def apps_origin(api_url: str) -> str | None:
+    """Where Genesys's agent UI runs for this org ({{gcHostOrigin}}): https://apps.{environment};
+    None for a local emulator, which has no such UI."""
+    host = urlparse(api_url).hostname or ""
+    return f"https://apps.{host.removeprefix('api.')}" if host.startswith("api.") else None
 
 
 def genesys_environment(api_url: str) -> str:

@@ -202,3 +202,12 @@ async def test_the_interaction_widget_uses_genesys_url_template_parameters(stack
         await page.goto(f"{stack.starter_url}{widget_path('mypurecloud.de')}")
         await page.get_by_text("This Callbridge serves").wait_for(timeout=10_000)
         await browser.close()
+
+
+def test_the_genesys_environment_and_apps_origin_come_from_the_api_url():
+    from starter.desktop import apps_origin, genesys_environment
+
+    assert genesys_environment("https://api.mypurecloud.de") == "mypurecloud.de"
+    assert apps_origin("https://api.mypurecloud.de") == "https://apps.mypurecloud.de"  # {{gcHostOrigin}}
+    assert apps_origin("https://api.usw2.pure.cloud/") == "https://apps.usw2.pure.cloud"
+    assert apps_origin("http://127.0.0.1:8081") is None  # the emulator has no agent UI to frame the page

@@ -117,8 +117,12 @@ async function start() {
     statusEl.textContent = `This Callbridge serves ${config.environment}, not ${targetEnv}.`;
     return;
   }
+  if (hostOrigin && config.appsOrigin && hostOrigin !== config.appsOrigin) {
+    // Embedded by something else than this org's Genesys apps.
+    statusEl.textContent = `This Callbridge serves ${config.appsOrigin}, not ${hostOrigin}.`;
+    return;
+  }
   document.body.dataset.agentId = config.agentId;
-  if (hostOrigin) document.body.dataset.hostOrigin = hostOrigin;
   if (conversationId) {
     const c = await agentFetch("conversation?conversationId=" + encodeURIComponent(conversationId));
     statusEl.textContent = c.ok ? "" : "Conversation not found.";
