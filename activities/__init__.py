@@ -13,6 +13,7 @@ def build_activities(settings: Settings) -> list[Callable]:
     from activities.genesys import GenesysActivities
     from activities.genesys_connection import GenesysConnection
     from activities.reconciliation import ReconciliationActivities
+    from activities.recording_links import RecordingLinkActivities
     from activities.salesforce import SalesforceActivities
     from activities.salesforce_connection import SalesforceConnection
     from activities.sync import SyncActivities
@@ -25,7 +26,8 @@ def build_activities(settings: Settings) -> list[Callable]:
     genesys_connection = GenesysConnection(settings)
     genesys = GenesysActivities(genesys_connection)
     reconciliation = ReconciliationActivities(genesys_connection, settings)
-    preparation = CallPreparationActivities(genesys, caller_index)
+    recording_links = RecordingLinkActivities(connection, genesys_connection)
+    preparation = CallPreparationActivities(genesys, caller_index, recording_links)
     sync = SyncActivities(connection, genesys_connection, settings)
     sync_run = SyncRunActivities(connection, genesys_connection, settings)
     sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
@@ -36,6 +38,8 @@ def build_activities(settings: Settings) -> list[Callable]:
         salesforce.log_call,
         genesys.get_recording_link,
         preparation.prepare_call,
+        recording_links.recording_state,
+        recording_links.set_recording_line,
         reconciliation.reconcile_calls,
         caller_index.refresh_caller_index,
         sync.load_sync_pair,

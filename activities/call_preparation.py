@@ -17,12 +17,15 @@ from temporalio import activity
 
 from activities.caller_index import CallerIndexActivities
 from activities.genesys import GenesysActivities
+from activities.recording_links import RecordingLinkActivities, recording_url
+from callbridge import mapping
 from callbridge.models import (
     CallLoggingInput,
     ContactMatch,
     HydrationRequest,
     KnownCallerRequest,
     PreparedCall,
+    RecordingFollowUp,
     RecordingRequest,
 )
 
@@ -30,9 +33,11 @@ log = structlog.get_logger("callbridge.call_preparation")
 
 
 class CallPreparationActivities:
-    def __init__(self, genesys: GenesysActivities, caller_index: CallerIndexActivities) -> None:
+    def __init__(self, genesys: GenesysActivities, caller_index: CallerIndexActivities,
+                 recordings: RecordingLinkActivities) -> None:
         self._genesys = genesys
         self._index = caller_index
+        self._recordings = recordings
 
     @activity.defn
     async def prepare_call(self, inp: CallLoggingInput) -> PreparedCall:
@@ -42,15 +47,43 @@ class CallPreparationActivities:
                 conversation_id=inp.conversation_id, default_region=inp.default_region, ended_at=inp.ended_at))
             event, e164 = hydrated.event, hydrated.customer_e164
         # The recording has its own budget and runs alongside the contact lookup.
-        recording, known = await asyncio.gather(
+        (recording, follow_up), known = await asyncio.gather(
             self._recording_link(inp, event.conversation_id, event.recording_id),
             asyncio.to_thread(self._known_caller, event.attributes, e164),
         )
-        return PreparedCall(event=event, customer_e164=e164, recording_link=recording, known=known)
+        return PreparedCall(event=event, customer_e164=e164, recording_link=recording, known=known,
+                            recording_follow_up=follow_up)
 
-    async def _recording_link(self, inp: CallLoggingInput, conversation_id: str, recording_id: str | None) -> str | None:
+    async def _recording_link(self, inp: CallLoggingInput, conversation_id: str,
+                              recording_id: str | None) -> tuple[str | None, RecordingFollowUp | None]:
         if not recording_id:
-            return None
+            return None, None
+        if inp.recording_link_base:
+            return await self._lasting_link(inp, conversation_id, recording_id)
+        return await self._media_uri(inp, conversation_id, recording_id), None
+
+    async def _lasting_link(self, inp: CallLoggingInput, conversation_id: str,
+                            recording_id: str) -> tuple[str | None, RecordingFollowUp | None]:
+        """The Callbridge recording URL (never the expiring media URI) once Genesys has the media;
+        while it transcodes, or Genesys is slow, a note and a follow-up (workflows/recording_link.py)."""
+        budget = inp.recording_budget_seconds
+        link = recording_url(inp.recording_link_base, conversation_id, recording_id)
+        try:
+            state = await asyncio.wait_for(self._recordings.recording_state(RecordingRequest(
+                conversation_id=conversation_id, recording_id=recording_id, timeout_seconds=budget)), budget)
+        except Exception as exc:  # noqa: BLE001 - not known within the budget: the follow-up asks again
+            log.info("recording state unknown", conversation_id=conversation_id, reason=type(exc).__name__)
+            state = "transcoding"
+        if state == "ready":
+            return link, None
+        if state == "gone":
+            return None, None
+        return mapping.RECORDING_PENDING, RecordingFollowUp(
+            conversation_id=conversation_id, recording_id=recording_id, link=link,
+            bound_hours=inp.recording_follow_up_hours, first_check_seconds=inp.recording_first_check_seconds)
+
+    async def _media_uri(self, inp: CallLoggingInput, conversation_id: str, recording_id: str) -> str | None:
+        # Inputs started before lasting links (no recording_link_base) keep the media URI.
         budget = inp.recording_budget_seconds
         try:
             # A slow Genesys never holds up the Task: the link is left out past the budget.

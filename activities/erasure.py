@@ -353,15 +353,20 @@ class ErasureActivities:
 
     @activity.defn
     async def erasure_discover_workflows(self, request: DiscoverRequest) -> list[str]:
-        """Workflow executions about the person: their calls' logging, their contact sync pairs
+        """Workflow executions about the person: their calls' logging and recording follow-ups,
+        their contact sync pairs
         (`sync-pair-{id}`: a running one is waited for, so it can't write them back), anything
         tagged with their contact."""
         from workflows.call_logging import workflow_id as call_log_id
+        from workflows.recording_link import workflow_id as recording_link_id
 
         client = await self._temporal()
         ids = self._identifiers(request.request_id)
         sf_ids, gc_ids = self._sync_ids({**ids, "contact_ids": sorted(set(ids["contact_ids"]) | set(request.contact_ids))})
-        candidates = [call_log_id(c) for c in request.conversation_ids] + [f"sync-pair-{i}" for i in sf_ids + gc_ids]
+        # A call's recording follow-up too: its recording is deleted by the erasure, so a running
+        # one ends at its next check ("gone") and its history can go.
+        candidates = [call_log_id(c) for c in request.conversation_ids] + \
+            [recording_link_id(c) for c in request.conversation_ids] + [f"sync-pair-{i}" for i in sf_ids + gc_ids]
         found: set[str] = set()
         for wf_id in candidates:
             try:

@@ -155,11 +155,7 @@ class ReconciliationActivities:
 
         async def start_logging(event: CallEndedEvent) -> tuple[CallEndedEvent, bool]:
             inp = CallLoggingInput.for_conversation(
-                event.conversation_id, s.default_region, ended_at=event.end_time,
-                unknown_caller_policy=s.unknown_caller_policy,
-                unknown_caller_account_name=s.unknown_caller_account_name,
-                recording_budget_seconds=s.recording_budget_seconds,
-            )
+                event.conversation_id, s.default_region, ended_at=event.end_time, **s.call_logging_policy)
             async with gate:
                 try:
                     await client.start_workflow(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
@@ -55,6 +55,19 @@ class Work:
     done: bool = False
     settled: bool = False  # its base is stored (a create stays counted if its link write fails)
     written_sf: dict[str, Any] = field(default_factory=dict)
+
+
+def error_status(res: dict[str, Any]) -> int | None:
+    """A failed bulk result's HTTP status: in its `error` (BulkEntityError*), the result's own
+    `status` only if the error carries none."""
+    return (res.get("error") or {}).get("status") or res.get("status")
+
+
+def _result_id(res: dict[str, Any]) -> str | None:
+    """The contact an update/remove result is about: its `id`, else its entity's or the echoed
+    request entity's."""
+    entity = res.get("entity") if res.get("success") else (res.get("error") or {}).get("entity")
+    return res.get("id") or (entity.get("id") if isinstance(entity, dict) else None)
 
 
 class SyncBulkActivities:
@@ -209,18 +222,17 @@ class SyncBulkActivities:
             todo = [w for w in todo if not w.gc_id]
         else:
             adopted = []
-        results = []
         if todo:
-            body = {"entities": [self.records.genesys_body(w.plan.write_genesys, None, w.sf_id) for w in todo]}
-            resp = await self._genesys.request("POST", f"{GENESYS_BULK}/add", json=body)
-            if resp.status_code >= 400:
-                raise genesys_failure(resp, "bulk contact add")
-            results = resp.json().get("results", [])
-        for w, res in zip(todo, results):
-            if res.get("success"):
-                w.gc_id = res["id"]
-            else:
-                self._handoff(w, result)
+            # Matched by the Salesforce id each new contact carries, never by position.
+            outcomes = await self._genesys_bulk_outcomes(
+                "add", {w.sf_id: self.records.genesys_body(w.plan.write_genesys, None, w.sf_id) for w in todo},
+                self._added_for)
+            for w in todo:
+                res = outcomes.get(w.sf_id)
+                if res is not None and res.get("success") and res.get("id"):
+                    w.gc_id = res["id"]
+                else:
+                    self._handoff(w, result)  # its own workflow finds or creates it, and reports
         created = adopted + [w for w in todo if w.key not in result.handoff]
         # Store the pairs at once: a crash before the Salesforce links are written then finds
         # the pairs linked (and writes the links), instead of creating the contacts again.
@@ -328,12 +340,42 @@ class SyncBulkActivities:
 
     async def _genesys_bulk(self, op: str, body: dict[str, Any], work: list[Work], result: SyncPageResult,
                             missing_ok: bool = False) -> None:
-        resp = await self._genesys.request("POST", f"{GENESYS_BULK}/{op}", json=body)
-        if resp.status_code >= 400:
-            raise genesys_failure(resp, f"bulk contact {op}")
-        for w, res in zip(work, resp.json().get("results", [])):
-            if not res.get("success") and not (missing_ok and res.get("status") == 404):
+        """A bulk update or remove of these pairs' Genesys contacts; each result is read by the
+        contact id it names, since Genesys may answer in any order."""
+        outcomes = await self._genesys_bulk_outcomes(op, {e["id"]: e for e in body["entities"]}, _result_id)
+        for w in work:
+            res = outcomes.get(w.gc_id)
+            if res is None or not res.get("success") and not (missing_ok and error_status(res) == 404):
                 self._handoff(w, result)
+
+    async def _genesys_bulk_outcomes(self, op: str, entities: dict[str, dict[str, Any]],
+                                     key_of: Callable[[dict[str, Any]], str | None]) -> dict[str, dict[str, Any]]:
+        """POST a bulk add/update/remove and return its results by key (the request's own key for
+        each entity). Entities whose error says `retryable` are sent once more."""
+        path = f"{GENESYS_BULK}/{op}"
+        outcomes: dict[str, dict[str, Any]] = {}
+        pending = dict(entities)
+        for attempt in range(2):
+            resp = await self._genesys.request("POST", path, json={"entities": list(pending.values())})
+            if resp.status_code >= 400:
+                raise genesys_failure(resp, f"bulk contact {op}")
+            for res in resp.json().get("results") or []:
+                key = key_of(res)
+                if key in pending:
+                    outcomes[key] = res
+            pending = {k: e for k, e in pending.items()
+                       if k in outcomes and not outcomes[k].get("success")
+                       and (outcomes[k].get("error") or {}).get("retryable") is True}
+            if not pending:
+                break
+            await asyncio.sleep(1 + attempt)  # a retryable error: the entity's own second chance
+        return outcomes
+
+    def _added_for(self, res: dict[str, Any]) -> str | None:
+        """The Salesforce id an add result belongs to: the link on the created contact, or on the
+        request entity a failure echoes back."""
+        entity = res.get("entity") if res.get("success") else (res.get("error") or {}).get("entity")
+        return self.records.linked_salesforce_id(entity) if isinstance(entity, dict) else None
 
     async def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
         """Bases, audit and caller-ID index rows of the pairs whose writes are done."""

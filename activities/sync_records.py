@@ -92,8 +92,11 @@ class SyncRecords:
         for result in resp.json().get("results", []):
             if result.get("success") and result.get("entity"):
                 found[result["entity"]["id"]] = result["entity"]
-            elif (result.get("error") or {}).get("status") != 404:
-                raise ApplicationError(f"Genesys bulk contact read: {result.get('error')}", type="GenesysError")
+            elif (error := result.get("error") or {}).get("status") != 404:
+                # Per-entity errors (BulkEntityErrorEntity): status, code, and whether to retry.
+                raise ApplicationError(f"Genesys bulk contact read failed for a contact ({error.get('status')} "
+                                       f"{error.get('code')})", type="GenesysError",
+                                       non_retryable=error.get("retryable") is False)
         return found
 
     # -- shaping --------------------------------------------------------------------------------

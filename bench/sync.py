@@ -283,7 +283,7 @@ async def seed_loop(settings: Settings, sf: Salesforce, gc_base: str, sample: in
             found = (await call("GET", GC_CONTACTS, params={"q": row["Email"] or row["LastName"]})).json()["entities"]
             if found:
                 # Genesys's PATCH takes a list of field changes (PATCH /externalcontacts/contacts/{id}).
-                changes = [{"action": "Update", "field": k, "value": v} for k, v in body.items() if v is not None]
+                changes = [{"action": "Update", "field": f"$.{k}", "value": v} for k, v in body.items() if v is not None]
                 await call("PATCH", f"{GC_CONTACTS}/{found[0]['id']}", json={"changes": changes})
             else:
                 await call("POST", GC_CONTACTS, json={**body, "workEmail": row["Email"], "externalIds": [

@@ -67,8 +67,8 @@ def where_to_look(s: Settings, agent: dict) -> list[tuple[str, str]]:
         (f"Salesforce emulator, newest Tasks (TLS from the local CA {s.salesforce_ca_file})",
          f"{s.salesforce_instance_url}/_emulator/"),
         ("Starter API", f"{starter}/docs"),
-        (f"Agent desktop (screen pop; user {s.desktop_username}, password in demo.env; every call rings this agent)",
-         f"{starter}/desktop/?agentId={agent['id']}"),
+        (f"Agent desktop (screen pop; sign in as {agent.get('username', agent['id'])}, password callbridge-agent "
+         "in the Genesys emulator; every call rings this agent)", f"{starter}/desktop/"),
         (f"Admin UI (sync runs, conflicts, erasures, weekly checks; user {s.admin_username}, password in demo.env)",
          f"{starter}/admin/"),
         ("Settings for driving it by hand", str(s.var_dir / "demo.env")),

@@ -20,6 +20,11 @@ def task_subject(contact_name: str | None) -> str:
     return f"Call with {contact_name or 'unknown caller'}"[:255]
 
 
+# The Task's recording line while Genesys still transcodes (workflows/recording_link.py
+# replaces it with the link when the media is ready).
+RECORDING_PENDING = "pending: Genesys is still processing it; the link is added here when it is ready"
+
+
 def task_fields(
     event: CallEndedEvent,
     contact: ContactMatch | None,

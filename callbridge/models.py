@@ -81,6 +81,11 @@ class CallLoggingInput(BaseModel):
     default_region: str = "US"
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
+    # The lasting recording link (workflows/recording_link.py): the starter's public URL, and
+    # how long a recording still transcoding at call end is waited for.
+    recording_link_base: str | None = None
+    recording_follow_up_hours: float = 6.0
+    recording_first_check_seconds: float = 10.0
 
     @model_validator(mode="after")
     def _a_call(self) -> "CallLoggingInput":
@@ -119,6 +124,8 @@ class PreparedCall(BaseModel):
     customer_e164: str | None = None
     recording_link: str | None = None
     known: list["ContactMatch"] = Field(default_factory=list)
+    # A recording still transcoding: linked from the Task by RecordingLinkWorkflow once ready.
+    recording_follow_up: "RecordingFollowUp | None" = None
 
 
 class KnownCallerRequest(BaseModel):
@@ -189,6 +196,21 @@ class RecordingRequest(BaseModel):
     conversation_id: ConversationId
     recording_id: ShortText
     timeout_seconds: float = 3.0
+
+
+class RecordingFollowUp(BaseModel):
+    """A recording not ready at call end, to link from its call's Task once it is."""
+
+    conversation_id: ConversationId
+    recording_id: ShortText
+    link: str
+    bound_hours: float = 6.0
+    first_check_seconds: float = 10.0
+
+
+class RecordingLinkLine(BaseModel):
+    conversation_id: ConversationId
+    line: str
 
 
 class IndexRefreshRequest(BaseModel):

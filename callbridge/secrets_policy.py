@@ -44,7 +44,6 @@ SECRETS: tuple[SecretSetting, ...] = (
     SecretSetting("events_api_key"),
     SecretSetting("screenpop_password"),
     SecretSetting("screenpop_bearer_token"),
-    SecretSetting("desktop_password"),
     SecretSetting("admin_password"),
     SecretSetting("salesforce_client_secret", "use the Connected App's consumer secret (Salesforce Setup)"),
     SecretSetting("genesys_client_secret", "use the OAuth client's secret (Genesys Cloud Admin > OAuth)"),

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     unknown_caller_policy: UnknownCallerPolicy = "skip"
     unknown_caller_account_name: str = "Unknown callers"
     recording_budget_seconds: float = 3.0
+    # A recording still transcoding at call end is linked from its Task when ready, checked
+    # with backoff from this many seconds, for at most this many hours.
+    recording_first_check_seconds: float = Field(10.0, ge=1, le=3600)
+    recording_follow_up_hours: float = Field(6.0, gt=0, le=72)
+    # The OAuth client (authorization code grant with PKCE) agents sign in with on the desktop
+    # page and the recording links; its redirect URI is {public URL}/agent/signed-in.
+    genesys_agent_client_id: str = "callbridge-agents"
 
     # Screen pop: the caller-ID index and the data action's lookup service
     index_refresh_seconds: int = 60
@@ -105,8 +112,6 @@ class Settings(BaseSettings):
     # Where the desktop pops records; default: the instance's Lightning record page.
     salesforce_record_url: str | None = None
     salesforce_search_url: str | None = None
-    desktop_username: str = "agent"
-    desktop_password: SecretStr = SecretStr("callbridge-demo-desktop")
 
     # Contact sync
     sync_config_path: str | None = None  # YAML mapping; default callbridge/sync/default_mapping.yaml
@@ -173,6 +178,21 @@ class Settings(BaseSettings):
     @property
     def public_base_url(self) -> str:
         return (self.public_url or f"http://{self.starter_host}:{self.starter_port}").rstrip("/")
+
+    @property
+    def call_logging_policy(self) -> dict[str, object]:
+        """The settings every CallLoggingInput carries (so a replay never reads config), whichever
+        way the call arrives: unknown callers, the recording's budget and lasting link."""
+        return {"unknown_caller_policy": self.unknown_caller_policy,
+                "unknown_caller_account_name": self.unknown_caller_account_name,
+                "recording_budget_seconds": self.recording_budget_seconds,
+                "recording_link_base": self.public_base_url,
+                "recording_follow_up_hours": self.recording_follow_up_hours,
+                "recording_first_check_seconds": self.recording_first_check_seconds}
+
+    @property
+    def agent_redirect_uri(self) -> str:
+        return f"{self.public_base_url}/agent/signed-in"
 
     @property
     def events_url(self) -> str:

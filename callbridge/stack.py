@@ -131,6 +131,8 @@ class LocalStack:
             "dataActionUrl": f"http://{s.starter_host}:{s.starter_port}/screenpop/lookup",
             "dataActionAuth": {"username": s.screenpop_username,
                                "password": s.screenpop_password.get_secret_value()},
+            # Agents sign in on the desktop page and recording links (starter/agent_auth.py).
+            "agentRedirectUris": [s.agent_redirect_uri],
         }, timeout=10).raise_for_status()
 
     def provision_genesys(self) -> list:

@@ -45,11 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.build_router(settings, temporal))
     app.include_router(screenpop.build_router(settings))
     app.include_router(codec.build_router(settings))
-    app.include_router(desktop.build_router(settings))
     app.include_router(conflicts.build_router(settings, temporal))
     from starter import privacy
 
     app.include_router(privacy.build_router(settings, temporal))
+    from starter import agent_auth, recordings
+
+    app.state.agents = agent_auth.AgentVerifier(settings)
+    app.include_router(agent_auth.build_router(settings))
+    app.include_router(recordings.build_router(settings, app.state.agents))
+    app.include_router(desktop.build_router(settings, app.state.agents))
     app.include_router(ops.build_router())
     admin.install(app, settings, temporal)  # /admin/ pages and the screen-pop counter flush
     return app

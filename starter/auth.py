@@ -1,8 +1,9 @@
 """HTTP Basic (or bearer) credentials for the starter's routes, compared in constant time.
 
-Genesys data actions send Basic or a bearer token; the desktop page and the admin API use
-Basic, which browsers handle natively. starter/gate.py checks the same credentials before any
-route; these dependencies check them again in the route (and document them in OpenAPI).
+Genesys data actions send Basic or a bearer token; the admin API uses Basic, which browsers
+handle natively. Agents sign in with Genesys instead (starter/agent_auth.py). starter/gate.py
+checks the same credentials before any route; these dependencies check them again in the route
+(and document them in OpenAPI).
 """
 
 from __future__ import annotations
@@ -31,11 +32,6 @@ def require_data_action_auth(settings: Settings) -> Callable[[Request], None]:
     token = settings.screenpop_bearer_token.get_secret_value() if settings.screenpop_bearer_token else None
     return require_credentials(settings.screenpop_username, settings.screenpop_password.get_secret_value(),
                                bearer_token=token)
-
-
-def require_desktop_auth(settings: Settings) -> Callable[[Request], None]:
-    return require_credentials(settings.desktop_username, settings.desktop_password.get_secret_value(),
-                               realm="callbridge desktop")
 
 
 def require_admin_auth(settings: Settings) -> Callable[[Request], None]:

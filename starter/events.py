@@ -102,11 +102,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "ignored_media_type").inc()
             return JSONResponse({"ignored": f"mediaType {event.media_type[:40]} is not VOICE"}, status_code=200)
         inp = CallLoggingInput.for_conversation(
-            event.conversation_id, settings.default_region, ended_at=event.ended_at,
-            unknown_caller_policy=settings.unknown_caller_policy,
-            unknown_caller_account_name=settings.unknown_caller_account_name,
-            recording_budget_seconds=settings.recording_budget_seconds,
-        )
+            event.conversation_id, settings.default_region, ended_at=event.ended_at, **settings.call_logging_policy)
         log.info("call ended event", sender=sender, conversation_id=event.conversation_id)
         return await start_call_logging(settings, temporal, event.conversation_id, inp, ENDPOINT)
 

@@ -15,6 +15,7 @@ checker in `schemes()`, e.g. for issue #14's call-ended events:
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ def rules(settings: Settings) -> list[Rule]:
         Rule("/webhooks/genesys/conversation-ended", "genesys_signature", max_body=settings.webhook_max_body_bytes),
         Rule("/webhooks/genesys/events", "events", max_body=settings.webhook_max_body_bytes),
         Rule("/screenpop/", "data_action"),
-        Rule("/desktop/", "desktop"),
+        Rule("/desktop/", "agent"),
+        Rule("/recordings/", "agent"),
+        Rule("/agent/", "none"),  # the sign-in's public config, script and callback page
         Rule("/admin/", "admin", internal=True),
         Rule("/gdpr/", "admin", internal=True),
         Rule("/codec/", "codec", internal=True),
@@ -89,7 +92,10 @@ def schemes(settings: Settings) -> dict[str, Check]:
         "genesys_signature": signed,
         "events": events_credentials(s),
         "data_action": any_of(basic(s.screenpop_username, s.screenpop_password), bearer(s.screenpop_bearer_token)),
-        "desktop": basic(s.desktop_username, s.desktop_password),
+        # Agents sign in with Genesys (starter/agent_auth.py): the pages are public shells that
+        # sign in first; every API call carries the agent's bearer token, which the route verifies
+        # with Genesys. Here: nothing without one.
+        "agent": lambda headers, scope: _agent_page(scope["path"]) or _has_bearer(headers),
         "admin": admin,
         "codec": codec,
         # On the internal listener Prometheus scrapes without credentials; on the public one, admin's.
@@ -97,7 +103,19 @@ def schemes(settings: Settings) -> dict[str, Check]:
     }
 
 
-REALMS = {"desktop": "callbridge desktop", "admin": "callbridge-admin", "metrics": "callbridge-admin"}
+_RECORDING_PAGE = re.compile(r"^/recordings/[A-Za-z0-9-]{1,64}/[A-Za-z0-9-]{1,64}/?$")
+
+
+def _agent_page(path: str) -> bool:
+    return path in ("/desktop", "/desktop/", "/desktop/app.js") or bool(_RECORDING_PAGE.match(path))
+
+
+def _has_bearer(headers: Headers) -> bool:
+    kind, _, value = headers.get("authorization", "").partition(" ")
+    return kind.lower() == "bearer" and bool(value.strip())
+
+
+REALMS = {"admin": "callbridge-admin", "metrics": "callbridge-admin"}
 
 
 def _origin(url: str) -> str:
@@ -178,8 +196,9 @@ class Gate:
                 self.throttle.failed(address, now)
                 log.info("authentication failed", scheme=rule.scheme)
                 realm = REALMS.get(rule.scheme, "callbridge")
+                kind = "Bearer" if rule.scheme == "agent" else "Basic"  # agents bring a Genesys token
                 return await _answer(send, 401, b'{"error":"unauthorized"}',
-                                     [(b"www-authenticate", f'Basic realm="{realm}"'.encode())])
+                                     [(b"www-authenticate", f'{kind} realm="{realm}"'.encode())])
             if "authorization" in headers:
                 self.throttle.succeeded(address)
         if method not in _SAFE_METHODS and rule.scheme == "admin" and not self._same_site(headers, path):
@@ -210,7 +229,7 @@ class Gate:
         # Referrer-Policy "same-origin", not "no-referrer": under no-referrer Chromium sends
         # `Origin: null` on our own form posts (Fetch: serializing a request origin), which are refused.
         out = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
-        if path.startswith("/desktop"):
+        if path.startswith(("/desktop", "/agent/")):  # Genesys frames the desktop and its sign-in
             out.append((b"content-security-policy", f"frame-ancestors {self.desktop_ancestors}".encode()))
         else:  # admin pages and everything else: never framed
             out += [(b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY")]

@@ -144,13 +144,7 @@ def build_router(settings: Settings, temporal: TemporalLink) -> APIRouter:
             metrics.WEBHOOKS_REJECTED.labels(ENDPOINT, "invalid_payload").inc()
             return _refuse(422, "invalid payload", fields=exc.fields)
 
-        inp = CallLoggingInput.for_event(
-            event,
-            settings.default_region,
-            unknown_caller_policy=settings.unknown_caller_policy,
-            unknown_caller_account_name=settings.unknown_caller_account_name,
-            recording_budget_seconds=settings.recording_budget_seconds,
-        )
+        inp = CallLoggingInput.for_event(event, settings.default_region, **settings.call_logging_policy)
         return await start_call_logging(settings, temporal, event.conversation_id, inp, ENDPOINT)
 
     return router

@@ -60,10 +60,14 @@ async def manual_conflict(stack, sf, gc, client):
     return sf_id, handle
 
 
-def test_the_admin_ui_needs_the_admin_credentials(stack):
+def test_the_admin_ui_needs_the_admin_credentials(stack, genesys):
+    from tests.agent_signin import agents, register_redirect_uri, sign_in
+
+    register_redirect_uri(genesys, stack)
+    agent = {"Authorization": f"Bearer {sign_in(genesys, stack, agents(genesys)[0]['username'])}"}
     for path in ("/admin/", "/admin/report", "/admin/sync", "/admin/conflicts", "/admin/erasures", "/admin/api/report"):
         assert httpx.get(f"{stack.starter_url}{path}").status_code == 401, path
-        assert httpx.get(f"{stack.starter_url}{path}", auth=("agent", "callbridge-demo-desktop")).status_code == 401
+        assert httpx.get(f"{stack.starter_url}{path}", headers=agent).status_code == 401  # an agent is no admin
     form = {"workflow_id": "sync-pair-x", "field": "Title", "winner": "genesys"}
     assert httpx.post(f"{stack.starter_url}/admin/conflicts/resolve", data=form).status_code == 401
     # Basic credentials ride along on any site's form post: a post from elsewhere is refused.

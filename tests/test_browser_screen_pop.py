@@ -16,6 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright
 
+from tests.agent_signin import AGENT_PASSWORD, agents, register_redirect_uri
 from tests.helpers import refresh_index, salesforce_client, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
@@ -27,12 +28,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def first_agent(genesys) -> str:
-    token = httpx.post(f"{genesys.api_url}/oauth/token", data={"grant_type": "client_credentials"},
-                       auth=(genesys.client_id, genesys.client_secret)).json()["access_token"]
-    users = httpx.get(f"{genesys.api_url}/api/v2/users", params={"pageSize": 5},
-                      headers={"Authorization": f"Bearer {token}"}).json()["entities"]
-    return users[-1]["id"]
+def first_agent(genesys) -> dict:
+    return agents(genesys)[-1]
+
+
+async def signed_in_desktop(context, stack, genesys, agent: dict, path: str = "/desktop/"):
+    """A desktop page, its agent signed in through Genesys's login (authorization code + PKCE)."""
+    register_redirect_uri(genesys, stack)
+    page = await context.new_page()
+    await page.goto(f"{stack.starter_url}{path}")
+    await page.wait_for_url(f"{genesys.api_url}/oauth/authorize*", timeout=15_000)
+    await page.fill("#username", agent["username"])
+    await page.fill("#password", AGENT_PASSWORD)
+    await page.click("#login")
+    await page.wait_for_url(f"{stack.starter_url}{path}*", timeout=15_000)
+    return page
 
 
 async def test_call_pops_the_right_record_and_is_logged_on_it(stack, salesforce, genesys, temporal_client):
@@ -54,16 +64,14 @@ async def test_call_pops_the_right_record_and_is_logged_on_it(stack, salesforce,
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context(
-            http_credentials={"username": "agent", "password": "callbridge-demo-desktop", "origin": stack.starter_url},
             ignore_https_errors=True,  # the Salesforce emulator's local CA is not in chromium's store
         )
-        desktop = await context.new_page()
-        await desktop.goto(f"{stack.starter_url}/desktop/?agentId={agent}")
+        desktop = await signed_in_desktop(context, stack, genesys, agent)
         await desktop.get_by_text("Waiting for calls.").wait_for(timeout=10_000)
 
         async with context.expect_page(timeout=20_000) as popped_info:
             call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
-                "ani": e164, "agentId": agent, "alertSeconds": 1.0, "talkSeconds": 1.0})
+                "ani": e164, "agentId": agent["id"], "alertSeconds": 1.0, "talkSeconds": 1.0})
             call.raise_for_status()
         record = await popped_info.value
         await record.wait_for_load_state()
@@ -108,15 +116,11 @@ async def test_several_matches_without_flow_attributes_show_a_chooser(stack, sal
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(
-            http_credentials={"username": "agent", "password": "callbridge-demo-desktop", "origin": stack.starter_url},
-            ignore_https_errors=True,
-        )
-        desktop = await context.new_page()
-        await desktop.goto(f"{stack.starter_url}/desktop/?agentId={agent}")
+        context = await browser.new_context(ignore_https_errors=True)
+        desktop = await signed_in_desktop(context, stack, genesys, agent)
         await desktop.get_by_text("Waiting for calls.").wait_for(timeout=10_000)
         httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30, json={
-            "ani": e164, "agentId": agent, "alertSeconds": 1.0, "talkSeconds": 1.0}).raise_for_status()
+            "ani": e164, "agentId": agent["id"], "alertSeconds": 1.0, "talkSeconds": 1.0}).raise_for_status()
         chooser = desktop.locator("#chooser")
         await chooser.wait_for(timeout=20_000)
         assert {await b.get_attribute("data-contact-id") for b in await chooser.locator("button").all()} == {tony, pepper}

@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
+from callbridge.mapping import RECORDING_PENDING
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from tests.helpers import (
     call_event,
@@ -280,10 +281,12 @@ async def test_slow_recording_never_blocks_the_task(stack, sf, genesys, account,
         elapsed = time.monotonic() - started
     finally:
         httpx.delete(f"{genesys.api_url}/_emulator/faults")
-    assert result.outcome == "logged" and result.recording_link is None
+    # Not known within the budget: the Task says so for now, and a follow-up links it later
+    # (tests/test_recording_links.py), never "not available" for good.
+    assert result.outcome == "logged" and result.recording_link == RECORDING_PENDING
     assert elapsed < 9  # the 3-second budget, not the 10-second delay
     [task] = tasks_for_conversation(sf, call["conversationId"])
-    assert "Recording: not available" in task["Description"]
+    assert f"Recording: {RECORDING_PENDING}" in task["Description"]
 
 
 async def _assert_not_started(client, conversation: str) -> None:

@@ -33,12 +33,15 @@ STARTS = {"CallLoggingWorkflow": (WEBHOOK, EVENTS), "GdprErasureWorkflow": ("/gd
 OTHER_TYPES = ("SyncPairWorkflow", "ContactSyncWorkflow", "RetentionWorkflow")
 
 
+AGENT: dict[str, str] = {}  # an agent's bearer header, signed in once per run
+
+
 def credentials(path: str) -> tuple[str, str] | dict[str, str] | None:
     """What the stack configures for each route family (the settings' defaults)."""
     if path.startswith("/screenpop/"):
         return ("genesys-data-action", "callbridge-demo-lookup")
-    if path.startswith("/desktop/"):
-        return ("agent", "callbridge-demo-desktop")
+    if path.startswith(("/desktop/", "/recordings/")):
+        return AGENT
     if path.startswith(("/admin/", "/gdpr/")):
         return ("admin", "callbridge-demo-admin")
     if path.startswith("/codec/"):
@@ -75,7 +78,11 @@ def send(stack, session: requests.Session, case) -> requests.Response:
     return resp
 
 
-async def test_no_5xx_and_invalid_input_starts_nothing(stack, temporal_client):
+async def test_no_5xx_and_invalid_input_starts_nothing(stack, genesys, temporal_client):
+    from tests.agent_signin import agents, register_redirect_uri, sign_in
+
+    register_redirect_uri(genesys, stack)
+    AGENT["Authorization"] = f"Bearer {sign_in(genesys, stack, agents(genesys)[1]['username'])}"
     schema = schemathesis.openapi.from_url(f"{stack.starter_url}/openapi.json")
     before = await counts(temporal_client)
     accepted: Counter = Counter()  # 202s per starting workflow type

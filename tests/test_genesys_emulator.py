@@ -289,7 +289,8 @@ def test_recordings_through_the_sdk(api_client, http, call, genesys):
     rec = api.get_conversation_recording(call["conversationId"], call["recordingId"])
     assert isinstance(rec, sdk_models.Recording) and rec.conversation_id == call["conversationId"]
     media_uri = next(iter(rec.media_uris.values())).media_uri
-    assert media_uri.startswith(genesys.api_url) and media_uri.endswith(".webm")
+    assert media_uri.startswith(genesys.api_url) and media_uri.split("?")[0].endswith(".webm")
+    assert "Expires=" in media_uri  # pre-signed, and it expires (tests/test_recording_links.py)
     media = httpx.get(media_uri)  # pre-signed style: no bearer token
     assert media.status_code == 200 and media.headers["content-type"] == "audio/webm"
     assert media.content.startswith(b"\x1a\x45\xdf\xa3")
@@ -614,11 +615,15 @@ def test_external_contact_crud_through_the_sdk(api_client, http):
     assert updated.modify_date >= created.modify_date
 
     change = sdk_models.ContactsPatchChange()
-    change.field, change.value, change.action = "middleName", "Maria", "UpdateIfEmpty"
+    # The field is a JSONPath from the entity's root (ContactsPatchChange's docs): "$.middleName".
+    change.field, change.value, change.action = "$.middleName", "Maria", "UpdateIfEmpty"
     patch = sdk_models.ExternalContactsPatchRequest()
     patch.changes = [change]
     patched = api.patch_externalcontacts_contact(created.id, patch)
     assert patched.middle_name == "Maria" and patched.title == "Buyer"
+    bare = http.patch(f"/api/v2/externalcontacts/contacts/{created.id}",
+                      json={"changes": [{"action": "Update", "field": "title", "value": "x"}]})
+    assert_error_body(bare, 400, "invalid.value")  # not a JSONPath
 
     found = api.get_externalcontacts_reversewhitepageslookup("+5511987654321")
     assert [c.id for c in found.contacts] == [created.id]
@@ -665,8 +670,14 @@ def test_external_contact_search_scan_and_bulk(api_client, http):
     added = http.post("/api/v2/externalcontacts/bulk/contacts/add", json={"entities": entities})
     assert added.status_code == 200
     assert_model(added.json(), "BulkContactsResponse")
-    assert added.json()["errorCount"] == 1 and added.json()["errorIndexes"] == [25]
+    # Results come in another order than the request (the SDK: "Ordering is NOT guaranteed");
+    # errorIndexes index the results, and each result names its contact.
+    assert added.json()["errorCount"] == 1 and added.json()["errorIndexes"] == [0]
+    assert added.json()["results"][0]["error"]["entity"] == {"firstName": "", "lastName": ""}
+    assert added.json()["results"][0]["error"]["status"] == 400
     ids = [r["id"] for r in added.json()["results"] if r["success"]]
+    assert [r["entity"]["firstName"] for r in added.json()["results"][1:]] != [e["firstName"] for e in entities[:25]]
+    assert sorted(r["entity"]["firstName"] for r in added.json()["results"][1:]) == [e["firstName"] for e in entities[:25]]
     assert len(ids) == 25
 
     page = api.get_externalcontacts_contacts(q=tag, page_size=10, page_number=3, sort_order="firstName:asc")
@@ -689,7 +700,9 @@ def test_external_contact_search_scan_and_bulk(api_client, http):
 
     fetched = http.post("/api/v2/externalcontacts/bulk/contacts", json={"entities": [{"id": ids[0]}, {"id": "nope"}]})
     assert_model(fetched.json(), "BulkFetchContactsResponse")
-    assert fetched.json()["errorIndexes"] == [1] and fetched.json()["results"][1]["status"] == 404
+    missing = fetched.json()["errorIndexes"]
+    assert len(missing) == 1 and fetched.json()["results"][missing[0]]["error"]["status"] == 404
+    assert fetched.json()["results"][missing[0]]["error"]["entity"] == {"id": "nope"}
     update = [{**http.get(f"/api/v2/externalcontacts/contacts/{ids[0]}").json(), "title": "Updated"}]
     updated = http.post("/api/v2/externalcontacts/bulk/contacts/update", json={"entities": update}).json()
     assert updated["errorCount"] == 0 and updated["results"][0]["entity"]["title"] == "Updated"
@@ -705,7 +718,7 @@ def test_external_organizations_search_and_scan(api_client, http):
     added = http.post("/api/v2/externalcontacts/bulk/organizations/add",
                       json={"entities": [{"name": "Maple Widgets Toronto"}, {"industry": "no name"}]}).json()
     assert_model(added, "BulkOrganizationsResponse")
-    assert added["errorIndexes"] == [1]
+    assert added["errorIndexes"] == [0]  # the results in another order than the request
     listing = api.get_externalcontacts_organizations(q="maple widgets")
     assert [o.name for o in listing.entities] == ["Maple Widgets Toronto"]
     assert_model(http.get("/api/v2/externalcontacts/scan/organizations", params={"limit": 10}).json(),

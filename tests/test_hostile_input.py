@@ -25,7 +25,6 @@ pytestmark = pytest.mark.integration
 WEBHOOK = "/webhooks/genesys/conversation-ended"
 LOOKUP_AUTH = ("genesys-data-action", "callbridge-demo-lookup")
 ADMIN = ("admin", "callbridge-demo-admin")
-DESKTOP = ("agent", "callbridge-demo-desktop")
 
 
 async def started(client, workflow_type: str) -> int:
@@ -249,9 +248,12 @@ def bystander(sf):
     return {"account": account, "account_number": account_number, "contact": contact, "e164": e164, "email": email}
 
 
-async def test_injection_through_lookups_finds_nothing(stack, temporal_client, bystander):
+async def test_injection_through_lookups_finds_nothing(stack, genesys, temporal_client, bystander):
+    from tests.agent_signin import agents, register_redirect_uri, sign_in
     from tests.helpers import refresh_index
 
+    register_redirect_uri(genesys, stack)
+    agent = {"Authorization": f"Bearer {sign_in(genesys, stack, agents(genesys)[2]['username'])}"}
     await refresh_index(temporal_client, stack)  # the bystander is in the caller-ID index
     sane = httpx.post(f"{stack.starter_url}/screenpop/lookup", json={"phoneNumber": bystander["e164"]},
                       auth=LOOKUP_AUTH, timeout=10).json()
@@ -261,7 +263,7 @@ async def test_injection_through_lookups_finds_nothing(stack, temporal_client, b
                            auth=LOOKUP_AUTH, timeout=10)
         account = httpx.post(f"{stack.starter_url}/screenpop/lookup-by-account", json={"accountNumber": text},
                              auth=LOOKUP_AUTH, timeout=10)
-        desktop = httpx.get(f"{stack.starter_url}/desktop/lookup", params={"phone": text}, auth=DESKTOP, timeout=10)
+        desktop = httpx.get(f"{stack.starter_url}/desktop/lookup", params={"phone": text}, headers=agent, timeout=10)
         for resp in (phone, account, desktop):
             assert resp.status_code < 500, (text, resp.text)
         if phone.status_code == 200:

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 STRONG = {name: secrets.token_urlsafe(24) for name in (
     "CODEC_TOKEN", "PRIVACY_HASH_KEY", "WEBHOOK_SECRET", "EVENTS_PASSWORD", "EVENTS_API_KEY",
-    "SCREENPOP_PASSWORD", "DESKTOP_PASSWORD", "ADMIN_PASSWORD", "SALESFORCE_CLIENT_SECRET",
+    "SCREENPOP_PASSWORD", "ADMIN_PASSWORD", "SALESFORCE_CLIENT_SECRET",
     "GENESYS_CLIENT_SECRET")}
 BODY_CAP = 4096
 FREE_FAILURES = 3
@@ -94,7 +94,7 @@ def test_demo_secrets_refused_outside_demo_mode(stack, argv):
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     for variable in ("CALLBRIDGE_ADMIN_PASSWORD", "CALLBRIDGE_CODEC_TOKEN", "CALLBRIDGE_PRIVACY_HASH_KEY",
-                     "CALLBRIDGE_EVENTS_PASSWORD", "CALLBRIDGE_EVENTS_API_KEY", "CALLBRIDGE_DESKTOP_PASSWORD",
+                     "CALLBRIDGE_EVENTS_PASSWORD", "CALLBRIDGE_EVENTS_API_KEY",
                      "CALLBRIDGE_SCREENPOP_PASSWORD"):
         assert f"{variable} is the public demo value" in done.stderr, variable
     assert "secrets.token_urlsafe" in done.stderr  # how to generate one
@@ -258,8 +258,9 @@ def test_pages_carry_frame_and_sniffing_protection_and_hosts_are_checked(hardene
         assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
         assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["x-content-type-options"] == "nosniff"
-        desktop = http.get(f"{hardened['public']}/desktop/", auth=("agent", STRONG["DESKTOP_PASSWORD"]))
+        desktop = http.get(f"{hardened['public']}/desktop/")  # a shell that signs the agent in first
         assert desktop.status_code == 200
+        assert http.get(f"{hardened['public']}/desktop/config").status_code == 401  # no agent token
         assert desktop.headers["content-security-policy"] == f"frame-ancestors {genesys.api_url}"
         assert desktop.headers["x-content-type-options"] == "nosniff"
         assert http.get(f"{hardened['public']}/healthz", headers={"Host": "evil.example"}).status_code == 400

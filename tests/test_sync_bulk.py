@@ -264,3 +264,50 @@ async def test_a_salesforce_session_expiring_mid_run_loses_nothing(stack, sf, gc
     for sf_id in contacts:
         linked = genesys_contacts_linked_to(gc, sf_id)
         assert len(linked) == 1 and sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == linked[0]
+
+
+async def test_bulk_results_in_another_order_than_the_request_link_each_contact_to_its_own(
+        stack, salesforce, gc, temporal_client):
+    # Genesys' bulk answers "may be in a different order from the request" (the SDK's
+    # BulkContactsResponse); the emulator always reorders them. Pairing by position would link
+    # each Salesforce contact to someone else's Genesys contact.
+    sf = salesforce_client(salesforce)  # a session of its own (an earlier test expires them all)
+    tag = uuid.uuid4().hex[:6]
+    contacts = {new_sf_contact(sf, LastName=f"Order{tag}{i}"): f"Order{tag}{i}" for i in range(5)}
+
+    result = await run_sync(temporal_client, stack, mode="one_way", force_path="bulk")
+    assert result.errors == 0
+    for sf_id, last_name in contacts.items():
+        gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
+        assert genesys_contacts_linked_to(gc, sf_id) == [gc_id]
+        assert gc.get(f"{CONTACTS}/{gc_id}").json()["lastName"] == last_name
+
+    # Updates too: each Genesys contact gets its own contact's new title.
+    for i, sf_id in enumerate(contacts):
+        sf.Contact.update(sf_id, {"Title": f"Grade {tag}{i}"})
+    again = await run_sync(temporal_client, stack, mode="one_way", force_path="bulk")
+    assert again.errors == 0 and again.handed_off == 0
+    for i, sf_id in enumerate(contacts):
+        gc_id = sf.Contact.get(sf_id)["Genesys_Contact_Id__c"]
+        assert gc.get(f"{CONTACTS}/{gc_id}").json()["title"] == f"Grade {tag}{i}"
+
+
+@pytest.mark.parametrize("status", [503, 400])
+async def test_a_bulk_entity_error_is_retried_only_when_genesys_says_it_is_retryable(
+        stack, salesforce, gc, genesys, temporal_client, status):
+    # One entity of the bulk add fails on its own: 503 comes with retryable=true (sent again
+    # in the page), 400 with retryable=false (handed to its own workflow, which reports it).
+    sf = salesforce_client(salesforce)
+    contacts = [new_sf_contact(sf) for _ in range(3)]
+    faults = f"{genesys.api_url}/_emulator/faults"
+    httpx.post(faults, json={"fail_entity_next": [{"method": "POST", "path_regex": "/bulk/contacts/add$",
+                                                   "status": status, "count": 1}]}).raise_for_status()
+    try:
+        result = await run_sync(temporal_client, stack, mode="one_way", force_path="bulk")
+    finally:
+        httpx.delete(faults)
+    assert result.errors == 0
+    assert result.handed_off == (0 if status == 503 else 1)
+    for sf_id in contacts:  # in the end every contact is linked once, to its own
+        linked = genesys_contacts_linked_to(gc, sf_id)
+        assert len(linked) == 1 and sf.Contact.get(sf_id)["Genesys_Contact_Id__c"] == linked[0]

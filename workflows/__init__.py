@@ -16,8 +16,9 @@ def __getattr__(name: str):
     from workflows.caller_index import CallerIndexRefreshWorkflow
     from workflows.contact_sync import ContactSyncWorkflow
     from workflows.gdpr_erasure import GdprErasureWorkflow
+    from workflows.recording_link import RecordingLinkWorkflow
     from workflows.retention import RetentionWorkflow
     from workflows.sync_pair import SyncPairWorkflow
 
     return [CallLoggingWorkflow, CallerIndexRefreshWorkflow, GdprErasureWorkflow, RetentionWorkflow,
-            SyncPairWorkflow, ContactSyncWorkflow, CallReconciliationWorkflow]
+            SyncPairWorkflow, ContactSyncWorkflow, CallReconciliationWorkflow, RecordingLinkWorkflow]

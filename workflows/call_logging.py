@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.call_preparation import CallPreparationActivities
@@ -30,8 +30,11 @@ with workflow.unsafe.imports_passed_through():
         ContactMatch,
         LogCallRequest,
         PhoneLookup,
+        RecordingFollowUp,
         RecordingRequest,
     )
+    from activities.recording_links import RecordingLinkActivities, recording_url
+    from workflows import recording_link
 
 CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
 CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
@@ -51,6 +54,7 @@ GENESYS_RETRY = RetryPolicy(
 HYDRATION_BUDGET = timedelta(hours=24)
 # Patch ids (workflow.patched): histories recorded before each change replay without it.
 ONE_REQUEST_PER_CALL = "one-request-per-call"
+LASTING_RECORDING_LINK = "lasting-recording-link"
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -59,6 +63,8 @@ def workflow_id(conversation_id: str) -> str:
 
 @workflow.defn
 class CallLoggingWorkflow:
+    _recording_follow_up: "RecordingFollowUp | None" = None  # a recording still transcoding
+
     @workflow.run
     async def run(self, inp: CallLoggingInput) -> CallLoggingResult:
         if not workflow.patched(ONE_REQUEST_PER_CALL):
@@ -69,19 +75,28 @@ class CallLoggingWorkflow:
             retry_policy=GENESYS_RETRY,
         )
         inp = inp.model_copy(update={"event": prepared.event, "customer_e164": prepared.customer_e164})
+        result = None
         if prepared.known:
             # What Callbridge already knows names the contact: the composite request is the
             # call's one Salesforce request. The SOQL lookup only when nothing does, or when
             # the contact known turns out to be gone.
             try:
-                return self._finish(await self._log_on_contact(inp, prepared.known, prepared.recording_link))
+                result = await self._log_on_contact(inp, prepared.known, prepared.recording_link)
             except ActivityError as err:
                 if not (isinstance(err.cause, ApplicationError) and err.cause.type == CONTACT_GONE):
                     raise
-        contacts = await self._find_contacts(inp)
-        if contacts:
-            return self._finish(await self._log_on_contact(inp, contacts, prepared.recording_link))
-        return self._finish(await self._unknown_caller(inp, prepared.recording_link))
+        if result is None:
+            contacts = await self._find_contacts(inp)
+            if contacts:
+                result = await self._log_on_contact(inp, contacts, prepared.recording_link)
+            else:
+                result = await self._unknown_caller(inp, prepared.recording_link)
+        # A recording still transcoding gets its own follow-up once the Task exists (histories
+        # recorded before lasting links have none to start).
+        if prepared.recording_follow_up is not None and workflow.patched(LASTING_RECORDING_LINK):
+            self._recording_follow_up = prepared.recording_follow_up
+        await self._follow_recording(result.task_id)
+        return self._finish(result)
 
     async def _run_as_before_call_ended_events(self, inp: CallLoggingInput) -> CallLoggingResult:
         # The recording link has its own budget and runs alongside the contact lookup.
@@ -89,8 +104,11 @@ class CallLoggingWorkflow:
         contacts = await self._find_contacts(inp)
         recording_link = await recording
         if contacts:
-            return self._finish(await self._log_on_contact(inp, contacts, recording_link))
-        return self._finish(await self._unknown_caller(inp, recording_link))
+            result = await self._log_on_contact(inp, contacts, recording_link)
+        else:
+            result = await self._unknown_caller(inp, recording_link)
+        await self._follow_recording(result.task_id)
+        return self._finish(result)
 
     async def _log_on_contact(
         self, inp: CallLoggingInput, contacts: list[ContactMatch], recording_link: str | None
@@ -135,6 +153,9 @@ class CallLoggingWorkflow:
         event = inp.event
         if not event.recording_id:
             return None
+        # Histories from before lasting links replay the media URI they stored.
+        if inp.recording_link_base and workflow.patched(LASTING_RECORDING_LINK):
+            return await self._lasting_recording_link(inp)
         try:
             return await workflow.execute_activity_method(
                 GenesysActivities.get_recording_link,
@@ -148,6 +169,44 @@ class CallLoggingWorkflow:
             )
         except ActivityError:
             return None
+
+    async def _lasting_recording_link(self, inp: CallLoggingInput) -> str | None:
+        """The Callbridge recording URL (never the expiring media URI) once Genesys has the
+        media; while it transcodes (or Genesys is slow), a note, and a follow-up after the Task."""
+        event = inp.event
+        link = recording_url(inp.recording_link_base, event.conversation_id, event.recording_id)
+        try:
+            state = await workflow.execute_activity_method(
+                RecordingLinkActivities.recording_state,
+                RecordingRequest(conversation_id=event.conversation_id, recording_id=event.recording_id,
+                                 timeout_seconds=inp.recording_budget_seconds),
+                schedule_to_close_timeout=timedelta(seconds=inp.recording_budget_seconds),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=3),
+            )
+        except ActivityError:
+            state = "transcoding"  # not known within the budget: the follow-up asks again
+        if state == "ready":
+            return link
+        if state == "gone":
+            return None
+        self._recording_follow_up = RecordingFollowUp(
+            conversation_id=event.conversation_id, recording_id=event.recording_id, link=link,
+            bound_hours=inp.recording_follow_up_hours, first_check_seconds=inp.recording_first_check_seconds)
+        return mapping.RECORDING_PENDING
+
+    async def _follow_recording(self, task_id: str | None) -> None:
+        """Start the recording's own follow-up (it outlives this workflow) once its Task exists."""
+        follow_up = self._recording_follow_up
+        if follow_up is None or not task_id:
+            return
+        try:
+            await workflow.start_child_workflow(
+                recording_link.RecordingLinkWorkflow.run, follow_up,
+                id=recording_link.workflow_id(follow_up.conversation_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # an earlier run of this call's logging started it
 
     async def _log_call(self, request: LogCallRequest):
         try:

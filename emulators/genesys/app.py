@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (conversations, customer_end, externalcontacts, flows, identifiers, integrations, notifications,
                processautomation, recordings, simulator, users)
+from .agent_login import AgentLogin
 from .auth import RateLimiter, TokenService
 from .context import Context, Stats, ctx
 from .errors import CORRELATION_HEADER, GenesysError, error_response
@@ -40,7 +42,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
         settings=settings,
         store=store,
         runtime=RuntimeConfig(webhook_url=settings.webhook_url, webhook_secret=settings.webhook_secret),
-        tokens=TokenService(store, settings),
+        tokens=TokenService(store, settings, AgentLogin(settings.agent_client_id, settings.agent_password)),
         limiter=RateLimiter(settings.rate_limit),
         faults=Faults(),
         stats=Stats(),
@@ -71,6 +73,7 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
             if path.startswith("/api/v2"):
                 token = context.tokens.authenticate(request.headers.get("authorization"))
                 context.limiter.check(token)
+                request.state.token = token
             response = await call_next(request)
             if after:
                 await asyncio.sleep(after)  # done, and the answer is late
@@ -103,6 +106,15 @@ def create_app(settings: EmulatorSettings) -> FastAPI:
     @app.post("/oauth/token")
     async def oauth_token(request: Request) -> Response:
         return await context.tokens.token_endpoint(request)
+
+    @app.get("/oauth/authorize")
+    def oauth_authorize(request: Request) -> Response:
+        return context.tokens.agents.authorize_page(dict(request.query_params), context.runtime.agent_redirect_uris)
+
+    @app.post("/oauth/authorize")
+    async def oauth_sign_in(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        return context.tokens.agents.sign_in(form, context.runtime.agent_redirect_uris, store.all("user"))
 
     routers = [users.router, conversations.router, recordings.router, externalcontacts.router,
                identifiers.router, notifications.router, simulator.router, integrations.router,

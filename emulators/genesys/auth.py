@@ -1,4 +1,5 @@
-"""OAuth client-credentials tokens and the per-token request budget.
+"""OAuth tokens (client credentials; agents' authorization code grant, agent_login.py) and
+the per-token request budget.
 
 /oauth/token is Genesys's login service: its errors are RFC 6749 bodies
 ({"error": "invalid_client", "description", "error_description"}), not ErrorBody.
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from .agent_login import AgentLogin
 from .errors import GenesysError
 from .settings import EmulatorSettings
 from .store import Store
@@ -34,9 +36,10 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 class TokenService:
-    def __init__(self, store: Store, settings: EmulatorSettings) -> None:
+    def __init__(self, store: Store, settings: EmulatorSettings, agents: "AgentLogin | None" = None) -> None:
         self.store = store
         self.settings = settings
+        self.agents = agents
         self._cache: dict[str, float] = {}  # token -> expiry (epoch seconds)
         self._lock = threading.Lock()
 
@@ -51,6 +54,11 @@ class TokenService:
         grant_type = form.get("grant_type")
         if not grant_type:
             return _oauth_error(400, "invalid_request", "grant_type is required")
+        if grant_type == "authorization_code" and self.agents is not None:
+            user_id = self.agents.redeem(form)
+            if not isinstance(user_id, str):
+                return user_id
+            return self._issue(self.agents.client_id, user_id, cors=True)
         if client_id != self.settings.client_id:
             return _oauth_error(400, "invalid_client", "client not found")
         if not client_secret or not secrets.compare_digest(client_secret, self.settings.client_secret):
@@ -58,14 +66,22 @@ class TokenService:
         if grant_type != "client_credentials":
             # Only the grant a server-to-server integration uses is emulated.
             return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+        return self._issue(client_id, None)
+
+    def _issue(self, client_id: str, user_id: str | None, cors: bool = False) -> JSONResponse:
         token = secrets.token_urlsafe(64)
         expires_at = time.time() + self.settings.token_ttl
-        self.store.put(TOKEN_KIND, token, {"clientId": client_id, "expiresAt": expires_at})
+        self.store.put(TOKEN_KIND, token, {"clientId": client_id, "expiresAt": expires_at, "userId": user_id})
         with self._lock:
             self._cache[token] = expires_at
-        return JSONResponse(
-            {"access_token": token, "token_type": "bearer", "expires_in": self.settings.token_ttl}
-        )
+        # A browser app redeems its code from the page itself: the login host allows that origin.
+        return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": self.settings.token_ttl},
+                            headers={"Access-Control-Allow-Origin": "*"} if cors else None)
+
+    def user_of(self, token: str) -> str | None:
+        """The user a token was issued to (authorization code grant), None for client credentials."""
+        doc = self.store.get(TOKEN_KIND, token)
+        return (doc or {}).get("userId")
 
     def authenticate(self, authorization: str | None) -> str:
         """The bearer token of a /api/v2 request, or a 401 GenesysError."""

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from .context import ctx
-from .errors import bad_request, not_found
+from .errors import GenesysError, bad_request, not_found
 
 router = APIRouter()
 
@@ -178,6 +178,19 @@ def load(request: Request, conversation_id: str) -> dict[str, Any]:
     if conv is None:
         raise not_found(f"Conversation {conversation_id} not found")
     return conv
+
+
+@router.get("/api/v2/conversations")
+def get_conversations(request: Request) -> dict[str, Any]:
+    """The signed-in user's active conversations (ConversationEntityListing). Client
+    credentials have no user: 400, as for /users/me."""
+    user_id = ctx(request).tokens.user_of(getattr(request.state, "token", ""))
+    if not user_id:
+        raise GenesysError(400, "This request requires a user context. Client credentials cannot be used for "
+                                "requests to this resource.", "bad.request")
+    active = [c for c in ctx(request).store.all(KIND) if c.get("phase", "ended") != "ended"
+              and any(p.get("userId") == user_id and not p.get("endTime") for p in c["participants"])]
+    return {"entities": [render_conversation(c) for c in active]}
 
 
 @router.get("/api/v2/conversations/{conversationId}")

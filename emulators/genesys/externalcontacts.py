@@ -4,7 +4,8 @@ Server-side behaviour emulated: ids, createDate/modifyDate and selfUri are set b
 server; PhoneNumber.e164 is computed from `display` (or `userInput`) and the country code;
 searches (`q`) can only reach the first 1,000 results (pageNumber * pageSize <= 1,000);
 scans page with an opaque cursor, 10-200 per page; bulk calls take up to 200 entities and
-answer per-entity results with errorCount/errorIndexes. Fields are those of the SDK's
+answer per-entity results with errorCount/errorIndexes, in an order different from the request
+(the SDK's docs: ordering is not guaranteed). Fields are those of the SDK's
 ExternalContact / ExternalOrganization models; any other field is refused with a 400.
 """
 
@@ -273,8 +274,16 @@ def _bulk_entities(body: Any) -> list[Any]:
 
 def _bulk(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
           error_entity: Callable[[Any], Any], request: Request) -> dict[str, Any]:
+    faults, method, path = ctx(request).faults, request.method, request.url.path
+
+    def each(raw: Any) -> tuple[int, dict[str, Any] | None]:
+        fault = faults.entity_fault(method, path)  # a test's per-entity failure
+        if fault is not None:
+            raise fault
+        return one(raw)
+
     with ctx(request).store.batch():
-        return _bulk_results(entities, one, error_entity)
+        return _bulk_results(entities, each, error_entity)
 
 
 def _bulk_results(entities: list[Any], one: Callable[[Any], tuple[int, dict[str, Any] | None]],
@@ -298,6 +307,11 @@ def _bulk_results(entities: list[Any], one: Callable[[Any], tuple[int, dict[str,
             if isinstance(raw, dict) and isinstance(raw.get("id"), str):
                 result["id"] = raw["id"]
         results.append(result)
+    # The SDK's BulkContactsResponse / BulkFetchContactsResponse: "Ordering is NOT guaranteed -
+    # may be in a different order from the request." So the emulator always answers in reverse
+    # (deterministic, and wrong for anyone pairing by position); errorIndexes index `results`.
+    results.reverse()
+    error_indexes = [i for i, r in enumerate(results) if not r["success"]]
     return {"results": results, "errorCount": len(error_indexes), "errorIndexes": error_indexes}
 
 
@@ -391,10 +405,13 @@ def _patch(kind: Kind, entity_id: str, body: Any, request: Request) -> dict[str,
     for change in changes:
         if not isinstance(change, dict) or change.get("action") not in PATCH_ACTIONS:
             raise bad_request(f"action must be one of {sorted(PATCH_ACTIONS)}", "invalid.value")
-        field, action, value = change.get("field"), change["action"], change.get("value")
+        path, action, value = change.get("field"), change["action"], change.get("value")
+        # ContactsPatchChange.field is a JSONPath rooted at "$." in dot notation ("$.firstName").
+        field = path[2:] if isinstance(path, str) and path.startswith("$.") else None
         if field not in kind.fields or field in SERVER_FIELDS or field == "division":
             # Only top-level fields are patchable here; nested paths are refused, not guessed.
-            raise bad_request(f"field {field!r} cannot be patched", "invalid.value")
+            raise bad_request(f"field {path!r} cannot be patched (a JSONPath such as \"$.firstName\")",
+                              "invalid.value")
         present = doc.get(field) not in (None, "", [])
         if action == "Update" or (action == "UpdateIfEmpty" and not present) \
                 or (action == "UpdateIfExists" and present):

@@ -7,6 +7,9 @@ POST /_emulator/faults merges:
                 sleep — before they are handled, or with "after": true once handled and before the
                 answer goes out (a client that gives up meanwhile never hears of a done request)
   fail_next     [{"method", "path_regex", "status", "count"}]   the next `count` matches fail
+  fail_entity_next [{"method", "path_regex", "status", "count"}] in bulk requests that match, the
+                next `count` entities fail on their own (a per-entity error in the results;
+                retryable when 5xx or 429, as BulkEntityError's `retryable` says)
 Rules apply to /api/v2 and /oauth paths (never to /_emulator, so tests can always clean up).
 """
 
@@ -74,11 +77,12 @@ class Faults:
         self.error_status = 503
         self.delay_next: list[Rule] = []
         self.fail_next: list[Rule] = []
+        self.fail_entity_next: list[Rule] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
     def merge(self, raw: dict[str, Any]) -> None:
-        known = {"latency_ms", "error_rate", "error_status", "delay_next", "fail_next"}
+        known = {"latency_ms", "error_rate", "error_status", "delay_next", "fail_next", "fail_entity_next"}
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -90,7 +94,9 @@ class Faults:
             raise ValueError("latency_ms >= 0, 0 <= error_rate <= 1, error_status 5xx")
         delays = [_rule("delay_next", r) for r in _as_list(raw.get("delay_next", []))]
         fails = [_rule("fail_next", r) for r in _as_list(raw.get("fail_next", []))]
+        entity_fails = [_rule("fail_next", r) for r in _as_list(raw.get("fail_entity_next", []))]
         with self._lock:
+            self.fail_entity_next.extend(entity_fails)
             self.latency_ms, self.error_rate, self.error_status = latency, rate, status
             self.delay_next.extend(delays)
             self.fail_next.extend(fails)
@@ -100,6 +106,7 @@ class Faults:
             self.latency_ms, self.error_rate, self.error_status = 0, 0.0, 503
             self.delay_next.clear()
             self.fail_next.clear()
+            self.fail_entity_next.clear()
 
     def public(self) -> dict[str, Any]:
         with self._lock:
@@ -109,7 +116,14 @@ class Faults:
                 "error_status": self.error_status,
                 "delay_next": [r.public("delay_next") for r in self.delay_next],
                 "fail_next": [r.public("fail_next") for r in self.fail_next],
+                "fail_entity_next": [r.public("fail_next") for r in self.fail_entity_next],
             }
+
+    def entity_fault(self, method: str, path: str) -> GenesysError | None:
+        """The error one entity of a bulk request fails with, if a rule says so."""
+        with self._lock:
+            status = _consume(self.fail_entity_next, method, path, lambda r: r.status)
+        return GenesysError(status) if status is not None else None
 
     def plan(self, method: str, path: str) -> tuple[float, GenesysError | None, float]:
         """Seconds to wait first, the error to answer with (if any), seconds to wait after handling."""

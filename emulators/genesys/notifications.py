@@ -11,8 +11,16 @@ the SDK's model for each topic:
   v2.routing.queues.{queueId}.conversations.calls  QueueConversationCallEventTopicCallConversation
   v2.routing.queues.{queueId}.conversations     QueueConversationEventTopicConversation
 A user's topics fire once the user is a participant (from alerting on), a queue's once the
-call is in that queue. Other topic names are refused rather than accepted and never fired. Channels live in memory (as on Genesys,
-they expire; here also when the emulator restarts).
+call is in that queue. Other topic names are refused rather than accepted and never fired;
+GET /api/v2/notifications/availabletopics lists the ones served.
+
+Limits, as the developer center's notification service page states them: 20 channels per user
+and application (a 21st replaces the oldest channel without an active connection, else the
+oldest), 1,000 topics per channel, and a channel lives 24 hours (POST /_emulator/config
+{"channelTtlSeconds"} shortens it); before it closes a socket the server sends
+`v2.system.socket_closing`. Tests close a channel's socket with or without that warning
+(POST /_emulator/notifications/channels/{id}/close {"warn"}). Channels live in memory (they
+also end when the emulator restarts).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,8 +42,9 @@ from .wire import iso, new_id, now
 router = APIRouter()
 
 HEARTBEAT_SECONDS = 30.0
-CHANNEL_TTL = timedelta(hours=24)
 MAX_TOPICS = 1000
+MAX_CHANNELS = 20  # per user and application
+SOCKET_CLOSING = "v2.system.socket_closing"
 TOPIC_PATTERNS = [
     re.compile(r"^v2\.routing\.queues\.[0-9a-f-]{36}\.conversations(\.calls)?$"),
     re.compile(r"^v2\.users\.[0-9a-f-]{36}\.conversations(\.calls)?$"),
@@ -50,8 +60,19 @@ PARTICIPANT_EVENT_KEYS = {
 class Channel:
     id: str
     expires: str
+    owner: str = ""  # the user (agent sign-in) or the OAuth client (client credentials)
+    closes_at: float = float("inf")  # time.time() of its end
+    created: float = field(default_factory=time.time)
     topics: list[str] = field(default_factory=list)
     sockets: set[asyncio.Queue] = field(default_factory=set)
+
+    def close(self, warn: bool) -> None:
+        """End its sockets: with `v2.system.socket_closing` first (expiry, maintenance) or not."""
+        for queue in self.sockets:
+            if warn:
+                queue.put_nowait(json.dumps({"topicName": SOCKET_CLOSING, "version": "2",
+                                             "eventBody": {"message": "Socket closing", "reason": "expiring"}}))
+            queue.put_nowait(None)  # the socket loop closes on None
 
 
 class Hub:
@@ -91,16 +112,49 @@ def _topics_listing(channel: Channel) -> dict[str, Any]:
                           f"/subscriptions"} for t in channel.topics]}
 
 
+def _owner(request: Request) -> str:
+    token = getattr(request.state, "token", "")
+    context = ctx(request)
+    user = context.tokens.user_of(token)
+    doc = context.store.get("token", token) or {}
+    return f"user:{user}" if user else f"client:{doc.get('clientId', '')}"
+
+
 @router.post("/api/v2/notifications/channels")
 def create_channel(request: Request) -> dict[str, Any]:
-    channel = Channel(id=new_id(), expires=iso(now() + CHANNEL_TTL))
-    hub(request).channels[channel.id] = channel
+    channels = hub(request).channels
+    owner = _owner(request)
+    mine = sorted((c for c in channels.values() if c.owner == owner), key=lambda c: c.created)
+    if len(mine) >= MAX_CHANNELS:
+        # The new channel replaces the oldest one without a connection (else the oldest).
+        oldest = next((c for c in mine if not c.sockets), mine[0])
+        oldest.close(warn=False)
+        channels.pop(oldest.id, None)
+    ttl = ctx(request).runtime.channel_ttl_seconds
+    channel = Channel(id=new_id(), expires=iso(now() + timedelta(seconds=ttl)), owner=owner,
+                      closes_at=time.time() + ttl)
+    channels[channel.id] = channel
     return _public(request, channel)
+
+
+@router.get("/api/v2/notifications/availabletopics")
+def available_topics(request: Request) -> dict[str, Any]:
+    """The topics this emulator serves (AvailableTopicEntityListing), as Genesys names them."""
+    described = [
+        ("v2.users.{id}.conversations", "A user's conversations", True),
+        ("v2.users.{id}.conversations.calls", "A user's calls", True),
+        ("v2.routing.queues.{id}.conversations", "Conversations in a queue", False),
+        ("v2.routing.queues.{id}.conversations.calls", "Calls in a queue", False),
+    ]
+    return {"entities": [{"id": topic, "description": text, "requiresCurrentUserOrPermission": by_user,
+                          "transports": ["All"], "topicParameters": ["id"], "visibility": "Public"}
+                         for topic, text, by_user in described]}
 
 
 @router.get("/api/v2/notifications/channels")
 def list_channels(request: Request) -> dict[str, Any]:
-    return {"entities": [_public(request, c) for c in hub(request).channels.values()]}
+    owner = _owner(request)
+    return {"entities": [_public(request, c) for c in hub(request).channels.values() if c.owner == owner]}
 
 
 @router.get("/api/v2/notifications/channels/{channelId}/subscriptions")
@@ -149,6 +203,21 @@ def delete_subscriptions(request: Request, channelId: str) -> dict[str, Any]:
     return {}
 
 
+@router.post("/_emulator/notifications/channels/{channelId}/close")
+async def close_channel(request: Request, channelId: str) -> dict[str, Any]:
+    """Test hook: end a channel as Genesys does before maintenance or at expiry (warn: true,
+    `v2.system.socket_closing` first) or as a dropped connection does (warn: false)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = {}
+    channel = hub(request).channels.pop(channelId, None)
+    if channel is None:
+        raise not_found(f"Channel {channelId} not found")
+    channel.close(warn=bool((body or {}).get("warn", True)))
+    return {"closed": channelId, "sockets": len(channel.sockets)}
+
+
 @router.websocket("/channels/{channelId}")
 async def channel_socket(websocket: WebSocket, channelId: str) -> None:
     channel = hub(websocket).channels.get(channelId)
@@ -172,15 +241,23 @@ async def channel_socket(websocket: WebSocket, channelId: str) -> None:
     read_task = asyncio.create_task(reader())
     try:
         while not read_task.done():
+            if time.time() >= channel.closes_at:
+                # The channel's life is over: warn, close, forget it (resubscribing gets a 404).
+                hub(websocket).channels.pop(channel.id, None)
+                channel.close(warn=True)
             # Wake on an event, on the client going away, or when a heartbeat is due.
             get_task = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({get_task, read_task}, timeout=ctx(websocket).runtime.heartbeat_seconds,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            wait = min(ctx(websocket).runtime.heartbeat_seconds, max(0.01, channel.closes_at - time.time()))
+            done, _ = await asyncio.wait({get_task, read_task}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             if get_task in done:
-                await websocket.send_text(get_task.result())
+                message = get_task.result()
+                if message is None:
+                    await websocket.close()
+                    break
+                await websocket.send_text(message)
                 continue
             get_task.cancel()
-            if not done:
+            if not done and time.time() < channel.closes_at:
                 await websocket.send_text(json.dumps({"topicName": "channel.metadata",
                                                       "eventBody": {"message": "WebSocket Heartbeat"}}))
     except (WebSocketDisconnect, RuntimeError):

@@ -3,13 +3,19 @@
 Genesys answers GET .../recordings/{id} with 202 and a Recording without mediaUris while
 the media is still transcoding; the list endpoint first waits up to maxWaitMs. Deleting a
 recording is done by setting its deleteDate with PUT (the API has no DELETE for it); the
-emulator removes it as soon as that date has passed. Media URIs are pre-signed style links
-(no bearer token needed) to files this server serves under /_emulator/media.
+emulator removes it as soon as that date has passed. Media URIs are pre-signed links (no
+bearer token needed) to files this server serves under /_emulator/media; like Genesys's they
+expire (60 minutes by default; POST /_emulator/config {"mediaUriTtlSeconds"}), after which
+the link answers a bare 403 like an expired S3 pre-signed URL, so a stored media URI is
+useless later: fetch the recording again for a fresh one. Transcoding takes the simulated
+call's `transcodeSeconds`; until then GET answers 202 without mediaUris.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import struct
 import time
 from datetime import datetime
@@ -99,8 +105,16 @@ def render(rec: dict[str, Any], request: Request, format_id: str | None) -> dict
         data = media_bytes(ext, rec["durationMs"])
         out["outputSizeInBytes"] = len(data)
         base = ctx(request).settings.base_url
-        out["mediaUris"] = {"S": {"mediaUri": f"{base}/_emulator/media/{rec['id']}.{ext}"}}
+        expires = int(time.time() + ctx(request).runtime.media_uri_ttl_seconds)
+        name = f"{rec['id']}.{ext}"
+        out["mediaUris"] = {"S": {"mediaUri": f"{base}/_emulator/media/{name}?Expires={expires}"
+                                              f"&Signature={_signature(request, name, expires)}"}}
     return out
+
+
+def _signature(request: Request, name: str, expires: int) -> str:
+    key = ctx(request).settings.client_secret.encode()
+    return hmac.new(key, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _format(format_id: str | None, media_formats: list[str] | None) -> str:
@@ -198,7 +212,9 @@ async def put_recording(request: Request, conversationId: str, recordingId: str)
 
 
 @router.get("/_emulator/media/{fileName}")
-def get_media(request: Request, fileName: str) -> Response:
+def get_media(request: Request, fileName: str, Expires: int = Query(0), Signature: str = Query("")) -> Response:
+    if Expires < time.time() or not hmac.compare_digest(Signature, _signature(request, fileName, Expires)):
+        return Response(status_code=403)  # an expired or forged pre-signed link
     recording_id, _, ext = fileName.rpartition(".")
     rec = ctx(request).store.get(KIND, recording_id)
     if rec is None or ext not in CONTENT_TYPES or is_deleted(rec) or not is_ready(rec):

@@ -19,6 +19,10 @@ class EmulatorSettings:
     rate_limit: int = 300  # requests per minute per token
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # The OAuth client agents sign in with (authorization code + PKCE, agent_login.py) and the
+    # password the emulator's login page takes for every seeded user.
+    agent_client_id: str = "callbridge-agents"
+    agent_password: str = "callbridge-agent"
 
     @property
     def base_url(self) -> str:
@@ -42,11 +46,16 @@ class RuntimeConfig:
     data_action_auth: dict[str, str] | None = None
     heartbeat_seconds: float = 30.0
     event_bridge_config: dict[str, Any] | None = None  # eventbridge.py: the API destination
+    agent_redirect_uris: list[str] = field(default_factory=list)
+    media_uri_ttl_seconds: float = 3600.0
+    channel_ttl_seconds: float = 86400.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     FIELDS = {"webhookUrl": "webhook_url", "webhookSecret": "webhook_secret", "dataActionUrl": "data_action_url",
               "dataActionAuth": "data_action_auth", "heartbeatSeconds": "heartbeat_seconds",
-              "eventBridge": "event_bridge_config"}
+              "eventBridge": "event_bridge_config",
+              "agentRedirectUris": "agent_redirect_uris", "mediaUriTtlSeconds": "media_uri_ttl_seconds",
+              "channelTtlSeconds": "channel_ttl_seconds"}
 
     def update(self, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(self.FIELDS)
@@ -60,6 +69,16 @@ class RuntimeConfig:
                 checked_bridge = check_config(value)
             elif key == "dataActionAuth":
                 _check_auth(value)
+            elif key == "agentRedirectUris":
+                if not isinstance(value, list) or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
+                                                          for u in value):
+                    raise ValueError("agentRedirectUris must be a list of http(s) URLs")
+            elif key == "channelTtlSeconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 86400:
+                    raise ValueError("channelTtlSeconds must be a number of seconds between 1 and 86400")
+            elif key == "mediaUriTtlSeconds":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 7 * 86400:
+                    raise ValueError("mediaUriTtlSeconds must be a number of seconds between 1 and 604800")
             elif key == "heartbeatSeconds":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 3600:
                     raise ValueError("heartbeatSeconds must be a number of seconds between 0.05 and 3600")
@@ -67,8 +86,10 @@ class RuntimeConfig:
                 raise ValueError(f"{key} must be a string or null")
         with self._lock:
             for key, value in changes.items():
-                if key == "heartbeatSeconds":
-                    self.heartbeat_seconds = float(value)
+                if key in ("heartbeatSeconds", "mediaUriTtlSeconds", "channelTtlSeconds"):
+                    setattr(self, self.FIELDS[key], float(value))
+                elif key == "agentRedirectUris":
+                    self.agent_redirect_uris = list(value)
                 elif key == "eventBridge":
                     self.event_bridge_config = checked_bridge
                 elif key == "dataActionAuth":
@@ -107,6 +128,9 @@ class RuntimeConfig:
                 "dataActionAuth": shown_auth,
                 "heartbeatSeconds": self.heartbeat_seconds,
                 "eventBridge": bridge_public(self.event_bridge_config),
+                "agentRedirectUris": list(self.agent_redirect_uris),
+                "mediaUriTtlSeconds": self.media_uri_ttl_seconds,
+                "channelTtlSeconds": self.channel_ttl_seconds,
             }
 
 

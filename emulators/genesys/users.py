@@ -18,14 +18,19 @@ def user_ref(user: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/v2/users/me")
-def get_users_me(request: Request) -> None:
-    # The emulator issues client-credentials tokens only; Genesys has no user behind those
-    # and refuses /users/me with this 400 (use /api/v2/tokens/me to check a token instead).
-    raise GenesysError(
-        400,
-        "This request requires a user context. Client credentials cannot be used for requests to this resource.",
-        "bad.request",
-    )
+def get_users_me(request: Request) -> dict[str, Any]:
+    # A token from an agent's sign-in (authorization code grant) is that user's. Client
+    # credentials tokens have no user behind them and Genesys refuses /users/me with this 400
+    # (use /api/v2/tokens/me to check a token instead).
+    user_id = ctx(request).tokens.user_of(getattr(request.state, "token", ""))
+    user = ctx(request).store.get("user", user_id) if user_id else None
+    if user is None:
+        raise GenesysError(
+            400,
+            "This request requires a user context. Client credentials cannot be used for requests to this resource.",
+            "bad.request",
+        )
+    return user
 
 
 @router.get("/api/v2/users/{userId}")

@@ -121,6 +121,34 @@ async def test_record_call_logging_from_event(recorder, sf, genesys):
     await save(recorder.client, workflow_id(conversation), "call_logging_from_event")
 
 
+async def test_record_lasting_recording_link(recorder, sf, genesys):
+    """Call logging with the lasting link (patched "lasting-recording-link") while the recording
+    still transcodes, and the RecordingLinkWorkflow it starts."""
+    from callbridge.models import CallEndedEvent, CallLoggingInput
+    from tests.helpers import unique_us_number
+    from workflows.call_logging import CallLoggingWorkflow, workflow_id
+    from workflows.recording_link import RecordingLinkWorkflow
+    from workflows.recording_link import workflow_id as follow_up_id
+
+    e164, digits = unique_us_number()
+    sf.Contact.create({"FirstName": "Replay", "LastName": "Listener", "MailingCountry": "United States",
+                       "Phone": f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"})
+    call = httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30,
+                      json={"ani": e164, "durationSeconds": 61, "wait": True, "transcodeSeconds": 3}).json()
+    payload = call["delivery"]["payload"]
+    inp = CallLoggingInput.for_event(CallEndedEvent.model_validate(payload), "US",
+                                     recording_link_base="https://callbridge.example.com",
+                                     recording_first_check_seconds=4)
+    conversation = payload["conversationId"]
+    result = await recorder.client.execute_workflow(CallLoggingWorkflow.run, inp, id=workflow_id(conversation),
+                                                    task_queue=recorder.task_queue)
+    assert result.outcome == "logged" and result.recording_link.startswith("pending")
+    follow_up = recorder.client.get_workflow_handle_for(RecordingLinkWorkflow.run, follow_up_id(conversation))
+    assert await follow_up.result() == "linked"
+    await save(recorder.client, workflow_id(conversation), "call_logging_recording_pending")
+    await save(recorder.client, follow_up_id(conversation), "recording_link")
+
+
 async def test_record_caller_index_refresh(recorder):
     from callbridge.models import IndexRefreshRequest
     from workflows.caller_index import CallerIndexRefreshWorkflow
