@@ -22,7 +22,6 @@ from typing import Any, Callable
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.genesys_connection import GenesysConnection
 from activities.metering import metering

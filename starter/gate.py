@@ -28,7 +28,7 @@ from callbridge.secrets_policy import demo_mode
 from callbridge.settings import Settings
 from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from starter.auth import events_credentials
-from starter.credentials import Check, Headers, any_of, api_key, basic, bearer  # noqa: F401 (api_key: i14's events)
+from starter.credentials import Check, Headers, any_of, basic, bearer
 
 log = structlog.get_logger("callbridge.starter")
 

@@ -15,7 +15,7 @@ from callbridge.privacy_requests import ErasureRequestError, erasure_status, sta
 from callbridge.settings import Settings
 from starter.auth import require_admin_auth
 from starter.temporal_link import TemporalLink, TemporalUnavailable
-from starter.webhooks import START_BUDGET_SECONDS
+from starter.call_start import START_BUDGET_SECONDS
 
 
 class ErasureBody(BaseModel):

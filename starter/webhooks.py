@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from callbridge import metrics, signature
 from callbridge.models import CallEndedEvent, CallLoggingInput
 from callbridge.settings import Settings
-from starter.call_start import START_BUDGET_SECONDS, start_call_logging  # noqa: F401 (starter.privacy uses it)
+from starter.call_start import start_call_logging
 from starter.temporal_link import TemporalLink
 
 log = structlog.get_logger("callbridge.webhooks")

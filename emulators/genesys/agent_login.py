@@ -23,7 +23,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 CODE_TTL = 300.0  # seconds an authorization code stays redeemable

@@ -45,3 +45,13 @@ class Context:
 
 def ctx(request: Request) -> Context:
     return request.app.state.ctx
+
+
+def stored(request: Request, kind: str, entity_id: str, noun: str) -> dict:
+    """An entity of the org's store, or Genesys's 404 ErrorBody naming it."""
+    from .errors import not_found
+
+    doc = ctx(request).store.get(kind, entity_id)
+    if doc is None:
+        raise not_found(f"{noun} {entity_id} not found")
+    return doc

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from .context import ctx
+from .context import ctx, stored
 from .errors import GenesysError, bad_request, not_found
 
 router = APIRouter()
@@ -174,10 +174,7 @@ def render_call_conversation(conv: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(request: Request, conversation_id: str) -> dict[str, Any]:
-    conv = ctx(request).store.get(KIND, conversation_id)
-    if conv is None:
-        raise not_found(f"Conversation {conversation_id} not found")
-    return conv
+    return stored(request, KIND, conversation_id, "Conversation")
 
 
 @router.get("/api/v2/conversations")

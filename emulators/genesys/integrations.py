@@ -30,7 +30,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from .context import ctx
+from .context import ctx, stored
 from .errors import GenesysError, bad_request, not_found
 from .wire import iso, new_id, now, paged
 
@@ -85,10 +85,7 @@ def _render_config(doc: dict[str, Any], store) -> dict[str, Any]:  # type: ignor
 
 
 def _integration(request: Request, integration_id: str) -> dict[str, Any]:
-    doc = ctx(request).store.get(INTEGRATION, integration_id)
-    if doc is None:
-        raise not_found(f"Integration {integration_id} not found")
-    return doc
+    return stored(request, INTEGRATION, integration_id, "Integration")
 
 
 @router.post("/api/v2/integrations")
@@ -153,10 +150,7 @@ def get_credentials(request: Request, pageSize: int = Query(25), pageNumber: int
 
 
 def _credential(request: Request, credential_id: str) -> dict[str, Any]:
-    doc = ctx(request).store.get(CREDENTIAL, credential_id)
-    if doc is None:
-        raise not_found(f"Credential {credential_id} not found")
-    return doc
+    return stored(request, CREDENTIAL, credential_id, "Credential")
 
 
 @router.get("/api/v2/integrations/credentials/{credentialId}")
@@ -217,10 +211,7 @@ def _check_contract(contract: Any) -> dict[str, Any]:
 
 
 def _action(request: Request, action_id: str) -> dict[str, Any]:
-    doc = ctx(request).store.get(ACTION, action_id)
-    if doc is None:
-        raise not_found(f"Action {action_id} not found")
-    return doc
+    return stored(request, ACTION, action_id, "Action")
 
 
 @router.post("/api/v2/integrations/actions")

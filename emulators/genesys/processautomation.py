@@ -20,8 +20,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from . import flows
-from .context import ctx
-from .errors import GenesysError, bad_request, not_found
+from .context import ctx, stored
+from .errors import GenesysError, bad_request
 from .wire import new_id
 
 router = APIRouter()
@@ -134,10 +134,7 @@ def get_triggers(request: Request, topicName: str | None = Query(None), enabled:
 
 
 def _trigger(request: Request, trigger_id: str) -> dict[str, Any]:
-    doc = ctx(request).store.get(KIND, trigger_id)
-    if doc is None:
-        raise not_found(f"Trigger {trigger_id} not found")
-    return doc
+    return stored(request, KIND, trigger_id, "Trigger")
 
 
 @router.get("/api/v2/processautomation/triggers/{triggerId}")
