@@ -186,6 +186,7 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         "CALLBRIDGE_LOG_LEVEL": "INFO",
         "CALLBRIDGE_PAYLOAD_KEYS": PAYLOAD_KEYS,
         "CALLBRIDGE_INDEX_REFRESH_SECONDS": "5",
+        "CALLBRIDGE_SALESFORCE_PUBSUB_ENDPOINT": salesforce.pubsub_endpoint,  # `callbridge listen`
         # Tests run call reconciliation themselves; a scheduled run would start workflows for
         # other tests' simulated calls in the middle of suites that count workflows.
         "CALLBRIDGE_RECONCILIATION_SCHEDULE_PAUSED": "true",
