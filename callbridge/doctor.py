@@ -155,6 +155,12 @@ async def check_genesys(settings: Settings) -> list[Check]:
         await genesys.aclose()
 
 
+async def _change_events(settings: Settings) -> list[Check]:
+    from callbridge.cdc.doctor_check import check_change_events
+
+    return await check_change_events(settings)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     async def _async_checks() -> list[Check]:
         return [*(await check_temporal(settings)), *(await check_genesys(settings))]
@@ -164,6 +170,7 @@ def run_checks(settings: Settings) -> list[Check]:
         ("store", lambda: check_store(settings)),
         ("salesforce", lambda: check_salesforce(settings)),
         ("temporal+genesys", lambda: asyncio.run(_async_checks())),
+        ("salesforce", lambda: asyncio.run(_change_events(settings))),
     ]
     for system, fn in guarded:
         try:
