@@ -154,3 +154,32 @@ async def test_a_refused_replay_id_runs_the_incremental_pass_then_follows_latest
         await until(lambda: index_holds(stack, contact_id, e164), "a change after resubscribing")
     finally:
         listener.stop()
+
+
+async def test_a_burst_of_edits_on_one_contact_collapses_into_few_syncs_and_ends_on_the_last(
+        stack, sf, gc, genesys, temporal_client, quiet_polling):
+    listener = start_listener(stack, "listener-burst")
+    try:
+        await until(lambda: "subscribed" in (stack.log_dir / "listener-burst.log").read_text(), "the subscription")
+        await asyncio.sleep(0.5)
+        contact_id = new_sf_contact(sf)
+        gc_ids = await until(lambda: genesys_contacts_linked_to(gc, contact_id), "the first sync")
+        # The next Genesys write takes 3 s: the rest of the burst arrives while that sync runs,
+        # after it read Salesforce.
+        httpx.post(f"{genesys.api_url}/_emulator/faults", json={"delay_next": [
+            {"method": "PUT", "path_regex": "/externalcontacts/contacts/", "seconds": 3, "count": 1}]}) \
+            .raise_for_status()
+        numbers = [unique_us_number() for _ in range(10)]
+        sf.Contact.update(contact_id, {"Phone": _phone(numbers[0][1])})
+        await asyncio.sleep(1.5)  # its sync is now writing Genesys
+        for _, digits in numbers[1:]:
+            sf.Contact.update(contact_id, {"Phone": _phone(digits)})
+        last = numbers[-1][0]
+        await until(lambda: gc.get(f"/api/v2/externalcontacts/contacts/{gc_ids[0]}").json()
+                    .get("workPhone", {}).get("e164") == last, "the last number in Genesys", timeout=30)
+        await asyncio.sleep(1.0)  # let any straggling run finish before counting
+        runs = [w async for w in temporal_client.list_workflows(f'WorkflowId = "sync-pair-{contact_id}"')]
+        assert len(runs) < 1 + len(numbers)  # the create's sync, then far fewer than one per edit
+        assert len(genesys_contacts_linked_to(gc, contact_id)) == 1
+    finally:
+        listener.stop()
