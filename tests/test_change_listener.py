@@ -183,3 +183,32 @@ async def test_a_burst_of_edits_on_one_contact_collapses_into_few_syncs_and_ends
         assert len(genesys_contacts_linked_to(gc, contact_id)) == 1
     finally:
         listener.stop()
+
+
+async def test_an_account_rename_and_a_gap_overflow_reach_the_index(stack, sf, salesforce, quiet_polling):
+    listener = start_listener(stack, "listener-account")
+    log = stack.log_dir / "listener-account.log"
+    engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
+    try:
+        await until(lambda: "subscribed" in log.read_text(), "the subscription")
+        await asyncio.sleep(0.5)
+        account = sf.Account.create({"Name": "Initech", "AccountNumber": f"INI-{time.time_ns()}"})["id"]
+        e164, digits = unique_us_number()
+        contact_id = sf.Contact.create({"LastName": "Lumbergh", "AccountId": account, "Phone": _phone(digits)})["id"]
+        await until(lambda: index_holds(stack, contact_id, e164), "the contact's row")
+        sf.Account.update(account, {"Name": "Initrode"})  # only Name changed: the rows carry it
+        await until(lambda: [r["account_name"] for r in caller_index.lookup(engine, e164)] == ["Initrode"],
+                    "the new account name on the contact's row")
+
+        # GAP_OVERFLOW names no records: the polling path's incremental pass runs at once.
+        httpx.post(f"{salesforce.instance_url}/_emulator/pubsub/faults", json={"gap": "overflow"},
+                   verify=tls(salesforce)).raise_for_status()
+        try:
+            e164, digits = unique_us_number()
+            hidden = sf.Contact.create({"LastName": "Overflow", "Phone": _phone(digits)})["id"]
+        finally:
+            httpx.delete(f"{salesforce.instance_url}/_emulator/pubsub/faults", verify=tls(salesforce))
+        await until(lambda: "running the incremental pass" in log.read_text(), "the incremental pass")
+        await until(lambda: index_holds(stack, hidden, e164), "the overflowed contact indexed by the pass")
+    finally:
+        listener.stop()

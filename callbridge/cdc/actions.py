@@ -29,6 +29,7 @@ from callbridge.store.db import get_engine
 log = structlog.get_logger("callbridge.listen")
 CHANGED_SIGNAL = "salesforce_changed"
 IDS_PER_QUERY = 200
+SIGNALS_AT_ONCE = 20  # a batch's signal-with-starts in flight together
 
 
 def is_echo(change: Change, client_id: str) -> bool:
@@ -95,12 +96,17 @@ class ChangeActions:
     async def _sync(self, contact_ids: list[str]) -> None:
         from workflows.sync_pair import SyncPairWorkflow
 
-        for contact_id in contact_ids:
+        gate = asyncio.Semaphore(SIGNALS_AT_ONCE)
+
+        async def one(contact_id: str) -> None:
             inp = self._sync_input(contact_id)
-            await self._temporal.start_workflow(
-                SyncPairWorkflow.run, inp, id=inp.key.workflow_id, task_queue=self._settings.temporal_task_queue,
-                start_signal=CHANGED_SIGNAL)
+            async with gate:
+                await self._temporal.start_workflow(
+                    SyncPairWorkflow.run, inp, id=inp.key.workflow_id, task_queue=self._settings.temporal_task_queue,
+                    start_signal=CHANGED_SIGNAL)
             self.syncs_signalled += 1
+        # All of the batch's signals sent before its replay id is stored (gather raises on any failure).
+        await asyncio.gather(*(one(cid) for cid in contact_ids))
 
     async def full_pass(self, why: str) -> None:
         """The polling path's incremental pass now: the index refresh, and the contact sync if on."""
