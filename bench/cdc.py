@@ -12,7 +12,8 @@ REST PATCH) at a steady rate and watches the state store:
 
 Phases: the listener at 10 and 100 edits/s (polling schedules paused), then the polling path at
 10 edits/s (listener stopped; the index refresh schedule at its default minute, the contact sync
-schedule at the mapping's smallest interval, 1 minute — the product default is 30). Requests per
+schedule at the mapping's smallest interval, 1 minute — the product default is 30). Genesys holds
+each client to 300 requests a minute (the emulator too, unless `--no-budget`). Requests per
 change: the emulators' API counters over the phase (the bench's own PATCHes taken out; the
 Pub/Sub calls counted apart) ÷ edits.
 
@@ -41,10 +42,9 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sync import empty_genesys, genesys_admin  # noqa: E402
+from bench.sync import NO_LIMIT, BenchStack, empty_genesys  # noqa: E402
 from callbridge.processes import free_port  # noqa: E402
 from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import LocalStack  # noqa: E402
 from callbridge.temporal import connect  # noqa: E402
 
 console = Console(width=160)
@@ -178,7 +178,7 @@ async def main(args: argparse.Namespace) -> None:
     default = Path(__file__).resolve().parent.parent / "callbridge" / "sync" / "default_mapping.yaml"
     mapping.write_text(default.read_text().replace("interval_minutes: 30", "interval_minutes: 1"))
     settings = bench_settings(var, mapping)
-    stack = LocalStack(settings)
+    stack = BenchStack(settings, rate_limit=NO_LIMIT if args.no_budget else 300)
     phases: list[Phase] = []
     try:
         with console.status(f"starting the stack, seeding {args.contacts} contacts, loading Genesys…"):
@@ -237,7 +237,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         stack.stop()
 
-    table = Table(title=f"Salesforce edit → index / Genesys ({platform.node()}, {os.cpu_count()} cores, "
+    budget = "no Genesys budget" if args.no_budget else "Genesys budget 300 requests/min"
+    table = Table(title=f"Salesforce edit → index / Genesys, {budget} ({platform.node()}, {os.cpu_count()} cores, "
                         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)")
     for col in ("path", "edits/s", "edits", "index p50", "index p99", "Genesys p50", "Genesys p99",
                 "SF REST/change", "Pub/Sub calls/change", "Genesys req/change", "missing (index/Genesys)"):
@@ -254,5 +255,7 @@ if __name__ == "__main__":
     parser.add_argument("--contacts", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase's edits")
     parser.add_argument("--wait", type=float, default=60.0, help="how long a listener phase waits for stragglers")
+    parser.add_argument("--no-budget", action="store_true",
+                        help="the Genesys emulator without its 300 requests/min budget (the engine's own figures)")
     parser.add_argument("--poll-wait", type=float, default=150.0, help="how long the polling phase waits")
     asyncio.run(main(parser.parse_args()))

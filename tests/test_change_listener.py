@@ -212,3 +212,21 @@ async def test_an_account_rename_and_a_gap_overflow_reach_the_index(stack, sf, s
         await until(lambda: index_holds(stack, hidden, e164), "the overflowed contact indexed by the pass")
     finally:
         listener.stop()
+
+
+async def test_salesforce_failing_mid_batch_is_retried_not_fatal(stack, sf, salesforce, quiet_polling):
+    listener = start_listener(stack, "listener-failing")
+    log = stack.log_dir / "listener-failing.log"
+    try:
+        await until(lambda: "subscribed" in log.read_text(), "the subscription")
+        await asyncio.sleep(0.5)
+        httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=tls(salesforce), json={"fail_next": [
+            {"method": "GET", "path_regex": "/query", "status": 503, "errorCode": "SERVER_UNAVAILABLE",
+             "count": 2}]}).raise_for_status()
+        e164, digits = unique_us_number()
+        contact_id = sf.Contact.create({"LastName": "Retry", "Phone": _phone(digits)})["id"]
+        await until(lambda: "acting on changes failed" in log.read_text(), "the failed batch")
+        await until(lambda: index_holds(stack, contact_id, e164), "the change applied on the retry")
+        assert listener.proc.poll() is None
+    finally:
+        listener.stop()

@@ -52,6 +52,10 @@ class TopicListener:
                 stale = err.code() == grpc.StatusCode.UNAUTHENTICATED  # session expired: log in again
                 log.warning("change event stream ended; reconnecting", topic=self.topic, code=err.code().name,
                             retry_in=backoff)
+            except Exception as exc:  # Salesforce, Temporal or the store failed mid-batch: redo it
+                # The batch's replay id wasn't stored: resubscribing acts on it again.
+                log.warning("acting on changes failed; resubscribing", topic=self.topic,
+                            error=type(exc).__name__, retry_in=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
