@@ -220,6 +220,11 @@ async def test_salesforce_failing_mid_batch_is_retried_not_fatal(stack, sf, sale
     try:
         await until(lambda: "subscribed" in log.read_text(), "the subscription")
         await asyncio.sleep(0.5)
+        from callbridge.cdc import replay
+
+        sf.Contact.create({"LastName": "Warmup"})  # a stored replay id to resume from
+        await until(lambda: replay.load(stack.env["CALLBRIDGE_DATABASE_URL"], "/data/ContactChangeEvent"),
+                    "a stored replay id")
         httpx.post(f"{salesforce.instance_url}/_emulator/faults", verify=tls(salesforce), json={"fail_next": [
             {"method": "GET", "path_regex": "/query", "status": 503, "errorCode": "SERVER_UNAVAILABLE",
              "count": 2}]}).raise_for_status()

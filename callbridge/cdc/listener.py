@@ -56,8 +56,18 @@ class TopicListener:
                 # The batch's replay id wasn't stored: resubscribing acts on it again.
                 log.warning("acting on changes failed; resubscribing", topic=self.topic,
                             error=type(exc).__name__, retry_in=backoff)
+                await self._cover_unanchored_batch()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def _cover_unanchored_batch(self) -> None:
+        """A first batch that failed before any replay id was stored can't be replayed (the
+        subscription started at LATEST): the incremental pass covers it instead."""
+        try:
+            if await asyncio.to_thread(replay.load, self._settings.database_url, self.topic) is None:
+                await self._actions.full_pass("a batch failed before any replay id was stored")
+        except Exception as exc:  # the next failure tries again
+            log.warning("incremental pass not started", topic=self.topic, error=type(exc).__name__)
 
     async def _follow(self, meta) -> None:
         db = self._settings.database_url
