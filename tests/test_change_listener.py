@@ -235,3 +235,25 @@ async def test_salesforce_failing_mid_batch_is_retried_not_fatal(stack, sf, sale
         assert listener.proc.poll() is None
     finally:
         listener.stop()
+
+
+async def test_delete_undelete_and_a_dropped_stream(stack, sf, salesforce, quiet_polling):
+    listener = start_listener(stack, "listener-drop")
+    log = stack.log_dir / "listener-drop.log"
+    try:
+        await until(lambda: "subscribed" in log.read_text(), "the subscription")
+        await asyncio.sleep(0.5)
+        e164, digits = unique_us_number()
+        contact_id = sf.Contact.create({"LastName": "Bin", "Phone": _phone(digits)})["id"]
+        await until(lambda: index_holds(stack, contact_id, e164), "the new contact's row")
+        # The stream drops after the next event; the listener resumes after its stored replay id.
+        httpx.post(f"{salesforce.instance_url}/_emulator/pubsub/faults", json={"drop_after": 1},
+                   verify=tls(salesforce)).raise_for_status()
+        sf.Contact.delete(contact_id)
+        await until(lambda: not index_holds(stack, contact_id, e164), "the deleted contact off the index")
+        await until(lambda: "reconnecting" in log.read_text(), "the reconnect")
+        httpx.post(f"{salesforce.instance_url}/_emulator/undelete/Contact/{contact_id}",
+                   verify=tls(salesforce)).raise_for_status()
+        await until(lambda: index_holds(stack, contact_id, e164), "the undeleted contact back on the index")
+    finally:
+        listener.stop()
