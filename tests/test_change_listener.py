@@ -4,6 +4,7 @@ Data Capture, with the polling schedules paused so only the listener can have do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 
@@ -26,6 +27,32 @@ VENV_BIN = sys.executable.rsplit("/", 1)[0]
 def start_listener(stack, name: str = "listener") -> ManagedProcess:
     return ManagedProcess(name=name, argv=[f"{VENV_BIN}/callbridge", "listen"], env=stack.env,
                           log_path=stack.log_dir / f"{name}.log").start()
+
+
+async def ready(stack, sf, listener: ManagedProcess) -> None:
+    """Wait until the listener's streams are live. A first-ever listener starts at LATEST: one
+    change per topic, once its replay id is stored, proves it (a later listener resumes after the
+    stored replay id and misses nothing anyway)."""
+    from callbridge.cdc import replay
+
+    db = stack.env["CALLBRIDGE_DATABASE_URL"]
+    await until(lambda: listener.log_path.read_text().count("subscribed") >= 2, "the subscriptions")
+    for sobject, name_field in (("Contact", "LastName"), ("Account", "Name")):
+        topic = f"/data/{sobject}ChangeEvent"
+        if replay.load(db, topic) is None:
+            getattr(sf, sobject).create({name_field: "Warm-up"})
+            await until(lambda: replay.load(db, topic), f"a stored {topic} replay id")
+
+
+@contextlib.asynccontextmanager
+async def listening(stack, sf, name: str):
+    """A listener, live, for the block (its log: .log_path)."""
+    listener = start_listener(stack, name)
+    try:
+        await ready(stack, sf, listener)
+        yield listener
+    finally:
+        listener.stop()
 
 
 async def until(predicate, what: str, timeout: float = 60.0):
@@ -70,8 +97,7 @@ async def test_an_edit_reaches_the_index_and_genesys_and_our_own_writes_do_not_e
         stack, sf, gc, temporal_client, quiet_polling):
     listener = start_listener(stack)
     try:
-        await until(lambda: "subscribed" in (stack.log_dir / "listener.log").read_text(), "the subscription")
-        await asyncio.sleep(0.5)
+        await ready(stack, sf, listener)
         contact_id = new_sf_contact(sf)
         e164, digits = unique_us_number()
         sf.Contact.update(contact_id, {"Phone": _phone(digits)})
@@ -102,8 +128,7 @@ async def test_killed_mid_stream_and_restarted_loses_nothing_and_applies_nothing
         stack, sf, gc, salesforce, quiet_polling):
     listener = start_listener(stack, "listener-kill")
     log = stack.log_dir / "listener-kill.log"
-    await until(lambda: "subscribed" in log.read_text(), "the subscription")
-    await asyncio.sleep(0.5)
+    await ready(stack, sf, listener)
     contacts: dict[str, str] = {}
     for _ in range(8):
         e164, digits = unique_us_number()
@@ -137,8 +162,7 @@ async def test_a_refused_replay_id_runs_the_incremental_pass_then_follows_latest
 
     listener = start_listener(stack, "listener-retention")
     log = stack.log_dir / "listener-retention.log"
-    await until(lambda: "subscribed" in log.read_text(), "the subscription")
-    await asyncio.sleep(0.5)
+    await ready(stack, sf, listener)
     contact_id = new_sf_contact(sf, consent=False)
     db = stack.env["CALLBRIDGE_DATABASE_URL"]
     await until(lambda: replay.load(db, "/data/ContactChangeEvent"), "a stored replay id")
@@ -160,8 +184,7 @@ async def test_a_burst_of_edits_on_one_contact_collapses_into_few_syncs_and_ends
         stack, sf, gc, genesys, temporal_client, quiet_polling):
     listener = start_listener(stack, "listener-burst")
     try:
-        await until(lambda: "subscribed" in (stack.log_dir / "listener-burst.log").read_text(), "the subscription")
-        await asyncio.sleep(0.5)
+        await ready(stack, sf, listener)
         contact_id = new_sf_contact(sf)
         gc_ids = await until(lambda: genesys_contacts_linked_to(gc, contact_id), "the first sync")
         # The next Genesys write takes 3 s: the rest of the burst arrives while that sync runs,
@@ -186,12 +209,9 @@ async def test_a_burst_of_edits_on_one_contact_collapses_into_few_syncs_and_ends
 
 
 async def test_an_account_rename_and_a_gap_overflow_reach_the_index(stack, sf, salesforce, quiet_polling):
-    listener = start_listener(stack, "listener-account")
-    log = stack.log_dir / "listener-account.log"
     engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
-    try:
-        await until(lambda: "subscribed" in log.read_text(), "the subscription")
-        await asyncio.sleep(0.5)
+    async with listening(stack, sf, "listener-account") as listener:
+        log = listener.log_path
         account = sf.Account.create({"Name": "Initech", "AccountNumber": f"INI-{time.time_ns()}"})["id"]
         e164, digits = unique_us_number()
         contact_id = sf.Contact.create({"LastName": "Lumbergh", "AccountId": account, "Phone": _phone(digits)})["id"]
@@ -210,16 +230,11 @@ async def test_an_account_rename_and_a_gap_overflow_reach_the_index(stack, sf, s
             httpx.delete(f"{salesforce.instance_url}/_emulator/pubsub/faults", verify=tls(salesforce))
         await until(lambda: "running the incremental pass" in log.read_text(), "the incremental pass")
         await until(lambda: index_holds(stack, hidden, e164), "the overflowed contact indexed by the pass")
-    finally:
-        listener.stop()
 
 
 async def test_salesforce_failing_mid_batch_is_retried_not_fatal(stack, sf, salesforce, quiet_polling):
-    listener = start_listener(stack, "listener-failing")
-    log = stack.log_dir / "listener-failing.log"
-    try:
-        await until(lambda: "subscribed" in log.read_text(), "the subscription")
-        await asyncio.sleep(0.5)
+    async with listening(stack, sf, "listener-failing") as listener:
+        log = listener.log_path
         from callbridge.cdc import replay
 
         sf.Contact.create({"LastName": "Warmup"})  # a stored replay id to resume from
@@ -233,16 +248,11 @@ async def test_salesforce_failing_mid_batch_is_retried_not_fatal(stack, sf, sale
         await until(lambda: "acting on changes failed" in log.read_text(), "the failed batch")
         await until(lambda: index_holds(stack, contact_id, e164), "the change applied on the retry")
         assert listener.proc.poll() is None
-    finally:
-        listener.stop()
 
 
 async def test_delete_undelete_and_a_dropped_stream(stack, sf, salesforce, quiet_polling):
-    listener = start_listener(stack, "listener-drop")
-    log = stack.log_dir / "listener-drop.log"
-    try:
-        await until(lambda: "subscribed" in log.read_text(), "the subscription")
-        await asyncio.sleep(0.5)
+    async with listening(stack, sf, "listener-drop") as listener:
+        log = listener.log_path
         e164, digits = unique_us_number()
         contact_id = sf.Contact.create({"LastName": "Bin", "Phone": _phone(digits)})["id"]
         await until(lambda: index_holds(stack, contact_id, e164), "the new contact's row")
@@ -255,5 +265,3 @@ async def test_delete_undelete_and_a_dropped_stream(stack, sf, salesforce, quiet
         httpx.post(f"{salesforce.instance_url}/_emulator/undelete/Contact/{contact_id}",
                    verify=tls(salesforce)).raise_for_status()
         await until(lambda: index_holds(stack, contact_id, e164), "the undeleted contact back on the index")
-    finally:
-        listener.stop()
