@@ -220,6 +220,16 @@ async def test_an_account_rename_and_a_gap_overflow_reach_the_index(stack, sf, s
         await until(lambda: [r["account_name"] for r in caller_index.lookup(engine, e164)] == ["Initrode"],
                     "the new account name on the contact's row")
 
+        # A gap event names its record but carries no fields: the record is read and indexed.
+        httpx.post(f"{salesforce.instance_url}/_emulator/pubsub/faults", json={"gap": "gap"},
+                   verify=tls(salesforce)).raise_for_status()
+        try:
+            e164, digits = unique_us_number()
+            gapped = sf.Contact.create({"LastName": "Gap", "Phone": _phone(digits)})["id"]
+        finally:
+            httpx.delete(f"{salesforce.instance_url}/_emulator/pubsub/faults", verify=tls(salesforce))
+        await until(lambda: index_holds(stack, gapped, e164), "the GAP_CREATE's record indexed")
+
         # GAP_OVERFLOW names no records: the polling path's incremental pass runs at once.
         httpx.post(f"{salesforce.instance_url}/_emulator/pubsub/faults", json={"gap": "overflow"},
                    verify=tls(salesforce)).raise_for_status()

@@ -112,6 +112,8 @@ class ChangeBus:
         fastavro.schemaless_writer(buf, self.parsed[obj.name], {"ChangeEventHeader": header, **body})
         self.store.conn.execute("UPDATE _change_events SET payload = ? WHERE replay = ?",
                                 (buf.getvalue(), cur.lastrowid))
+        if cur.lastrowid % 1000 == 0:  # a long-lived org drops what is past retention as it goes
+            self.purge()
         self._wake()
 
     def _fields(self, obj_name: str, change: str, old: dict | None, new: dict | None):
