@@ -56,6 +56,9 @@ class SalesforceConnection:
         # A pool as large as the activity thread pool: activities share the session.
         self._session.mount("https://", _PinnedCAAdapter(ca_file, pool_connections=4, pool_maxsize=64))
         self._session.hooks["response"].append(_count_response)
+        # Our writes name us in their change events' changeOrigin: the listener skips its own echo.
+        self._session.headers["Sforce-Call-Options"] = f"client={settings.salesforce_call_options_client}"
+        self.identity_url = ""  # the token's `id` (…/id/<org id>/<user id>): the Pub/Sub API's tenantid
         self._client: Salesforce | None = None
         self.requests_made = 0
 
@@ -75,6 +78,7 @@ class SalesforceConnection:
             raise SalesforceAuthError(f"Salesforce token request refused: {resp.text[:300]}")
         resp.raise_for_status()
         body = resp.json()
+        self.identity_url = body.get("id") or ""
         return Salesforce(
             instance_url=body.get("instance_url") or s.salesforce_instance_url,
             session_id=body["access_token"],

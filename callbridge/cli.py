@@ -43,6 +43,23 @@ def starter() -> None:
 
 
 @app.command()
+def listen() -> None:
+    """Act on Salesforce changes in seconds: Change Data Capture through the Pub/Sub API (until Ctrl-C)."""
+    import asyncio
+
+    from callbridge.cdc.listener import TOPICS, listen as run_listener
+    from callbridge.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    console.print(f"listening to {', '.join(TOPICS)} at {settings.salesforce_pubsub_endpoint}")
+    try:
+        asyncio.run(run_listener(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def demo(
     contacts: int = typer.Option(3000, help="Contacts in the demo org (first run only)."),
     interval: float = typer.Option(4.0, help="Seconds between simulated calls."),

@@ -71,6 +71,9 @@ def where_to_look(s: Settings, agent: dict) -> list[tuple[str, str]]:
          "in the Genesys emulator; every call rings this agent)", f"{starter}/desktop/"),
         (f"Admin UI (sync runs, conflicts, erasures, weekly checks; user {s.admin_username}, password in demo.env)",
          f"{starter}/admin/"),
+        (f"Change listener (`callbridge listen`: Salesforce edits reach the screen pop and Genesys in seconds "
+         f"through Change Data Capture at {s.salesforce_pubsub_endpoint}), its log",
+         str(s.var_dir / "logs" / "listener.log")),
         ("Settings for driving it by hand", str(s.var_dir / "demo.env")),
         ("Logs", f"{s.var_dir / 'logs'}/"),
     ]

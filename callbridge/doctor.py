@@ -174,6 +174,12 @@ def check_secrets(settings: Settings) -> list[Check]:
             for secret, why in found]
 
 
+async def _change_events(settings: Settings) -> list[Check]:
+    from callbridge.cdc.doctor_check import check_change_events
+
+    return await check_change_events(settings)
+
+
 def run_checks(settings: Settings) -> list[Check]:
     async def _async_checks() -> list[Check]:
         return [*(await check_temporal(settings)), *(await check_genesys(settings))]
@@ -184,6 +190,7 @@ def run_checks(settings: Settings) -> list[Check]:
         ("store", lambda: check_store(settings)),
         ("salesforce", lambda: check_salesforce(settings)),
         ("temporal+genesys", lambda: asyncio.run(_async_checks())),
+        ("salesforce", lambda: asyncio.run(_change_events(settings))),
     ]
     for system, fn in guarded:
         try:

@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     genesys_external_source_id: str = "salesforce"  # the External Source holding Contact ids
     sync_schedule_enabled: bool = False
 
+    # Change Data Capture (`callbridge listen`, docs/change-data-capture.md): the Pub/Sub API's
+    # host:port (real orgs: api.pubsub.salesforce.com:7443; TLS verified with salesforce_ca_file
+    # when set, else the system roots), how many events to ask for at a time (at most 100), and
+    # whether changed contacts start their pair's sync. Callbridge's own Salesforce writes carry
+    # `Sforce-Call-Options: client=<salesforce_call_options_client>` so their events aren't synced back.
+    salesforce_pubsub_endpoint: str = "127.0.0.1:7443"
+    salesforce_call_options_client: str = Field("callbridge", pattern=r"^[A-Za-z0-9_.-]+$")
+    listen_batch_size: int = Field(100, ge=1, le=100)
+    listen_sync_enabled: bool = True
+
     # Callbridge's own state store
     database_url: str = "sqlite:///var/callbridge.db"
 

@@ -105,7 +105,9 @@ class LocalStack:
             python_module("emulators.salesforce", "serve", "--host", "127.0.0.1",
                           "--port", str(_port(s.salesforce_instance_url, 8443)), "--data-dir", str(data),
                           "--client-id", s.salesforce_client_id,
-                          "--client-secret", s.salesforce_client_secret.get_secret_value()),
+                          "--client-secret", s.salesforce_client_secret.get_secret_value(),
+                          # The Pub/Sub API (Change Data Capture) on the port `callbridge listen` uses.
+                          "--pubsub-port", s.salesforce_pubsub_endpoint.rsplit(":", 1)[1]),
             ready_url=f"{s.salesforce_instance_url}/services/data", ca_file=data / "ca.pem",
             log_path=self._log("salesforce-emulator"), cwd=REPO,
         ))
@@ -165,6 +167,13 @@ class LocalStack:
             ready_url=f"http://{s.starter_host}:{s.starter_port}/healthz", log_path=self._log("starter"), cwd=REPO,
         ))
 
+    def start_listener(self) -> ManagedProcess:
+        """`callbridge listen`: Salesforce changes to the index and Genesys in seconds."""
+        return self._start(ManagedProcess(
+            "listener", python_module("callbridge.cli", "listen"), env=settings_env(self.settings),
+            log_path=self._log("listener"), cwd=REPO,
+        ))
+
     def start_all(self, contacts: int) -> None:
         """The whole local product: dev server, a seeded Salesforce org, Genesys, worker, starter."""
         self.start_temporal()
@@ -173,6 +182,7 @@ class LocalStack:
         self.start_genesys()
         self.start_worker()
         self.start_starter()
+        self.start_listener()
 
     def salesforce_client(self):
         """A plain simple-salesforce client (not Callbridge's connector), for seeding and checks."""

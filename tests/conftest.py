@@ -23,6 +23,7 @@ class SalesforceEmulator:
     client_secret: str
     data_dir: Path
     process: ManagedProcess
+    pubsub_endpoint: str = ""  # host:port of its Pub/Sub API (Change Data Capture)
 
 
 @dataclass
@@ -56,13 +57,14 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def salesforce(test_var_dir) -> SalesforceEmulator:
     data_dir = test_var_dir / "salesforce"
-    port = free_port()
+    port, pubsub_port = free_port(), free_port()
     client_id, client_secret = "test-client", "test-secret"
     proc = ManagedProcess(
         name="salesforce-emulator",
         argv=python_module(
             "emulators.salesforce", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(data_dir), "--client-id", client_id, "--client-secret", client_secret,
+            "--pubsub-port", str(pubsub_port),
         ),
         ready_url=f"https://127.0.0.1:{port}/services/data",
         ca_file=data_dir / "ca.pem",
@@ -71,6 +73,7 @@ def salesforce(test_var_dir) -> SalesforceEmulator:
     yield SalesforceEmulator(
         instance_url=f"https://127.0.0.1:{port}", ca_file=data_dir / "ca.pem",
         client_id=client_id, client_secret=client_secret, data_dir=data_dir, process=proc,
+        pubsub_endpoint=f"127.0.0.1:{pubsub_port}",
     )
     proc.stop()
 
@@ -187,6 +190,7 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         "CALLBRIDGE_LOG_LEVEL": "INFO",
         "CALLBRIDGE_PAYLOAD_KEYS": PAYLOAD_KEYS,
         "CALLBRIDGE_INDEX_REFRESH_SECONDS": "5",
+        "CALLBRIDGE_SALESFORCE_PUBSUB_ENDPOINT": salesforce.pubsub_endpoint,  # `callbridge listen`
         # Tests run call reconciliation themselves; a scheduled run would start workflows for
         # other tests' simulated calls in the middle of suites that count workflows.
         "CALLBRIDGE_RECONCILIATION_SCHEDULE_PAUSED": "true",

@@ -349,6 +349,10 @@ def test_metadata_files_present():
         assert f"objects/Contact_Consent__c/fields/{field}.field-meta.xml" in names
     assert "classes/ContactLookupService.cls-meta.xml" in names
     assert "classes/ContactLookupServiceTest.cls-meta.xml" in names
+    for obj in ("Contact", "Account"):  # Change Data Capture (`callbridge listen`)
+        member = DEFAULT / f"platformEventChannelMembers/ChangeEvents_{obj}ChangeEvent.platformEventChannelMember-meta.xml"
+        root = ET.parse(member).getroot()
+        assert (_text(root, "eventChannel"), _text(root, "selectedEntity")) == ("ChangeEvents", f"{obj}ChangeEvent")
 
 
 @pytest.mark.parametrize("path", XML_FILES, ids=lambda p: p.name)
@@ -356,7 +360,8 @@ def test_metadata_xml_parses_in_the_metadata_namespace(path):
     root = ET.parse(path).getroot()
     assert root.tag.startswith("{" + MD_NS + "}"), root.tag
     expected_root = {"field-meta.xml": "CustomField", "object-meta.xml": "CustomObject",
-                     "cls-meta.xml": "ApexClass", "permissionset-meta.xml": "PermissionSet"}[path.name.split(".", 1)[1]]
+                     "cls-meta.xml": "ApexClass", "permissionset-meta.xml": "PermissionSet",
+                     "platformEventChannelMember-meta.xml": "PlatformEventChannelMember"}[path.name.split(".", 1)[1]]
     assert root.tag == f"{{{MD_NS}}}{expected_root}"
     if expected_root == "CustomField":
         assert _text(root, "fullName") == path.name.split(".")[0]

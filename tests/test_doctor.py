@@ -28,7 +28,9 @@ def test_a_working_configuration_passes_every_check(stack):
                  "salesforce Task.Genesys_Conversation_Id__c: ok",
                  "salesforce Contact permissions: ok",
                  "genesys    credentials: token accepted",
-                 "genesys    recordings access: probe answered 404"):
+                 "genesys    recordings access: probe answered 404",
+                 "salesforce subscription /data/ContactChangeEvent: subscribed at",
+                 "salesforce subscription /data/AccountChangeEvent: subscribed at"):
         assert line in out
     assert "FAIL" not in out and out.rstrip().endswith("0 failed.")
 
@@ -41,6 +43,14 @@ def test_wrong_credentials_fail_and_say_what_to_fix(stack):
     assert "FAIL genesys    credentials: token refused" in out and "CALLBRIDGE_GENESYS_CLIENT_ID" in out
     assert "wrong" not in out  # secrets are never echoed
     assert "OK   temporal   connection" in out
+    assert "FAIL salesforce subscription /data/ContactChangeEvent" in out
+
+
+def test_an_unreachable_pubsub_endpoint_fails_the_subscription_check(stack):
+    run = doctor(stack.env, CALLBRIDGE_SALESFORCE_PUBSUB_ENDPOINT="127.0.0.1:1")
+    assert run.returncode == 1
+    assert "FAIL salesforce subscription /data/ContactChangeEvent: UNAVAILABLE" in run.stdout
+    assert "Change Data Capture" in run.stdout
 
 
 def test_unreachable_temporal_and_store(stack, tmp_path):

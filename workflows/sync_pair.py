@@ -53,11 +53,22 @@ def _refused_by_salesforce(err: ActivityError) -> bool:
         and err.cause.type == "SalesforceRejected"
 
 
+# A change event (`callbridge listen`) that arrives after the pair was read means one more sync:
+# a burst of edits collapses into at most two runs. Recorded runs never got the signal.
+RESYNC_AFTER_CHANGE = "sync-pair-resync-after-change-signal"
+
+
 @workflow.defn
 class SyncPairWorkflow:
     def __init__(self) -> None:
         self._pending: list[PendingConflict] = []
         self._decisions: dict[str, str] = {}
+        self._changes = 0  # salesforce_changed signals received
+        self._changes_read = 0  # of those, how many the last read already saw
+
+    @workflow.signal
+    def salesforce_changed(self) -> None:
+        self._changes += 1
 
     @workflow.signal
     def resolve(self, decision: ConflictDecision) -> None:
@@ -69,7 +80,12 @@ class SyncPairWorkflow:
 
     @workflow.run
     async def run(self, inp: SyncPairInput) -> SyncPairResult:
-        result = await self._sync(inp, [FieldRule(r.name, r.direction, r.policy) for r in inp.rules])
+        first_rules = [FieldRule(r.name, r.direction, r.policy) for r in inp.rules]
+        result = await self._sync(inp, first_rules)
+        for _ in range(MAX_ROUNDS):
+            if not (self._changes > self._changes_read and workflow.patched(RESYNC_AFTER_CHANGE)):
+                break
+            result = await self._sync(inp, first_rules)  # edited again while we synced
         if not result.conflicts:
             return result
         # `manual` conflicts: the other fields are synced already; tell the run it may move on,
@@ -108,6 +124,7 @@ class SyncPairWorkflow:
 
     async def _sync(self, inp: SyncPairInput, rules: list[FieldRule]) -> SyncPairResult:
         for round_ in range(1, MAX_ROUNDS + 1):
+            self._changes_read = self._changes
             snap = await self._step()(
                 SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
             plan = merge(

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--token-ttl", type=int, default=7200, help="seconds")
     serve.add_argument("--daily-api-limit", type=int, default=100_000)
     serve.add_argument("--sosl-lag-seconds", type=float, default=0.0)
+    serve.add_argument("--pubsub-port", type=int,
+                       help="also serve the Pub/Sub API (Change Data Capture, gRPC over TLS) on this port")
     serve.add_argument("--username", help="integration user for the OAuth password and JWT bearer flows")
     serve.add_argument("--password", help="that user's password (password flow)")
     serve.add_argument("--jwt-public-key", type=Path, help="PEM certificate or public key of the connected app")
@@ -90,9 +92,31 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    if args.pubsub_port:
+        import asyncio
+
+        asyncio.run(_serve_with_pubsub(app, args, tls))
+        return 0
     uvicorn.run(app, host=args.host, port=args.port, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
                 log_level="warning", timeout_graceful_shutdown=1)
     return 0
+
+
+async def _serve_with_pubsub(app, args: argparse.Namespace, tls) -> None:
+    """REST and the Pub/Sub API in one event loop: they share the org, its write lock and its events."""
+    import uvicorn
+
+    from .app import _ORG_ID
+    from .pubsub import server as pubsub_server
+
+    grpc_server = await pubsub_server.start(app.state.emulator, _ORG_ID, args.host, args.pubsub_port,
+                                            tls.cert.read_bytes(), tls.key.read_bytes())
+    config = uvicorn.Config(app, host=args.host, port=args.port, ssl_certfile=str(tls.cert),
+                            ssl_keyfile=str(tls.key), log_level="warning", timeout_graceful_shutdown=1)
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await grpc_server.stop(1)
 
 
 def _start_faults(args: argparse.Namespace) -> dict:

@@ -30,6 +30,8 @@ from .bulk import BulkJobs
 from .errors import ApiError, json_parser_error, not_found
 from .faults import Faults, take_record_failure
 from .store import Store, ValidationRule, format_datetime, parse_datetime, q
+from .pubsub.bus import ChangeBus, change_origin
+from .pubsub.control import mount_pubsub_control
 
 API_VERSION = "62.0"
 
@@ -116,6 +118,7 @@ class Emulator:
         self.aging = aging.Aging()
         self.ingest = ingest.IngestJobs()
         ingest.create_hard_deleted_log(self.store)
+        self.pubsub = ChangeBus(self.store, _USER_ID)  # Change Data Capture (pubsub/)
 
     def record_failure(self, operation: str, sobject: str, record_id: str | None, row: dict) -> ApiError | None:
         """Per-record fault rules, looked up at the time of the write (the rules can be replaced)."""
@@ -279,8 +282,10 @@ class Emulator:
                     raise _method_not_allowed(method, "POST")
                 return await self.composite(ctx, body)
             if method == "GET" or ctx.holds_lock:
+                ctx.store.call_origin = change_origin(ctx.version, headers)
                 return self.route(ctx, method, segments, params, headers, body)
             async with self.write_lock:
+                ctx.store.call_origin = change_origin(ctx.version, headers)  # the change events' origin
                 return self.route(ctx, method, segments, params, headers, body)
         except ApiError as exc:
             return Resp(exc.status, exc.body())
@@ -853,6 +858,7 @@ def create_app(config: Config) -> FastAPI:
     emu = Emulator(config)
     app = FastAPI(title="Salesforce emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emu
+    mount_pubsub_control(app, emu)
 
     @app.get("/_emulator/health")
     async def health() -> dict:

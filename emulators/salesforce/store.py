@@ -83,6 +83,10 @@ class Store:
         self.conn.create_function("sf_lower", 1, lambda v: v.lower() if isinstance(v, str) else v,
                                   deterministic=True)
         self.in_transaction = False
+        # Change Data Capture (pubsub/bus.py): called in each Contact/Account write's transaction;
+        # call_origin is the writing request's changeOrigin.
+        self.change_hook = None
+        self.call_origin = ""
         if create:
             self._create_schema()
         self.validation_rules: list[ValidationRule] = self._load_rules()
@@ -524,8 +528,24 @@ class Store:
             if isinstance(value, str) and rule.contains in value:
                 raise ApiError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, [])
 
+    def undelete(self, obj: SObject, record_id: str) -> str:
+        """Restore a record from the recycle bin (the SOAP API's undelete(), the Recycle Bin page)."""
+        rid = normalize_id(record_id, obj)
+        with self.write():
+            old = self.fetch_row(obj, rid)
+            if old is None or not old["IsDeleted"]:
+                raise ApiError(400, "UNDELETE_FAILED", "Entity is not in the recycle bin", [])
+            now = now_iso()
+            self.conn.execute(f"UPDATE {q(obj.name)} SET IsDeleted = 0, LastModifiedDate = ?, SystemModstamp = ? "
+                              f"WHERE Id = ?", (now, now, rid))
+            row = {f.name: from_sql(f, old[f.name]) for f in obj.fields}
+            self._after_write(obj, row, {**row, "IsDeleted": False, "LastModifiedDate": now, "SystemModstamp": now})
+        return rid
+
     def _after_write(self, obj: SObject, old: dict | None, new: dict | None) -> None:
         """Keep LastActivityDate on Contacts/Accounts in step with their activities."""
+        if self.change_hook is not None:
+            self.change_hook(obj, old, new)
         if obj.name not in ("Task", "Event"):
             return
         touched = set()

@@ -1,0 +1,1 @@
+"""Change Data Capture: Salesforce changes acted on in seconds (`callbridge listen`, docs/change-data-capture.md)."""

@@ -1,0 +1,1 @@
+"""The Salesforce emulator's Pub/Sub API: Change Data Capture events over gRPC (README: "Pub/Sub API")."""
