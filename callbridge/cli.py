@@ -49,8 +49,10 @@ def listen() -> None:
 
     from callbridge.cdc.listener import TOPICS, listen as run_listener
     from callbridge.logs import configure_logging
+    from callbridge.secrets_policy import refuse_demo_secrets
 
     settings = get_settings()
+    refuse_demo_secrets(settings)  # it holds the same Salesforce and Genesys secrets as the worker
     configure_logging(settings.log_level)
     console.print(f"listening to {', '.join(TOPICS)} at {settings.salesforce_pubsub_endpoint}")
     try:

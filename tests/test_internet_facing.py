@@ -86,8 +86,9 @@ def basic(user: str, password: str) -> str:
 
 # --- 1. no demo secrets outside the demo ----------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [python_module("starter.app"), [sys.executable, str(REPO / "worker.py")]],
-                         ids=["starter", "worker"])
+@pytest.mark.parametrize("argv", [python_module("starter.app"), [sys.executable, str(REPO / "worker.py")],
+                                  [str(VENV_BIN / "callbridge"), "listen"]],
+                         ids=["starter", "worker", "listener"])
 def test_demo_secrets_refused_outside_demo_mode(stack, argv):
     env = {**os.environ, **stack.env, "CALLBRIDGE_DEMO": "0"}  # the stack sets no secret but the webhook's
     done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
