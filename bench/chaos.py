@@ -338,7 +338,7 @@ class CallsReport:
     calls: int
     delivered: int
     redelivered: int  # needed a second or third try
-    undelivered: int  # refused 3 times: Genesys gives up
+    undelivered: int  # refused 3 times: the relay gives up
     tasks: int
     on_right_contact: int
     wrong_contact: int
@@ -480,7 +480,7 @@ def print_calls(report: CallsReport, rate: float) -> None:
     table.add_column("value", justify="right")
     rows = [
         ("webhooks delivered (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
-        ("webhooks refused 3 times (Genesys gives up)", str(report.undelivered)),
+        ("webhooks refused 3 times (the relay gives up)", str(report.undelivered)),
         ("Tasks for the calls made", str(report.tasks)),
         ("… each on the caller's contact", str(report.on_right_contact)),
         ("… on a wrong contact", str(report.wrong_contact)),

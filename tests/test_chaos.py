@@ -31,7 +31,7 @@ async def test_every_call_logged_once_on_its_contact_through_kills_and_a_tempora
 
     struck = [f.kind for f in chaos_stack.faults]
     assert sorted(struck) == ["session-expiry", "temporal-restart", "worker-kill", "worker-kill"]
-    assert report.undelivered == 0  # the starter took every webhook within the relay's 3 tries
+    assert report.undelivered == 0  # the starter took every relay webhook within the relay's 3 tries
     assert report.tasks == 100 and report.on_right_contact == 100
     assert report.duplicates == 0 and report.lost == 0 and report.wrong_contact == 0
     assert report.unexpected == 0 and report.not_finished == 0
