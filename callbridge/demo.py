@@ -19,10 +19,17 @@ from workflows.call_logging import CallLoggingWorkflow, workflow_id
 console = Console(highlight=False)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The settings the demo runs with, written to demo.env: the URL the data actions call, and
+    the CA of the Salesforce emulator the demo starts under its own var dir (the default path is
+    var/'s, wrong for any other CALLBRIDGE_VAR_DIR)."""
+    return settings.model_copy(update={"public_url": settings.public_base_url,
+                                       "salesforce_ca_file": settings.var_dir / "salesforce" / "ca.pem"})
+
+
 def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    # The URL the data actions call, written to demo.env with the rest.
-    settings = settings.model_copy(update={"public_url": settings.public_base_url})
+    settings = demo_settings(settings)
     stack = LocalStack(settings)
     try:
         with console.status("Starting Temporal, the emulators, the worker and the starter…"):
