@@ -52,7 +52,7 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
     finally:
         with console.status("Stopping…"):
             stack.stop()
-        console.print("Stopped. Data kept under var/; `make demo` again reuses it.")
+        console.print(f"Stopped. Data kept under {settings.var_dir}/; `make demo` again reuses it.", soft_wrap=True)
 
 
 def demo_agent(settings: Settings) -> dict:

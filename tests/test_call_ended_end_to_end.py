@@ -56,7 +56,7 @@ def eventbridge_delivered(genesys, conversation: str) -> dict[str, Any]:
 
 
 async def test_a_call_ended_in_genesys_is_one_task_with_everything_whatever_else_delivers_it(
-        stack, sf, genesys, temporal_client, ivr_lookup, eventbridge_to_starter):
+        stack, sf, gc, genesys, temporal_client, ivr_lookup, eventbridge_to_starter):
     e164, digits = unique_us_number()
     account = sf.Account.create({"Name": "Done When Ltd", "BillingCountry": "United States"})["id"]
     contact = sf.Contact.create({"FirstName": "Dana", "LastName": f"Whenever{uuid.uuid4().hex[:6]}",
@@ -67,8 +67,10 @@ async def test_a_call_ended_in_genesys_is_one_task_with_everything_whatever_else
         "ani": e164, "durationSeconds": 185, "alertSeconds": 0.1, "talkSeconds": 0.1, "wait": True}).json()
     conversation = call["conversationId"]
 
-    # The IVR's lookup named the contact (participant data contact_id) ...
-    assert call["dataAction"]["attributes"]["contact_id"] == contact, call["dataAction"]
+    # The IVR's lookup named the contact (the customer's participant data contact_id) ...
+    participants = gc.get(f"/api/v2/conversations/{conversation}").json()["participants"]
+    [customer] = [p for p in participants if p["purpose"] == "customer"]
+    assert customer["attributes"]["contact_id"] == contact
     # ... and the call's end went trigger -> published workflow -> the shipped data action -> starter.
     [invocation] = call["delivery"]["triggers"]
     [step] = invocation["steps"]
