@@ -20,11 +20,14 @@ console = Console(highlight=False)
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """The settings the demo runs with, written to demo.env: the URL the data actions call, and
-    the CA of the Salesforce emulator the demo starts under its own var dir (the default path is
-    var/'s, wrong for any other CALLBRIDGE_VAR_DIR)."""
-    return settings.model_copy(update={"public_url": settings.public_base_url,
-                                       "salesforce_ca_file": settings.var_dir / "salesforce" / "ca.pem"})
+    """The settings the demo runs with, written to demo.env: the URL the data actions call, the
+    CA of the Salesforce emulator the demo starts under its var dir, and the default SQLite state
+    store in that var dir too (the defaults' paths are var/'s, wrong for any other CALLBRIDGE_VAR_DIR)."""
+    update = {"public_url": settings.public_base_url,
+              "salesforce_ca_file": settings.var_dir / "salesforce" / "ca.pem"}
+    if settings.database_url == Settings.model_fields["database_url"].default:
+        update["database_url"] = f"sqlite:///{settings.var_dir / 'callbridge.db'}"
+    return settings.model_copy(update=update)
 
 
 def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
