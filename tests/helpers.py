@@ -266,16 +266,22 @@ def triggers_off(genesys):
     headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
     url = f"{genesys.api_url}/api/v2/processautomation/triggers"
 
-    def switch(enabled: bool) -> None:
+    def switch(ids: set[str] | None, enabled: bool) -> set[str]:
+        """Set `enabled` on these triggers (None: every enabled one); the ids it switched."""
+        switched = set()
         for trigger in httpx.get(url, headers=headers).json()["entities"]:
-            body = {k: v for k, v in trigger.items() if k not in ("id", "selfUri")}
-            httpx.put(f"{url}/{trigger['id']}", headers=headers, json={**body, "enabled": enabled}).raise_for_status()
+            if (trigger["id"] in ids) if ids is not None else trigger["enabled"]:
+                body = {k: v for k, v in trigger.items() if k not in ("id", "selfUri")}
+                httpx.put(f"{url}/{trigger['id']}", headers=headers,
+                          json={**body, "enabled": enabled}).raise_for_status()
+                switched.add(trigger["id"])
+        return switched
 
-    switch(False)
+    were_on = switch(None, False)
     try:
         yield
     finally:
-        switch(True)
+        switch(were_on, True)
 
 
 def simulate_call(genesys, stack, e164: str, duration_seconds: int = 120) -> str:
