@@ -486,16 +486,16 @@ def print_calls(report: CallsReport, rate: float) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
-        ("webhooks delivered (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
-        ("webhooks refused 3 times (the relay gives up)", str(report.undelivered)),
+        ("deliveries taken (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
+        ("deliveries not taken (relay: refused 3 times; trigger: its one try)", str(report.undelivered)),
         ("Tasks for the calls made", str(report.tasks)),
         ("… each on the caller's contact", str(report.on_right_contact)),
         ("… on a wrong contact", str(report.wrong_contact)),
         ("duplicates", str(report.duplicates)),
-        ("logged by the reconciliation run (webhook never took)", str(report.reconciled)),
+        ("logged by the reconciliation run (delivery never taken)", str(report.reconciled)),
         ("lost (no Task)", str(report.lost)),
         ("Tasks nobody called for", str(report.unexpected)),
-        ("webhook accepted (retries included) p50 / p99 / max",
+        ("delivery accepted (retries included) p50 / p99 / max",
          f"{pct(report.ack_latency, .5):.2f} s / {pct(report.ack_latency, .99):.2f} s / "
          f"{max(report.ack_latency, default=float('nan')):.2f} s"),
         ("call end → Task logged p50 / p99 / max",
@@ -921,7 +921,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=["calls", "erasures", "sync", "all"], default="calls")
     parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=10.0, help="webhooks per second offered")
+    parser.add_argument("--rate", type=float, default=10.0, help="calls per second offered")
     parser.add_argument("--erasures", type=int, default=20)
     parser.add_argument("--changes", type=int, default=10000, help="contact changes for the sync scenario")
     parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs per scenario")
