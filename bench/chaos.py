@@ -14,7 +14,10 @@ Salesforce and Genesys directly (SOQL, REST), not against what Callbridge says i
 
 Scenarios:
   calls     N calls through the relay webhook, delivered as the emulator's relay does (3 tries,
-            1 s and 2 s apart; Genesys itself sends no such webhook): exactly N Tasks, each on the caller's contact, no duplicate, none lost.
+            1 s and 2 s apart; Genesys itself sends no such webhook), or with --via-genesys
+            placed in the Genesys emulator, whose call-ended trigger hands each to the starter
+            once (not retried) and the reconciliation logs those it couldn't: exactly N Tasks,
+            each on the caller's contact, no duplicate, none lost.
   erasures  N GDPR erasures of people present in both systems: all complete, and nothing of
             them is left in Salesforce or Genesys.
   sync      N contact changes (Salesforce and Genesys sides) through ContactSyncWorkflow runs:
@@ -338,7 +341,7 @@ class CallsReport:
     calls: int
     delivered: int
     redelivered: int  # needed a second or third try
-    undelivered: int  # refused 3 times: Genesys gives up
+    undelivered: int  # refused 3 times: the relay gives up
     tasks: int
     on_right_contact: int
     wrong_contact: int
@@ -360,9 +363,11 @@ class CallsReport:
 
 async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPlan, seed: int = 7,
                          settle_timeout: float = 600.0, via_genesys: bool = False) -> CallsReport:
-    """via_genesys: calls are placed in the Genesys emulator (already ended, `realtime: false`),
-    which delivers their webhooks itself; then one call-reconciliation run (what the schedule
-    does every 5 minutes) logs the calls whose deliveries all failed."""
+    """via_genesys: the Genesys emulator is provisioned as the demo does it (`callbridge genesys
+    install`, the call-ended workflow published, the relay webhook off) and the calls are placed
+    in it (already ended, `realtime: false`): its trigger runs the call-ended data action against
+    the starter once, not retried, as a real org's does; then one call-reconciliation run (what
+    the schedule does every 5 minutes) logs the calls whose data action failed."""
     s = cs.settings
     rng = random.Random(seed)
     sf = cs.salesforce_client()
@@ -373,6 +378,9 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
     conversations = [str(uuid.uuid4()) for _ in range(calls)]
     expected = dict(zip(conversations, (c.contact_id for c in callers)))
 
+    if via_genesys:
+        cs.stack.provision_genesys()
+        cs.stack.stop_relay_webhook()
     client = await connect(s)
     url = f"http://127.0.0.1:{s.starter_port}/webhooks/genesys/conversation-ended"
     secret = s.webhook_secret.get_secret_value()
@@ -391,16 +399,15 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=300)) as http:
 
         async def through_genesys(i: int) -> tuple[int | None, int]:
+            # wait: answered once the call's trigger ran its workflow (the data action's one try).
             placed = await http.post(f"{s.genesys_api_url}/_emulator/calls", timeout=60,
-                                     json={"ani": callers[i].e164, "realtime": False})
+                                     json={"ani": callers[i].e164, "realtime": False, "wait": True})
             placed.raise_for_status()
-            conversation = conversations[i] = placed.json()["conversationId"]
+            call = placed.json()
+            conversation = conversations[i] = call["conversationId"]
             expected[conversation] = callers[i].contact_id
-            while True:  # the emulator delivers on its own, 3 tries
-                state = (await http.get(f"{s.genesys_api_url}/_emulator/calls/{conversation}")).json()
-                if state["state"] in ("delivered", "failed"):
-                    return state["lastStatus"], state["attempts"]
-                await asyncio.sleep(0.5)
+            steps = [step for invocation in call["delivery"]["triggers"] for step in invocation["steps"]]
+            return (steps[-1].get("status") if steps else None), len(steps)
 
         async def one(i: int, at: float) -> None:
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
@@ -479,16 +486,16 @@ def print_calls(report: CallsReport, rate: float) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
-        ("webhooks delivered (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
-        ("webhooks refused 3 times (Genesys gives up)", str(report.undelivered)),
+        ("deliveries taken (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
+        ("deliveries not taken (relay: refused 3 times; trigger: its one try)", str(report.undelivered)),
         ("Tasks for the calls made", str(report.tasks)),
         ("… each on the caller's contact", str(report.on_right_contact)),
         ("… on a wrong contact", str(report.wrong_contact)),
         ("duplicates", str(report.duplicates)),
-        ("logged by the reconciliation run (webhook never took)", str(report.reconciled)),
+        ("logged by the reconciliation run (delivery never taken)", str(report.reconciled)),
         ("lost (no Task)", str(report.lost)),
         ("Tasks nobody called for", str(report.unexpected)),
-        ("webhook accepted (retries included) p50 / p99 / max",
+        ("delivery accepted (retries included) p50 / p99 / max",
          f"{pct(report.ack_latency, .5):.2f} s / {pct(report.ack_latency, .99):.2f} s / "
          f"{max(report.ack_latency, default=float('nan')):.2f} s"),
         ("call end → Task logged p50 / p99 / max",
@@ -914,7 +921,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=["calls", "erasures", "sync", "all"], default="calls")
     parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=10.0, help="webhooks per second offered")
+    parser.add_argument("--rate", type=float, default=10.0, help="calls per second offered")
     parser.add_argument("--erasures", type=int, default=20)
     parser.add_argument("--changes", type=int, default=10000, help="contact changes for the sync scenario")
     parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs per scenario")
@@ -922,7 +929,7 @@ async def main() -> None:
     parser.add_argument("--outage", type=float, default=0.0,
                         help="seconds the dev server stays down when restarted (default: started again at once)")
     parser.add_argument("--via-genesys", action="store_true",
-                        help="calls: place them in the Genesys emulator (it delivers the webhooks), then reconcile")
+                        help="calls: place them in the Genesys emulator (its trigger delivers them, once), then reconcile")
     parser.add_argument("--contacts", type=int, default=None,
                         help="contacts seeded (default 3000; sync: enough for changes + 40 with service consent, which the demo seed gives 95%%, each synced once first)")
     parser.add_argument("--seed", type=int, default=7)

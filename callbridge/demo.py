@@ -19,10 +19,20 @@ from workflows.call_logging import CallLoggingWorkflow, workflow_id
 console = Console(highlight=False)
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The settings the demo runs with, written to demo.env: the URL the data actions call, the
+    CA of the Salesforce emulator the demo starts under its var dir, and the default SQLite state
+    store in that var dir too (the defaults' paths are var/'s, wrong for any other CALLBRIDGE_VAR_DIR)."""
+    update = {"public_url": settings.public_base_url,
+              "salesforce_ca_file": settings.var_dir / "salesforce" / "ca.pem"}
+    if settings.database_url == Settings.model_fields["database_url"].default:
+        update["database_url"] = f"sqlite:///{settings.var_dir / 'callbridge.db'}"
+    return settings.model_copy(update=update)
+
+
 def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: float) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    # The URL the data actions call, written to demo.env with the rest.
-    settings = settings.model_copy(update={"public_url": settings.public_base_url})
+    settings = demo_settings(settings)
     stack = LocalStack(settings)
     try:
         with console.status("Starting Temporal, the emulators, the worker and the starter…"):
@@ -45,7 +55,7 @@ def run_demo(settings: Settings, contacts: int, interval: float, unknown_share: 
     finally:
         with console.status("Stopping…"):
             stack.stop()
-        console.print("Stopped. Data kept under var/; `make demo` again reuses it.")
+        console.print(f"Stopped. Data kept under {settings.var_dir}/; `make demo` again reuses it.", soft_wrap=True)
 
 
 def demo_agent(settings: Settings) -> dict:

@@ -208,6 +208,12 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         task_queue=task_queue, worker=None, starter=starter, log_dir=test_var_dir,
     )
     stack.start_worker()
+    # What a real org does when a call ends: provisioned with `callbridge genesys install` (the
+    # demo's own provisioning), the published call-ended workflow's data action posts each ended
+    # call to the starter. The seed's signed relay webhook is off; tests of it turn it on.
+    from tests.helpers import provision_genesys
+
+    provision_genesys(stack, genesys)
     yield stack
     stack.worker.stop()
     starter.stop()

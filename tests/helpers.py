@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -235,13 +236,57 @@ def make_person(sf, account, genesys, e164: str, digits: str) -> dict:
             "event_id": event_id, "external_id": ext.json()["id"]}
 
 
+def provision_genesys(stack, genesys, public_url: str | None = None) -> None:
+    """The Genesys emulator provisioned as the demo does it (LocalStack.provision_genesys:
+    `callbridge genesys install`, the workflow published, install again), its data actions on
+    `public_url` (default: the test starter), the relay webhook off."""
+    from callbridge.stack import LocalStack
+
+    local = LocalStack(stack_settings(stack, public_url=public_url or stack.starter_url))
+    local.provision_genesys()
+    local.stop_relay_webhook()
+
+
+@contextmanager
+def relay_webhook(genesys, url: str, secret: str | None):
+    """The emulator's signed relay webhook (the seed's shape; not something Genesys sends) on,
+    to `url`, for the tests that select it on purpose; off again afterwards."""
+    httpx.post(f"{genesys.api_url}/_emulator/config", json={"webhookUrl": url, "webhookSecret": secret},
+               ).raise_for_status()
+    try:
+        yield
+    finally:
+        httpx.post(f"{genesys.api_url}/_emulator/config", json={"webhookUrl": None}).raise_for_status()
+
+
+@contextmanager
+def triggers_off(genesys):
+    """The org's Process Automation triggers disabled (PUT enabled=false, the documented switch)
+    for tests that deliver each call's end themselves; enabled again afterwards."""
+    headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
+    url = f"{genesys.api_url}/api/v2/processautomation/triggers"
+
+    def switch(ids: set[str] | None, enabled: bool) -> set[str]:
+        """Set `enabled` on these triggers (None: every enabled one); the ids it switched."""
+        switched = set()
+        for trigger in httpx.get(url, headers=headers).json()["entities"]:
+            if (trigger["id"] in ids) if ids is not None else trigger["enabled"]:
+                body = {k: v for k, v in trigger.items() if k not in ("id", "selfUri")}
+                httpx.put(f"{url}/{trigger['id']}", headers=headers,
+                          json={**body, "enabled": enabled}).raise_for_status()
+                switched.add(trigger["id"])
+        return switched
+
+    were_on = switch(None, False)
+    try:
+        yield
+    finally:
+        switch(were_on, True)
+
+
 def simulate_call(genesys, stack, e164: str, duration_seconds: int = 120) -> str:
-    """A call the Genesys emulator places and ends, its webhook delivered to the test starter;
-    the conversation id."""
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret,
-    }).raise_for_status()
+    """A call the Genesys emulator places and ends, its end delivered to the test starter the way
+    a real org does (the trigger runs the call-ended data action); the conversation id."""
     return httpx.post(f"{genesys.api_url}/_emulator/calls", timeout=30,
                       json={"ani": e164, "durationSeconds": duration_seconds, "wait": True}).json()["conversationId"]
 

@@ -53,8 +53,6 @@ async def test_call_pops_the_right_record_and_is_logged_on_it(stack, salesforce,
                                  "Phone": f"{digits[:3]}-{digits[3:6]}-{digits[6:]}", "Custom_Tier__c": "Enterprise"})["id"]
     await refresh_index(temporal_client, stack)
     httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret,
         "dataActionUrl": f"{stack.starter_url}/screenpop/lookup",
         "dataActionAuth": {"username": "genesys-data-action", "password": "callbridge-demo-lookup"},
     }).raise_for_status()
@@ -87,8 +85,9 @@ async def test_call_pops_the_right_record_and_is_logged_on_it(stack, salesforce,
         # After hang-up the call is logged on the same contact: its timeline shows the Task.
         conversation = call.json()["conversationId"]
         deadline = time.monotonic() + 30
-        while not httpx.get(f"{genesys.api_url}/_emulator/calls/{conversation}").json().get("delivered"):
-            assert time.monotonic() < deadline, "the conversation-ended webhook was never delivered"
+        # The call's end reaches the starter through the org's trigger (its call-ended data action).
+        while not httpx.get(f"{genesys.api_url}/_emulator/calls/{conversation}").json().get("triggers"):
+            assert time.monotonic() < deadline, "the call-ended trigger never ran"
             await asyncio.sleep(0.2)
         handle = temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, workflow_id(conversation))
         result = await handle.result()
@@ -109,9 +108,7 @@ async def test_several_matches_without_flow_attributes_show_a_chooser(stack, sal
     pepper = sf.Contact.create({"FirstName": "Pepper", "LastName": "Potts", "AccountId": account,
                                 "Phone": switchboard})["id"]
     await refresh_index(temporal_client, stack)
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret, "dataActionUrl": None}).raise_for_status()
+    httpx.post(f"{genesys.api_url}/_emulator/config", json={"dataActionUrl": None}).raise_for_status()
     agent = first_agent(genesys)
 
     async with async_playwright() as p:

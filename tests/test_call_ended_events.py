@@ -29,7 +29,7 @@ from tests.call_ended import (
     deliver_eventbridge,
     eventbridge_envelope,
 )
-from tests.helpers import refresh_index, tasks_for_conversation, unique_us_number
+from tests.helpers import refresh_index, tasks_for_conversation, triggers_off, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 from workflows.call_reconciliation import CallReconciliationWorkflow
 
@@ -44,9 +44,11 @@ def account(sf):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_relay_webhook(genesys):
-    """The emulator's own relay webhook off: these tests deliver the call-ended events themselves."""
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={"webhookUrl": None}).raise_for_status()
+def no_trigger(stack, genesys):
+    """The org's trigger off (the relay webhook is off in the stack): these tests deliver each
+    call's end themselves, by each path. tests/test_call_ended_end_to_end.py runs the trigger."""
+    with triggers_off(genesys):
+        yield
 
 
 def simulate(genesys, **body: Any) -> dict[str, Any]:

@@ -269,9 +269,6 @@ async def test_validation_error_fails_the_workflow_with_salesforce_message(stack
 async def test_slow_recording_never_blocks_the_task(stack, sf, genesys, account, temporal_client):
     e164, digits = unique_us_number()
     new_contact(sf, account, Phone=digits)
-    httpx.post(f"{genesys.api_url}/_emulator/config", json={
-        "webhookUrl": f"{stack.starter_url}/webhooks/genesys/conversation-ended",
-        "webhookSecret": stack.webhook_secret}).raise_for_status()
     httpx.post(f"{genesys.api_url}/_emulator/faults", json={"delay_next": [
         {"method": "GET", "path_regex": "/recordings/", "seconds": 10, "count": 5}]}).raise_for_status()
     try:

@@ -1,5 +1,5 @@
-"""Call reconciliation (issue #9, item 6): a call whose webhook never started its logging (Temporal
-unreachable for longer than Genesys's delivery retries) is logged by CallReconciliationWorkflow,
+"""Call reconciliation (issue #9, item 6): a call whose end never started its logging (the trigger's
+data action met a starter without Temporal, and a trigger's invocation is not retried) is logged by CallReconciliationWorkflow,
 once, however often it runs; and the emulator's analytics details query keeps to the SDK's models.
 """
 
@@ -18,7 +18,7 @@ from activities.reconciliation import ReconciliationRequest, details_query, even
 from callbridge.models import CallEndedEvent
 from callbridge.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
-from tests.helpers import tasks_for_conversation, unique_us_number
+from tests.helpers import provision_genesys, tasks_for_conversation, unique_us_number
 from tests.test_genesys_emulator import assert_error_body, assert_model
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 from workflows.call_reconciliation import CallReconciliationWorkflow
@@ -163,20 +163,22 @@ async def test_call_lost_to_a_temporal_outage_is_logged_once_by_reconciliation(s
     contact = sf.Contact.create({"LastName": "Reconciled", "Phone": digits, "MailingCountry": "United States"})["id"]
     proc, url = broken_starter(stack, test_var_dir)
     try:
-        configure_webhook(genesys, f"{url}/webhooks/genesys/conversation-ended", stack.webhook_secret)
+        # The org's data actions reinstalled on a starter whose Temporal is down.
+        provision_genesys(stack, genesys, public_url=url)
         call = simulate(genesys, ani=e164, durationSeconds=42)
     finally:
-        configure_webhook(genesys, f"{stack.starter_url}/webhooks/genesys/conversation-ended", stack.webhook_secret)
+        provision_genesys(stack, genesys)
         proc.stop()
     conversation = call["conversationId"]
-    delivery = call["delivery"]
-    # Genesys gave up: three 503s, and no workflow was ever started for the call.
-    assert (delivery["state"], delivery["attempts"], delivery["lastStatus"]) == ("failed", 3, 503)
+    # The trigger ran the data action once, met the 503, took the workflow's failure path, and
+    # that was it: a trigger's invocation is not retried. No workflow was started for the call.
+    [invocation] = call["delivery"]["triggers"]
+    assert [(s["status"], s["output"]) for s in invocation["steps"]] == [(503, "failure")]
     with pytest.raises(RPCError) as err:
         await temporal_client.get_workflow_handle(workflow_id(conversation)).describe()
     assert err.value.status == RPCStatusCode.NOT_FOUND
 
-    # Ended a moment ago: left to its webhook (still being retried, as far as a run can tell).
+    # Ended a moment ago: left alone for the settle time (an EventBridge delivery may still be on its way).
     waiting = await reconcile(temporal_client, stack, lookback_seconds=600, settle_seconds=3600)
     assert conversation not in waiting.started_conversation_ids and waiting.too_recent >= 1
 
@@ -194,18 +196,19 @@ async def test_call_lost_to_a_temporal_outage_is_logged_once_by_reconciliation(s
     again = await reconcile(temporal_client, stack, lookback_seconds=600, settle_seconds=0)
     assert conversation not in again.started_conversation_ids and again.already_handled >= 1
     assert len(tasks_for_conversation(sf, conversation)) == 1
-    # Genesys redelivering now, to a starter that reaches Temporal: a duplicate, still one Task.
-    redelivered = httpx.post(f"{genesys.api_url}/_emulator/calls/{conversation}/redeliver?wait=true", timeout=30).json()
-    assert (redelivered["state"], redelivered["lastStatus"]) == ("delivered", 200)
+    # The call's end published again now, to a starter that reaches Temporal: a duplicate, still one Task.
+    again = httpx.post(f"{genesys.api_url}/_emulator/calls/{conversation}/customer-end", timeout=60).json()
+    [invocation] = again["triggers"]
+    assert [(s["status"], s["output"]) for s in invocation["steps"]] == [(200, "success")]
     assert len(tasks_for_conversation(sf, conversation)) == 1
 
 
-async def test_reconciliation_leaves_calls_the_webhook_logged_alone(stack, sf, genesys, temporal_client):
-    configure_webhook(genesys, f"{stack.starter_url}/webhooks/genesys/conversation-ended", stack.webhook_secret)
+async def test_reconciliation_leaves_calls_the_trigger_logged_alone(stack, sf, genesys, temporal_client):
     e164, digits = unique_us_number()
-    sf.Contact.create({"LastName": "Webhooked", "Phone": digits, "MailingCountry": "United States"})
+    sf.Contact.create({"LastName": "Triggered", "Phone": digits, "MailingCountry": "United States"})
     call = simulate(genesys, ani=e164, durationSeconds=33)
-    assert call["delivery"]["state"] == "delivered"
+    [invocation] = call["delivery"]["triggers"]
+    assert [s["output"] for s in invocation["steps"]] == ["success"]
     conversation = call["conversationId"]
     logged = await temporal_client.get_workflow_handle_for(CallLoggingWorkflow.run, workflow_id(conversation)).result()
     run = await reconcile(temporal_client, stack, lookback_seconds=600, settle_seconds=0)

@@ -31,3 +31,23 @@ def test_demo_env_sources_cleanly_in_bash_and_gives_every_value_back(tmp_path) -
     got = dict(item.split("=", 1) for item in done.stdout.split("\0") if item.startswith("CALLBRIDGE_"))
     assert got == expected
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_demo_under_another_var_dir_keeps_its_ca_and_state_store_there(tmp_path) -> None:
+    """`CALLBRIDGE_VAR_DIR=/tmp/x callbridge demo` used to run its worker and starter with the
+    default CA path var/salesforce/ca.pem, a file that isn't there (every Salesforce call failed),
+    and its state store in ./var/callbridge.db."""
+    from callbridge.demo import demo_settings
+    from callbridge.stack import LocalStack
+
+    settings = demo_settings(Settings(var_dir=tmp_path / "var"))
+
+    assert settings.salesforce_ca_file == tmp_path / "var" / "salesforce" / "ca.pem"
+    # where the demo's emulator writes it (LocalStack.start_salesforce's data dir)
+    assert settings.salesforce_ca_file.parent == LocalStack(settings).var / "salesforce"
+    assert settings_env(settings)["CALLBRIDGE_SALESFORCE_CA_FILE"] == str(settings.salesforce_ca_file)
+    assert settings.public_url == settings.public_base_url
+    # The state store too (it was var/callbridge.db under the working directory), unless chosen.
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'callbridge.db'}"
+    chosen = "postgresql://callbridge@127.0.0.1/callbridge"
+    assert demo_settings(Settings(var_dir=tmp_path, database_url=chosen)).database_url == chosen

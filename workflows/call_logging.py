@@ -7,7 +7,7 @@ worker crash can create a second Task.
 A call arrives whole (the signed relay webhook) or as its conversation id only (a call-ended
 event from Genesys, the reconciliation). One local activity prepares it: hydrated from the
 Conversations API, its recording's link, the contact already known (the IVR's contact_id, the
-caller-ID index). Then one Salesforce activity logs it (docs/call-ended-events.md).
+caller-ID index). Then one Salesforce activity logs it (docs/call-logging.md).
 """
 
 from __future__ import annotations
