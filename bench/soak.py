@@ -247,10 +247,7 @@ async def main() -> None:
     try:
         with console.status("Starting the stack and building the caller-ID index…"):
             stack.start_all(args.contacts)
-            from activities.caller_index import rebuild_index
-            from activities.salesforce_connection import SalesforceConnection
-
-            await asyncio.to_thread(rebuild_index, SalesforceConnection(stack.settings), stack.settings)
+            await asyncio.to_thread(stack.rebuild_caller_index)
         with console.status(f"Soaking for {args.minutes:g} min…"):
             per_minute, rss, elapsed, started = await soak(stack, args.minutes, args.call_rate, args.lookup_rate, args.seed)
     finally:

@@ -137,6 +137,14 @@ class LocalStack:
             "agentRedirectUris": [s.agent_redirect_uri],
         }, timeout=10).raise_for_status()
 
+    def rebuild_caller_index(self) -> int:
+        """The whole caller-ID index from the org now (`callbridge index rebuild`'s work), so a
+        benchmark's first calls find their callers without waiting for the refresh schedule."""
+        from activities.caller_index import rebuild_index
+        from activities.salesforce_connection import SalesforceConnection
+
+        return rebuild_index(SalesforceConnection(self.settings), self.settings)
+
     def provision_genesys(self) -> list:
         """What docs/deploy.md has an admin do, on the emulator: `callbridge genesys install`, then
         the shipped workflow published (the emulator's stand-in for `archy publish`), then install
