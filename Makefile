@@ -43,7 +43,7 @@ test: $(STAMP) chromium compose sfdx-tools
 	CALLBRIDGE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$$db" \
 		$(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=var/test-postgresql \
 		-m "integration and not own_store" > var/test-postgresql.log 2>&1 & pg=$$!; \
-	$(BIN)/python -m pytest -q --basetemp=var/test-sqlite; sqlite=$$?; \
+	$(BIN)/python -m pytest -q --durations=25 --basetemp=var/test-sqlite; sqlite=$$?; \
 	wait $$pg; postgresql=$$?; \
 	echo "=== the integration suite on PostgreSQL ==="; cat var/test-postgresql.log; \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('DROP DATABASE IF EXISTS ' + sys.argv[2] + ' WITH (FORCE)')" "$(TEST_PG)" $$db; \
