@@ -40,10 +40,11 @@ def jwt_org(tmp_path_factory):
             .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256()))
     (tmp / "app.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     write_key(tmp / "callbridge.key", key)
-    data_dir, port = tmp / "sf", free_port()
+    data_dir, port, pubsub_port = tmp / "sf", free_port(), free_port()
     proc = ManagedProcess("sf-jwt", python_module(
         "emulators.salesforce", "serve", "--port", str(port), "--data-dir", str(data_dir), "--client-id",
-        "jwt-app", "--client-secret", "unused", "--username", USER, "--jwt-public-key", str(tmp / "app.crt")),
+        "jwt-app", "--client-secret", "unused", "--username", USER, "--jwt-public-key", str(tmp / "app.crt"),
+        "--pubsub-port", str(pubsub_port)),
         ready_url=f"https://127.0.0.1:{port}/_emulator/health", ca_file=data_dir / "ca.pem",
         log_path=tmp / "sf.log").start()
     url = f"https://127.0.0.1:{port}"
@@ -51,7 +52,9 @@ def jwt_org(tmp_path_factory):
            "CALLBRIDGE_SALESFORCE_INSTANCE_URL": url, "CALLBRIDGE_SALESFORCE_CLIENT_ID": "jwt-app",
            "CALLBRIDGE_SALESFORCE_CLIENT_SECRET": "not-this-one", "CALLBRIDGE_SALESFORCE_USERNAME": USER,
            "CALLBRIDGE_SALESFORCE_JWT_KEY_FILE": str(tmp / "callbridge.key"),
-           "CALLBRIDGE_SALESFORCE_CA_FILE": str(data_dir / "ca.pem")}
+           "CALLBRIDGE_SALESFORCE_CA_FILE": str(data_dir / "ca.pem"),
+           # The doctor also opens the change-event subscriptions: this org's, under its CA.
+           "CALLBRIDGE_SALESFORCE_PUBSUB_ENDPOINT": f"127.0.0.1:{pubsub_port}"}
     try:
         yield {"env": env, "url": url, "ca": str(data_dir / "ca.pem"), "dir": tmp}
     finally:
