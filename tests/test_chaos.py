@@ -34,7 +34,10 @@ async def test_every_call_logged_once_on_its_contact_through_kills_and_a_tempora
 
     struck = [f.kind for f in chaos_stack.faults]
     assert sorted(struck) == ["session-expiry", "temporal-restart", "worker-kill", "worker-kill"]
-    assert report.reconciled == report.undelivered  # every call the trigger didn't hand over, and only those
+    # The reconciliation starts only calls whose delivery failed; not necessarily all of them: a
+    # start can land while the starter's answer is already a 503 (its 3 s budget ran out in the
+    # restart), and that call is logged by its own workflow. Every call logged once either way.
+    assert report.reconciled <= report.undelivered
     assert report.tasks == 100 and report.on_right_contact == 100
     assert report.duplicates == 0 and report.lost == 0 and report.wrong_contact == 0
     assert report.unexpected == 0 and report.not_finished == 0
