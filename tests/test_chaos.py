@@ -44,9 +44,12 @@ async def test_every_call_logged_once_on_its_contact_through_kills_and_a_tempora
 
 
 async def test_erasures_complete_and_leave_nothing_through_a_kill_and_a_temporal_restart(chaos_stack):
-    report = await erasures_scenario(chaos_stack, count=3, plan=ChaosPlan(kills=1, restarts=1), seed=5)
+    # The three faults within the first 16 s; the erasures (10 s verification rounds) outlast them.
+    # With the 30 s default window the last fault could come after a fast run had finished.
+    report = await erasures_scenario(chaos_stack, count=4, plan=ChaosPlan(kills=1, restarts=1), seed=5,
+                                     fault_window=16.0)
 
     assert sorted(f.kind for f in chaos_stack.faults) == ["session-expiry", "temporal-restart", "worker-kill"]
-    assert report.completed == 3 and report.failed == 0 and report.not_finished == 0
-    assert report.verified_clean == 3, report.leftovers  # searched in Salesforce and Genesys directly
+    assert report.completed == 4 and report.failed == 0 and report.not_finished == 0
+    assert report.verified_clean == 4, report.leftovers  # searched in Salesforce and Genesys directly
     assert report.histories_left == 0

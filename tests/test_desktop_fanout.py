@@ -32,9 +32,10 @@ def starter_channels(genesys) -> list[dict]:
 
 
 def channels_holding(genesys, topics: set[str]) -> list[dict]:
-    """The client's channels subscribed to any of these topics: which channels carry these agents."""
+    """The client's channels subscribed to every one of these topics: the channel that carries these
+    agents (a channel abandoned earlier in the session may still list some of them)."""
     headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
-    return [c for c in starter_channels(genesys) if topics & {t["id"] for t in httpx.get(
+    return [c for c in starter_channels(genesys) if topics <= {t["id"] for t in httpx.get(
         f"{genesys.api_url}/api/v2/notifications/channels/{c['id']}/subscriptions", headers=headers).json()["entities"]}]
 
 
