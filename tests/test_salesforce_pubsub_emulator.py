@@ -202,3 +202,26 @@ def test_replay_id_past_retention_is_refused(client, salesforce, sf):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         asyncio.run(_collect(client, "CUSTOM", b"\x01\x02", 100, 1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_composite_requests_call_options_name_the_origin_of_its_writes(client, salesforce, sf):
+    # Callbridge logs a call with one composite request; the contact update inside it is its own
+    # write, and must not come back to it as someone else's change (the listener's echo guard).
+    cid = sf.Contact.create({"FirstName": "Ada", "LastName": "Composite"})["id"]
+    start = _last_replay(salesforce)
+    version = sf.sf_version
+    sf.session.headers["Sforce-Call-Options"] = "client=contract-test"
+    try:
+        sf.restful("composite", method="POST", json={"allOrNone": False, "compositeRequest": [
+            {"method": "PATCH", "url": f"/services/data/v{version}/sobjects/Contact/{cid}",
+             "referenceId": "contact", "body": {"Title": "Logged"}}]})
+        sf.restful("composite", method="POST", json={"allOrNone": False, "compositeRequest": [
+            {"method": "PATCH", "url": f"/services/data/v{version}/sobjects/Contact/{cid}",
+             "referenceId": "contact", "body": {"Title": "Logged again"}}]})
+    finally:
+        del sf.session.headers["Sforce-Call-Options"]
+    schema_text = client.get_schema_json(client.get_topic(CONTACT_TOPIC).schema_id)
+    responses = asyncio.run(_collect(client, "CUSTOM", start.to_bytes(8, "big"), 100, 2))
+    headers = [client.decode(schema_text, e.event.payload)["ChangeEventHeader"] for r in responses for e in r.events]
+    assert [h["changeType"] for h in headers] == ["UPDATE", "UPDATE"]
+    assert all(h["changeOrigin"].endswith(";client=contract-test") for h in headers), headers

@@ -280,7 +280,7 @@ class Emulator:
                     raise ApiError(400, "INVALID_INPUT", "A composite request can't contain a composite request")
                 if method != "POST":
                     raise _method_not_allowed(method, "POST")
-                return await self.composite(ctx, body)
+                return await self.composite(ctx, body, headers)
             if method == "GET" or ctx.holds_lock:
                 ctx.store.call_origin = change_origin(ctx.version, headers)
                 return self.route(ctx, method, segments, params, headers, body)
@@ -674,7 +674,7 @@ class Emulator:
 
     # -- composite ------------------------------------------------------------------------------
 
-    async def composite(self, ctx: Ctx, body: object) -> Resp:
+    async def composite(self, ctx: Ctx, body: object, outer_headers: dict | None = None) -> Resp:
         if not isinstance(body, dict) or not isinstance(body.get("compositeRequest"), list):
             raise json_parser_error("Cannot deserialize instance of composite request: 'compositeRequest' is "
                                     "required")
@@ -699,7 +699,8 @@ class Emulator:
                 try:
                     tx.begin()
                     sub_ctx = Ctx(tx, ctx.version, holds_lock=True, in_composite=True)
-                    results = await self._run_subrequests(sub_ctx, subs, stop_on_error=True)
+                    results = await self._run_subrequests(sub_ctx, subs, stop_on_error=True,
+                                                          outer_headers=outer_headers)
                     failed = any(_failed(done) for done in results)
                     if failed:
                         tx.rollback()
@@ -719,10 +720,14 @@ class Emulator:
                     tx.close()
         else:
             results = await self._run_subrequests(Ctx(ctx.store, ctx.version, in_composite=True), subs,
-                                                  stop_on_error=False)
+                                                  stop_on_error=False, outer_headers=outer_headers)
         return Resp(200, {"compositeResponse": results})
 
-    async def _run_subrequests(self, ctx: Ctx, subs: list[dict], *, stop_on_error: bool) -> list[dict]:
+    async def _run_subrequests(self, ctx: Ctx, subs: list[dict], *, stop_on_error: bool,
+                               outer_headers: dict | None = None) -> list[dict]:
+        # The composite request's call options apply to every subrequest (Sforce-Call-Options is a
+        # request header: the change events of its writes name its client in changeOrigin).
+        inherited = {k: v for k, v in (outer_headers or {}).items() if k == "sforce-call-options"}
         done: dict[str, Resp] = {}
         results: list[dict] = []
         for sub in subs:
@@ -735,7 +740,7 @@ class Emulator:
                 if not m or m.group(1) not in VERSIONS:
                     raise not_found()
                 params = dict(parse_qsl(parts.query, keep_blank_values=True))
-                headers = {k.lower(): val for k, val in (sub.get("httpHeaders") or {}).items()}
+                headers = {**inherited, **{k.lower(): val for k, val in (sub.get("httpHeaders") or {}).items()}}
                 resp = await self.dispatch(Ctx(ctx.store, m.group(1), ctx.holds_lock, True), sub["method"].upper(),
                                            m.group(2) or "", params, headers, body)
             except ApiError as exc:
