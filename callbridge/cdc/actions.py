@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities.caller_index import query_pages
+from activities.salesforce_query import query_pages
 from activities.salesforce_connection import SalesforceConnection
 from callbridge.caller_id import INDEX_SOQL_FIELDS
 from callbridge.cdc.subscription import Change
