@@ -42,7 +42,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sync import NO_LIMIT, BenchStack, empty_genesys  # noqa: E402
+from bench.sync import NO_LIMIT, BenchStack  # noqa: E402
 from callbridge.processes import free_port  # noqa: E402
 from callbridge.settings import Settings  # noqa: E402
 from callbridge.temporal import connect  # noqa: E402
@@ -182,12 +182,7 @@ async def main(args: argparse.Namespace) -> None:
     phases: list[Phase] = []
     try:
         with console.status(f"starting the stack, seeding {args.contacts} contacts, loading Genesys…"):
-            stack.start_temporal()
-            stack.seed_salesforce(args.contacts)
-            stack.start_salesforce()
-            stack.start_genesys()
-            empty_genesys(settings, settings.genesys_api_url)
-            stack.start_worker()
+            stack.start_seeded(args.contacts)
             client = await connect(settings)
             for _ in range(300):
                 try:

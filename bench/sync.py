@@ -75,6 +75,15 @@ class BenchStack(LocalStack):
         return self._start(genesys_process(self.settings, self.var / "genesys", self.rate_limit,
                                            self._log("genesys-emulator")))
 
+    def start_seeded(self, contacts: int) -> None:
+        """Temporal, a Salesforce org of `contacts`, an empty Genesys, the worker."""
+        self.start_temporal()
+        self.seed_salesforce(contacts)
+        self.start_salesforce()
+        self.start_genesys()
+        empty_genesys(self.settings, self.settings.genesys_api_url)
+        self.start_worker()
+
 
 def genesys_process(s: Settings, data_dir: Path, rate_limit: int, log: Path) -> ManagedProcess:
     port = s.genesys_api_url.rsplit(":", 1)[1]
@@ -333,12 +342,7 @@ async def one_pass(args: argparse.Namespace, budget: bool) -> PassFigures:
     t0 = time.perf_counter()
     try:
         with console.status(f"[{label}] starting the stack, seeding {args.contacts:,} contacts…"):
-            stack.start_temporal()
-            stack.seed_salesforce(args.contacts)
-            stack.start_salesforce()
-            stack.start_genesys()
-            empty_genesys(settings, settings.genesys_api_url)
-            stack.start_worker()
+            stack.start_seeded(args.contacts)
             client = await connect(settings)
             await pause_index_refresh(client)
             sf = Salesforce(settings)
