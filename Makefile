@@ -27,7 +27,7 @@ lock: $(STAMP)
 	$(LOCK) --extra demo --extra test -o requirements-dev.lock pyproject.toml
 
 demo: $(STAMP)
-	$(BIN)/callbridge demo
+	$(BIN)/callbridge-dev demo
 
 # The whole suite on SQLite and, side by side, the integration suite again with the state store
 # on PostgreSQL (TEST_PG, a database of its own created and dropped around the run). The two

@@ -15,14 +15,14 @@ import structlog
 from temporalio.worker import Worker
 
 from activities import build_activities
-from callbridge.alerts import WorkerAlerts
-from callbridge.logs import configure_logging
-from callbridge.memory import limit_arenas, release_free_memory_every
-from callbridge.metrics import MetricsInterceptor, serve_worker_metrics
-from callbridge.schedules import ensure_schedules
-from callbridge.secrets_policy import refuse_demo_secrets
-from callbridge.settings import Settings, get_settings
-from callbridge.temporal import connect
+from callbridge.core.alerts import WorkerAlerts
+from callbridge.core.logs import configure_logging
+from callbridge.core.memory import limit_arenas, release_free_memory_every
+from callbridge.core.metrics import MetricsInterceptor, serve_worker_metrics
+from callbridge.ops.schedules import ensure_schedules
+from callbridge.core.secrets_policy import refuse_demo_secrets
+from callbridge.core.settings import Settings, get_settings
+from callbridge.core.temporal import connect
 from workflows import WORKFLOWS
 
 log = structlog.get_logger("callbridge.worker")
@@ -63,9 +63,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    limit_arenas()  # first, while this is the only thread (see callbridge/memory.py)
+    limit_arenas()  # first, while this is the only thread (see callbridge/core/memory.py)
     settings = get_settings()
-    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/secrets_policy.py)
+    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/core/secrets_policy.py)
     configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Callable
 
-from callbridge.settings import Settings
+from callbridge.core.settings import Settings
 
 
 def build_activities(settings: Settings) -> list[Callable]:
-    from activities.call_preparation import CallPreparationActivities
+    from activities.call_logging_preparation import CallPreparationActivities
     from activities.caller_index import CallerIndexActivities
-    from activities.genesys import GenesysActivities
-    from activities.genesys_connection import GenesysConnection
-    from activities.reconciliation import ReconciliationActivities
-    from activities.recording_links import RecordingLinkActivities
-    from activities.salesforce import SalesforceActivities
-    from activities.salesforce_connection import SalesforceConnection
-    from activities.sync import SyncActivities
-    from activities.sync_bulk import SyncBulkActivities
-    from activities.sync_run import SyncRunActivities
+    from activities.call_logging_genesys import GenesysActivities
+    from callbridge.clients.genesys.connection import GenesysConnection
+    from activities.call_reconciliation import ReconciliationActivities
+    from activities.recording_link import RecordingLinkActivities
+    from activities.call_logging import SalesforceActivities
+    from callbridge.clients.salesforce.connection import SalesforceConnection
+    from activities.sync_pair import SyncActivities
+    from activities.contact_sync_bulk import SyncBulkActivities
+    from activities.contact_sync import SyncRunActivities
 
     connection = SalesforceConnection(settings)
     salesforce = SalesforceActivities(connection)
@@ -61,10 +61,10 @@ def build_activities(settings: Settings) -> list[Callable]:
 def privacy_activities(settings: Settings, connection=None, genesys=None) -> list[Callable]:
     """Erasure, consent and retention activities (docs/privacy.md). The worker passes its own
     connections: one Genesys token, so one request budget, per worker."""
-    from activities.erasure import ErasureActivities
-    from activities.genesys_connection import GenesysConnection
+    from activities.gdpr_erasure import ErasureActivities
+    from callbridge.clients.genesys.connection import GenesysConnection
     from activities.privacy import PrivacyActivities
-    from activities.salesforce_connection import SalesforceConnection
+    from callbridge.clients.salesforce.connection import SalesforceConnection
 
     connection = connection or SalesforceConnection(settings)
     genesys = genesys or GenesysConnection(settings)

@@ -13,12 +13,12 @@ from typing import Any
 from simple_salesforce.format import format_soql
 from temporalio import activity
 
-from activities.salesforce_connection import SalesforceConnection
-from activities.salesforce_query import query_pages, query_records
-from activities.salesforce_replication import deleted_contacts, live_contact_ids
-from callbridge.caller_id import INDEX_SOQL_FIELDS
-from callbridge.models import ContactMatch, IndexRefreshRequest, IndexRefreshResult, KnownCallerRequest
-from callbridge.settings import Settings
+from callbridge.clients.salesforce.connection import SalesforceConnection
+from callbridge.clients.salesforce.query import query_pages, query_records
+from callbridge.clients.salesforce.replication import deleted_contacts, live_contact_ids
+from callbridge.domain.caller_id import INDEX_SOQL_FIELDS
+from callbridge.domain.models import ContactMatch, IndexRefreshRequest, IndexRefreshResult, KnownCallerRequest
+from callbridge.core.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 

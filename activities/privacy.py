@@ -13,14 +13,14 @@ from simple_salesforce.format import format_soql
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.salesforce_query import query_pages
-from activities.genesys_connection import GenesysConnection
-from activities.salesforce_connection import SalesforceConnection
-from activities.salesforce_errors import from_exception
-from callbridge import privacy
-from callbridge.models import PhoneLookup
-from callbridge.privacy_models import RetentionReport, RetentionScan
-from callbridge.settings import Settings
+from callbridge.clients.salesforce.query import query_pages
+from callbridge.clients.genesys.connection import GenesysConnection
+from callbridge.clients.salesforce.connection import SalesforceConnection
+from callbridge.clients.salesforce.errors import from_exception
+from callbridge.domain import privacy
+from callbridge.domain.models import PhoneLookup
+from callbridge.domain.privacy_models import RetentionReport, RetentionScan
+from callbridge.core.settings import Settings
 from callbridge.store import privacy as store
 from callbridge.store.db import get_engine
 

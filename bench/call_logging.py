@@ -34,11 +34,11 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bare_workflow import BareWorkflow, bare_activity  # noqa: E402
-from callbridge.call_simulation import known_callers  # noqa: E402
-from callbridge.processes import free_port  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import LocalStack  # noqa: E402
-from callbridge.temporal import connect  # noqa: E402
+from devstack.call_simulation import known_callers  # noqa: E402
+from devstack.processes import free_port  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from callbridge.core.temporal import connect  # noqa: E402
 from workflows.call_logging import CallLoggingWorkflow, workflow_id  # noqa: E402
 
 console = Console()

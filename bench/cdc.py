@@ -43,9 +43,9 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync import NO_LIMIT, BenchStack  # noqa: E402
-from callbridge.processes import free_port  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.temporal import connect  # noqa: E402
+from devstack.processes import free_port  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from callbridge.core.temporal import connect  # noqa: E402
 
 console = Console(width=160)
 
@@ -101,8 +101,9 @@ class Counters:
 async def edit_and_watch(settings: Settings, token: str, targets: list[str], rate: int, seconds: float,
                          wait: float) -> tuple[dict, dict, dict]:
     """PATCH a new Phone on each target at `rate`/s; return edit, index and Genesys times."""
-    from callbridge.phone import to_e164
-    from callbridge.store.db import caller_index, get_engine
+    from callbridge.domain.phone import to_e164
+    from callbridge.store.db import get_engine
+    from callbridge.store.tables import caller_index
     from callbridge.store.sync_runs import sync_audit
 
     engine = get_engine(settings.database_url)
@@ -166,8 +167,8 @@ async def drain(client) -> None:
 async def main(args: argparse.Namespace) -> None:
     from callbridge.store.sync import sync_pairs
     from callbridge.store.db import get_engine
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ContactSyncInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ContactSyncInput
     from workflows.caller_index import SCHEDULE_ID as INDEX_SCHEDULE
     from workflows.contact_sync import SCHEDULE_ID as SYNC_SCHEDULE, WORKFLOW_ID, ContactSyncWorkflow
 

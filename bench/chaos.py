@@ -52,13 +52,13 @@ from temporalio.service import RPCError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callbridge import signature  # noqa: E402
-from callbridge.matching import contact_region  # noqa: E402
-from callbridge.phone import all_e164  # noqa: E402
-from callbridge.processes import ManagedProcess, free_port  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import LocalStack  # noqa: E402
-from callbridge.temporal import connect  # noqa: E402
+from callbridge.domain import signature  # noqa: E402
+from callbridge.domain.matching import contact_region  # noqa: E402
+from callbridge.domain.phone import all_e164  # noqa: E402
+from devstack.processes import ManagedProcess, free_port  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from callbridge.core.temporal import connect  # noqa: E402
 
 console = Console(width=110) if not Console().is_terminal else Console()
 
@@ -468,7 +468,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
 async def reconcile(client: Client, settings: Settings, timeout: float) -> int:
     """One CallReconciliationWorkflow run now, as the schedule's next one would (its 2-minute
     settle time already passed for these calls); then wait for the workflows it started."""
-    from activities.reconciliation import ReconciliationRequest
+    from activities.call_reconciliation import ReconciliationRequest
     from workflows.call_reconciliation import CallReconciliationWorkflow
 
     handle = await client.start_workflow(
@@ -760,8 +760,8 @@ def change_genesys(gc: httpx.Client, first_names: dict[str, str]) -> None:
 
 async def sync_once(client: Client, settings: Settings) -> tuple[dict[str, Any], float]:
     """One ContactSyncWorkflow run (what `callbridge sync run --mode bidirectional` starts)."""
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ContactSyncInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ContactSyncInput
     from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
 
     inp = ContactSyncInput.from_config(load(), mode="bidirectional")

@@ -37,7 +37,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callbridge.processes import ManagedProcess, free_port, python_module  # noqa: E402
+from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
 
 V = "/services/data/v62.0"
 FIELDS = "Id, Name, FirstName, LastName, Email, Phone, MobilePhone, AccountId, Account.Name, Custom_Tier__c"

@@ -32,11 +32,12 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.caller_index import rebuild_index  # noqa: E402
-from activities.salesforce_connection import SalesforceConnection  # noqa: E402
-from callbridge.processes import ManagedProcess, free_port, python_module  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import REPO, settings_env  # noqa: E402
-from callbridge.store.db import caller_index as index_table, get_engine  # noqa: E402
+from callbridge.clients.salesforce.connection import SalesforceConnection  # noqa: E402
+from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from devstack.stack import REPO, settings_env  # noqa: E402
+from callbridge.store.db import get_engine  # noqa: E402
+from callbridge.store.tables import caller_index as index_table  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 console = Console(width=150)
@@ -90,7 +91,7 @@ def measure(url: str, auth: tuple[str, str], numbers_file: Path, offset: int, co
 
 def build_index(var: str) -> None:
     """`callbridge index rebuild`'s work, for the child process that measures it."""
-    from callbridge.settings import get_settings
+    from callbridge.core.settings import get_settings
 
     settings = get_settings()
     rebuild_index(SalesforceConnection(settings), settings)

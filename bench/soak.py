@@ -34,9 +34,9 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos import Caller, call_event, callers_with_one_owner, chaos_settings, pct  # noqa: E402
-from callbridge import signature  # noqa: E402
-from callbridge.stack import LocalStack  # noqa: E402
-from callbridge.temporal import connect  # noqa: E402
+from callbridge.domain import signature  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from callbridge.core.temporal import connect  # noqa: E402
 
 console = Console(width=120) if not Console().is_terminal else Console()
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -48,10 +48,10 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.call_logging import bare_rate  # noqa: E402
-from callbridge.processes import ManagedProcess, free_port, python_module  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import REPO, LocalStack  # noqa: E402
-from callbridge.temporal import connect  # noqa: E402
+from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from devstack.stack import REPO, LocalStack  # noqa: E402
+from callbridge.core.temporal import connect  # noqa: E402
 
 console = Console(width=160)
 API_VERSION = "v62.0"
@@ -228,8 +228,8 @@ class RunFigures:
 
 
 async def run_sync(client, settings: Settings, sf: Salesforce, name: str, changes: int, **overrides: Any) -> RunFigures:
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ContactSyncInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ContactSyncInput
     from workflows.contact_sync import ContactSyncWorkflow
 
     sf.admin("POST", "stats/reset")

@@ -26,8 +26,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from temporalio.service import RPCError
 
-from callbridge import conflicts, report
-from callbridge.settings import Settings
+from callbridge.ops import conflicts, report
+from callbridge.core.settings import Settings
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
 from callbridge.store.ops_counters import CounterFlusher
@@ -198,7 +198,7 @@ def build_router(settings: Settings, temporal: TemporalLink, flusher: "StarterCo
 
     @router.get("/sync")
     async def sync_page() -> HTMLResponse:
-        from callbridge.sync.health import health_score
+        from callbridge.domain.sync.health import health_score
 
         eng = await engine()
         runs = await asyncio.to_thread(sync_runs.list_runs, eng, 50)

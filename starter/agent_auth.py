@@ -21,7 +21,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
-from callbridge.settings import Settings
+from callbridge.core.settings import Settings
 
 log = structlog.get_logger("callbridge.agent_auth")
 STATIC = Path(__file__).parent / "static"

@@ -6,14 +6,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from callbridge.settings import Settings, get_settings
+from callbridge.core.settings import Settings, get_settings
 from starter.temporal_link import TemporalLink
 from starter import admin, codec, conflicts, desktop, screenpop
 from starter import metrics as ops
 from starter.webhooks import build_router
 from starter.gate import Gate
 from starter.listeners import serve, trusted_hosts
-from callbridge.secrets_policy import demo_mode
+from callbridge.core.secrets_policy import demo_mode
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 
@@ -65,13 +65,13 @@ def main() -> None:
 
     import uvicorn
 
-    from callbridge.logs import configure_logging
-    from callbridge.temporal import use_runtime
+    from callbridge.core.logs import configure_logging
+    from callbridge.core.temporal import use_runtime
 
-    from callbridge.secrets_policy import refuse_demo_secrets
+    from callbridge.core.secrets_policy import refuse_demo_secrets
 
     settings = get_settings()
-    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/secrets_policy.py)
+    refuse_demo_secrets(settings)  # public demo secrets only in the demo (callbridge/core/secrets_policy.py)
     configure_logging(settings.log_level)
     use_runtime()  # the SDK core's own warnings as JSON log lines too
     app = create_app(settings)

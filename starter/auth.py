@@ -12,7 +12,7 @@ from typing import Callable
 
 from fastapi import HTTPException, Request
 
-from callbridge.settings import Settings
+from callbridge.core.settings import Settings
 from starter.credentials import Check, any_of, api_key, basic, bearer
 
 

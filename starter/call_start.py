@@ -14,9 +14,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from callbridge import metrics
-from callbridge.models import CallLoggingInput
-from callbridge.settings import Settings
+from callbridge.core import metrics
+from callbridge.domain.models import CallLoggingInput
+from callbridge.core.settings import Settings
 from starter.temporal_link import TemporalLink, TemporalUnavailable
 from workflows.call_logging import CONVERSATION_ID, CallLoggingWorkflow, workflow_id
 

@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from callbridge.codec import CodecKeyError, EncryptionCodec, parse_keys
-from callbridge.secrets_policy import demo_mode
-from callbridge.settings import Settings
+from callbridge.core.codec import CodecKeyError, EncryptionCodec, parse_keys
+from callbridge.core.secrets_policy import demo_mode
+from callbridge.core.settings import Settings
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _PAYLOADS_SCHEMA = {

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
-from callbridge import conflicts
-from callbridge.settings import Settings
+from callbridge.ops import conflicts
+from callbridge.core.settings import Settings
 from starter.auth import require_admin_auth
 from starter.temporal_link import TemporalLink, TemporalUnavailable
 

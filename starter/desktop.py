@@ -21,9 +21,9 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
-from activities.genesys_connection import GenesysConnection
-from callbridge.phone import to_e164
-from callbridge.settings import Settings
+from callbridge.clients.genesys.connection import GenesysConnection
+from callbridge.domain.phone import to_e164
+from callbridge.core.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from starter.agent_auth import AgentVerifier, bearer_token, require_agent

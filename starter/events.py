@@ -18,8 +18,8 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from callbridge import metrics
-from callbridge.genesys_events import (
+from callbridge.core import metrics
+from callbridge.domain.genesys_events import (
     CustomerEndEvent,
     EventError,
     is_customer_end_topic,
@@ -28,8 +28,8 @@ from callbridge.genesys_events import (
     parse_envelope_event,
     parse_event,
 )
-from callbridge.models import CallLoggingInput
-from callbridge.settings import Settings
+from callbridge.domain.models import CallLoggingInput
+from callbridge.core.settings import Settings
 from starter.auth import events_authorized
 from starter.call_start import start_call_logging
 from starter.temporal_link import TemporalLink

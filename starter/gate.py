@@ -23,10 +23,10 @@ from urllib.parse import urlparse
 
 import structlog
 
-from callbridge import metrics
-from callbridge.secrets_policy import demo_mode
-from callbridge.settings import Settings
-from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from callbridge.core import metrics
+from callbridge.core.secrets_policy import demo_mode
+from callbridge.core.settings import Settings
+from callbridge.domain.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from starter.auth import events_credentials
 from starter.credentials import Check, Headers, any_of, basic, bearer
 

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import uvicorn
 
-from callbridge.settings import Settings
+from callbridge.core.settings import Settings
 
 _ANY = {"0.0.0.0", "::", ""}
 

@@ -15,7 +15,7 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, Response
 
-from callbridge import metrics
+from callbridge.core import metrics
 
 log = structlog.get_logger("callbridge.starter")
 

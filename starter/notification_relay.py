@@ -21,7 +21,7 @@ import httpx
 import structlog
 import websockets
 
-from activities.genesys_connection import GenesysConnection
+from callbridge.clients.genesys.connection import GenesysConnection
 
 log = structlog.get_logger("callbridge.desktop")
 MAX_TOPICS = 1000

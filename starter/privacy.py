@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from callbridge.privacy_requests import ErasureRequestError, erasure_status, start_erasure
-from callbridge.settings import Settings
+from callbridge.ops.privacy_requests import ErasureRequestError, erasure_status, start_erasure
+from callbridge.core.settings import Settings
 from starter.auth import require_admin_auth
 from starter.temporal_link import TemporalLink, TemporalUnavailable
 from starter.call_start import START_BUDGET_SECONDS

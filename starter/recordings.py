@@ -18,7 +18,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam
 from fastapi.responses import FileResponse
 
-from callbridge.settings import Settings
+from callbridge.core.settings import Settings
 from starter.agent_auth import STATIC, AgentVerifier, bearer_token, require_agent
 
 log = structlog.get_logger("callbridge.recordings")

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Depends, Response
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from callbridge import metrics
-from callbridge.phone import national_digits, to_e164
-from callbridge.settings import Settings
+from callbridge.core import metrics
+from callbridge.domain.phone import national_digits, to_e164
+from callbridge.core.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from sqlalchemy.engine import make_url
@@ -142,8 +142,8 @@ class LiveSalesforce:
         self._connection = None
 
     def search(self, e164: str) -> list[Match]:
-        from activities.salesforce_connection import SalesforceConnection
-        from callbridge.matching import rank_contacts
+        from callbridge.clients.salesforce.connection import SalesforceConnection
+        from callbridge.domain.matching import rank_contacts
 
         if self._connection is None:
             self._connection = SalesforceConnection(self._settings)

@@ -6,8 +6,8 @@ import asyncio
 
 from temporalio.client import Client
 
-from callbridge.settings import Settings
-from callbridge.temporal import connect
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import connect
 
 
 class TemporalUnavailable(RuntimeError):

@@ -1,7 +1,7 @@
 """POST /webhooks/genesys/conversation-ended: verify, validate, start CallLoggingWorkflow.
 
 Genesys Cloud sends no such webhook and signs nothing: this route is the shape a relay of
-your own can send (the whole call, HMAC-signed; callbridge.signature). What Genesys sends is
+your own can send (the whole call, HMAC-signed; callbridge.domain.signature). What Genesys sends is
 the call-ended event (starter/events.py). Nothing is started unless the signature, the
 timestamp and every field check out; the signature is checked over the raw bytes before any
 parsing.
@@ -20,9 +20,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from callbridge import metrics, signature
-from callbridge.models import CallEndedEvent, CallLoggingInput
-from callbridge.settings import Settings
+from callbridge.core import metrics
+
+from callbridge.domain import signature
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+from callbridge.core.settings import Settings
 from starter.call_start import start_call_logging
 from starter.temporal_link import TemporalLink
 

@@ -1,6 +1,6 @@
 """Session-wide test stack: real processes on real sockets.
 
-The emulators run as subprocesses exactly as `callbridge demo` starts them; tests talk to
+The emulators run as subprocesses exactly as `callbridge-dev demo` starts them; tests talk to
 them over HTTP(S). Temporal, the worker and the starter fixtures live in
 `tests/stack.py` and are added to this file as the suite grows.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.processes import ManagedProcess, free_port, python_module
+from devstack.processes import ManagedProcess, free_port, python_module
 
 
 @dataclass
@@ -110,9 +110,9 @@ import uuid  # noqa: E402
 import pytest_asyncio  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from callbridge.codec import new_key_spec  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.temporal import data_converter, search_attribute_keys  # noqa: E402
+from callbridge.core.codec import new_key_spec  # noqa: E402
+from callbridge.core.settings import Settings  # noqa: E402
+from callbridge.core.temporal import data_converter, search_attribute_keys  # noqa: E402
 
 # The test stack runs on demo and test secrets: explicit demo mode for every process it starts
 # (ManagedProcess passes os.environ on). Tests of the refusal set CALLBRIDGE_DEMO=0 themselves.
@@ -164,7 +164,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
-    """The real worker and starter as subprocesses, configured like `callbridge demo`."""
+    """The real worker and starter as subprocesses, configured like `callbridge-dev demo`."""
     starter_port = free_port()
     task_queue = f"callbridge-test-{uuid.uuid4().hex[:8]}"
     webhook_secret = "test-webhook-secret"

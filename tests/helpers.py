@@ -18,8 +18,8 @@ import httpx
 import requests
 from simple_salesforce import Salesforce
 
-from callbridge import signature
-from callbridge.settings import Settings
+from callbridge.domain import signature
+from callbridge.core.settings import Settings
 from tests.conftest import REPO
 from workflows.call_logging import CallLoggingWorkflow
 from workflows.call_logging import workflow_id as call_log_id
@@ -110,7 +110,7 @@ async def refresh_index(client, stack) -> None:
     from temporalio.client import WorkflowExecutionStatus
     from temporalio.common import WorkflowIDConflictPolicy
 
-    from callbridge.models import IndexRefreshRequest
+    from callbridge.domain.models import IndexRefreshRequest
     from workflows.caller_index import WORKFLOW_ID, CallerIndexRefreshWorkflow
 
     mark = time.time()
@@ -168,8 +168,8 @@ def new_sf_contact(sf: Salesforce, consent: bool = True, **fields: Any) -> str:
 
 async def run_sync(client, stack, **overrides):
     """One ContactSyncWorkflow run (id contact-sync) with the built-in mapping and these overrides."""
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ContactSyncInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ContactSyncInput
     from workflows.contact_sync import ContactSyncWorkflow
 
     return await client.execute_workflow(
@@ -240,7 +240,7 @@ def provision_genesys(stack, genesys, public_url: str | None = None) -> None:
     """The Genesys emulator provisioned as the demo does it (LocalStack.provision_genesys:
     `callbridge genesys install`, the workflow published, install again), its data actions on
     `public_url` (default: the test starter), the relay webhook off."""
-    from callbridge.stack import LocalStack
+    from devstack.stack import LocalStack
 
     local = LocalStack(stack_settings(stack, public_url=public_url or stack.starter_url))
     local.provision_genesys()

@@ -16,7 +16,7 @@ def attach(path: Path) -> None:
     global _handler
     root = logging.getLogger()
     if _handler is None:
-        from callbridge.logs import configure_logging
+        from callbridge.core.logs import configure_logging
 
         configure_logging("INFO")
         _handler = logging.FileHandler(path, encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callbridge.processes import ManagedProcess, free_port, python_module
+from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import SalesforceEmulator
 
 

@@ -16,8 +16,8 @@ from playwright.async_api import async_playwright
 
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
-from callbridge.sync.config import load
-from callbridge.sync.models import PairKey, Rule, SyncPairInput
+from callbridge.domain.sync.config import load
+from callbridge.domain.sync.models import PairKey, Rule, SyncPairInput
 from tests.helpers import GENESYS_CONTACTS, new_sf_contact
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id as erasure_workflow_id
 from workflows.sync_pair import SyncPairWorkflow

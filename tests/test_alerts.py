@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from callbridge import metrics
-from callbridge.alerts import AlertChannel, FailureRateRule, check_erasures, check_sync_run
-from callbridge.settings import Settings
+from callbridge.core import metrics
+from callbridge.core.alerts import AlertChannel, FailureRateRule, check_erasures, check_sync_run
+from callbridge.core.settings import Settings
 from tests.http_receiver import HttpReceiver
 
 
@@ -65,7 +65,7 @@ async def test_rules_deduplicate_separately_and_resolve_rearms(receiver):
 
 
 async def test_log_only_channel_logs_and_never_posts(capsys):
-    from callbridge.logs import configure_logging
+    from callbridge.core.logs import configure_logging
 
     configure_logging("INFO")
     ch = channel(None)

@@ -65,9 +65,9 @@ async def test_erasure_finds_deletes_and_counts_archived_calls_and_their_recordi
 
 async def test_retention_sees_archived_calls(stack, sf, account, genesys, salesforce, temporal_client):
     from activities.privacy import PrivacyActivities
-    from activities.genesys_connection import GenesysConnection
-    from activities.salesforce_connection import SalesforceConnection
-    from callbridge.privacy_models import RetentionScan
+    from callbridge.clients.genesys.connection import GenesysConnection
+    from callbridge.clients.salesforce.connection import SalesforceConnection
+    from callbridge.domain.privacy_models import RetentionScan
     from temporalio.testing import ActivityEnvironment
 
     e164, digits = unique_us_number()

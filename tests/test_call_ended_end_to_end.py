@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from activities.reconciliation import ReconciliationRequest
-from callbridge.stack import LocalStack
+from activities.call_reconciliation import ReconciliationRequest
+from devstack.stack import LocalStack
 from tests.call_ended import API_KEY, API_KEY_HEADER, EVENTS
 from tests.helpers import relay_webhook, stack_settings, tasks_for_conversation, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow, workflow_id

@@ -17,8 +17,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reconciliation import ReconciliationRequest
-from callbridge import signature
+from activities.call_reconciliation import ReconciliationRequest
+from callbridge.domain import signature
 from tests.call_ended import (
     API_KEY,
     API_KEY_HEADER,

@@ -10,8 +10,8 @@ import pytest
 from PureCloudPlatformClientV2.models import Conversation, CustomerEndDetailEventTopicCustomerEndEvent
 from pydantic import ValidationError
 
-from callbridge.conversation import NotEnded, event_from_conversation
-from callbridge.genesys_events import CustomerEndEvent, EventError, is_envelope, parse_envelope, parse_event
+from callbridge.domain.conversation import NotEnded, event_from_conversation
+from callbridge.domain.genesys_events import CustomerEndEvent, EventError, is_envelope, parse_envelope, parse_event
 from tests.call_ended import customer_end_event, eventbridge_envelope
 
 SDK_EVENT = CustomerEndDetailEventTopicCustomerEndEvent()

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callbridge.mapping import contact_last_call_fields, task_fields
-from callbridge.matching import rank_contacts
-from callbridge.models import CallEndedEvent, ContactMatch
+from callbridge.domain.mapping import contact_last_call_fields, task_fields
+from callbridge.domain.matching import rank_contacts
+from callbridge.domain.models import CallEndedEvent, ContactMatch
 from starter.webhooks import PayloadError, parse_event
 from tests.helpers import call_event
 

@@ -12,8 +12,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from callbridge.mapping import RECORDING_PENDING
-from callbridge.models import CallEndedEvent, CallLoggingInput
+from callbridge.domain.mapping import RECORDING_PENDING
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput
 from tests.helpers import (
     call_event,
     conversation_id,

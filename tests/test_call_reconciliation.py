@@ -14,9 +14,9 @@ import pytest
 from PureCloudPlatformClientV2 import models as sdk_models
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.reconciliation import ReconciliationRequest, details_query, event_from_details
-from callbridge.models import CallEndedEvent
-from callbridge.processes import ManagedProcess, free_port, python_module
+from activities.call_reconciliation import ReconciliationRequest, details_query, event_from_details
+from callbridge.domain.models import CallEndedEvent
+from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
 from tests.helpers import provision_genesys, tasks_for_conversation, unique_us_number
 from tests.test_genesys_emulator import assert_error_body, assert_model

@@ -18,8 +18,8 @@ import PureCloudPlatformClientV2 as gc
 import pytest
 from websockets.sync.client import connect
 
-from callbridge.models import CallEndedEvent
-from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from callbridge.domain.models import CallEndedEvent
+from callbridge.domain.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.http_receiver import HttpReceiver
 from tests.test_genesys_emulator import assert_model
 

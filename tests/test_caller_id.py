@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callbridge.caller_id import index_rows, rank_index_hits
+from callbridge.domain.caller_id import index_rows, rank_index_hits
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 

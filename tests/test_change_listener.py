@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from callbridge.processes import ManagedProcess
+from devstack.processes import ManagedProcess
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from callbridge.store.sync_runs import sync_audit
@@ -109,7 +109,7 @@ async def test_an_edit_reaches_the_index_and_genesys_and_our_own_writes_do_not_e
 
         # Callbridge's own write (its connection sends Sforce-Call-Options: client=callbridge):
         # the index follows, no sync starts.
-        from activities.salesforce_connection import SalesforceConnection
+        from callbridge.clients.salesforce.connection import SalesforceConnection
 
         runs_before = [w async for w in temporal_client.list_workflows(f'WorkflowId = "sync-pair-{contact_id}"')]
         own = SalesforceConnection(stack_settings(stack))

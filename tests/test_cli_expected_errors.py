@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from callbridge.sync.config import load
-from callbridge.sync.models import ContactSyncInput
+from callbridge.domain.sync.config import load
+from callbridge.domain.sync.models import ContactSyncInput
 from workflows.contact_sync import WORKFLOW_ID, ContactSyncWorkflow
 
 

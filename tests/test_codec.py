@@ -6,7 +6,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from temporalio.api.common.v1 import Payload
 
-from callbridge.codec import CodecKeyError, EncryptionCodec, new_key_spec, parse_keys
+from callbridge.core.codec import CodecKeyError, EncryptionCodec, new_key_spec, parse_keys
 
 OLD, NEW = new_key_spec("k1"), new_key_spec("k2")
 

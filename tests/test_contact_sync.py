@@ -8,8 +8,8 @@ import pytest
 
 from callbridge.store import caller_index as state
 from callbridge.store.db import get_engine
-from callbridge.sync.config import load
-from callbridge.sync.models import ContactSyncInput
+from callbridge.domain.sync.config import load
+from callbridge.domain.sync.models import ContactSyncInput
 from tests.helpers import GENESYS_CONTACTS as CONTACTS
 from tests.helpers import new_sf_contact, run_sync
 from workflows.contact_sync import ContactSyncWorkflow

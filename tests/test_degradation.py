@@ -24,7 +24,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from callbridge.processes import ManagedProcess, free_port, python_module
+from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO, VENV_BIN
 from tests.helpers import call_event, conversation_id, post_webhook, tasks_for_conversation, unique_us_number, tls
 from workflows.call_logging import SALESFORCE_RETRY, SALESFORCE_TIMEOUT, CallLoggingWorkflow, workflow_id
@@ -136,9 +136,9 @@ async def test_a_ten_minute_salesforce_outage_is_waited_out_and_the_call_logged_
     from temporalio.worker import Worker
 
     from activities import build_activities
-    from callbridge.models import CallEndedEvent, CallLoggingInput
-    from callbridge.settings import Settings
-    from callbridge.temporal import data_converter
+    from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+    from callbridge.core.settings import Settings
+    from callbridge.core.temporal import data_converter
     from tests.conftest import PAYLOAD_KEYS
     from tests.helpers import stack_settings
 
@@ -157,7 +157,7 @@ async def test_a_ten_minute_salesforce_outage_is_waited_out_and_the_call_logged_
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
-    from callbridge.temporal import SEARCH_ATTRIBUTES
+    from callbridge.core.temporal import SEARCH_ATTRIBUTES
 
     await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=env.client.namespace,
@@ -211,7 +211,7 @@ async def test_temporal_never_reachable_webhook_answers_503_retry_after(stack, t
 async def test_temporal_gone_after_connecting_webhook_answers_503_within_the_budget(stack, test_var_dir):
     """The harder case: the starter's client is connected, then the server goes away. The SDK
     would retry the start for ~6 s (past Genesys's 5 s); the starter answers 503 first."""
-    from callbridge.temporal import search_attribute_keys
+    from callbridge.core.temporal import search_attribute_keys
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(VENV_BIN / "temporal"),
                                                 search_attributes=search_attribute_keys(), ui=False,
@@ -246,11 +246,11 @@ async def test_erasure_refused_for_temporal_leaves_no_request_running_without_a_
 
     from sqlalchemy import select
 
-    from callbridge import privacy
-    from callbridge.settings import Settings
+    from callbridge.domain import privacy
+    from callbridge.core.settings import Settings
     from callbridge.store import privacy as store
     from callbridge.store.db import get_engine
-    from callbridge.temporal import search_attribute_keys
+    from callbridge.core.temporal import search_attribute_keys
 
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(VENV_BIN / "temporal"),
                                                 search_attributes=search_attribute_keys(), ui=False,

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from callbridge import demo
-from callbridge.settings import Settings
+from devstack import demo
+from callbridge.core.settings import Settings
 
 
 def test_every_link_of_the_banner_is_whole_on_one_line_in_a_narrow_terminal(monkeypatch) -> None:

@@ -8,8 +8,8 @@ import subprocess
 
 from pydantic import SecretStr
 
-from callbridge.settings import Settings
-from callbridge.stack import settings_env, write_env_file
+from callbridge.core.settings import Settings
+from devstack.stack import settings_env, write_env_file
 
 
 def test_demo_env_sources_cleanly_in_bash_and_gives_every_value_back(tmp_path) -> None:
@@ -34,11 +34,11 @@ def test_demo_env_sources_cleanly_in_bash_and_gives_every_value_back(tmp_path) -
 
 
 def test_the_demo_under_another_var_dir_keeps_its_ca_and_state_store_there(tmp_path) -> None:
-    """`CALLBRIDGE_VAR_DIR=/tmp/x callbridge demo` used to run its worker and starter with the
+    """`CALLBRIDGE_VAR_DIR=/tmp/x callbridge-dev demo` used to run its worker and starter with the
     default CA path var/salesforce/ca.pem, a file that isn't there (every Salesforce call failed),
     and its state store in ./var/callbridge.db."""
-    from callbridge.demo import demo_settings
-    from callbridge.stack import LocalStack
+    from devstack.demo import demo_settings
+    from devstack.stack import LocalStack
 
     settings = demo_settings(Settings(var_dir=tmp_path / "var"))
 

@@ -13,7 +13,7 @@ import tomllib
 import pytest
 import yaml
 
-from callbridge.secrets_policy import SECRETS
+from callbridge.core.secrets_policy import SECRETS
 from tests.conftest import REPO
 
 REQUIRED_ENV = ["TEMPORAL_DB_PASSWORD", "CALLBRIDGE_DB_PASSWORD", "CALLBRIDGE_PUBLIC_URL",

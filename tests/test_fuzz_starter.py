@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from callbridge import signature
+from callbridge.domain import signature
 
 pytestmark = pytest.mark.integration
 

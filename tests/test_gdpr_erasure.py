@@ -19,13 +19,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from callbridge.models import CallEndedEvent, CallLoggingInput
-from callbridge.privacy_requests import start_erasure
-from callbridge.settings import Settings
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+from callbridge.ops.privacy_requests import start_erasure
+from callbridge.core.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
-from callbridge.temporal import data_converter
+from callbridge.core.temporal import data_converter
 from tests.conftest import PAYLOAD_KEYS, VENV_BIN
 from tests.helpers import (
     tls,
@@ -163,7 +163,7 @@ class _AlertSink(BaseHTTPRequestHandler):
 
 async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
         stack, sf, account, genesys, salesforce, temporal_client, tmp_path):
-    from activities.salesforce_connection import SalesforceConnection
+    from callbridge.clients.salesforce.connection import SalesforceConnection
 
     server = HTTPServer(("127.0.0.1", 0), _AlertSink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -182,8 +182,8 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
     )
     try:
         settings = settings.model_copy(update={"temporal_task_queue": "erasure-timers"})
-        from activities.erasure import ErasureActivities
-        from activities.genesys_connection import GenesysConnection
+        from activities.gdpr_erasure import ErasureActivities
+        from callbridge.clients.genesys.connection import GenesysConnection
 
         # The histories to delete live on the session's dev server (the test server has no
         # visibility API); only the erasure workflow itself runs on the time-skipping server.

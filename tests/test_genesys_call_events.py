@@ -22,9 +22,9 @@ import httpx
 import PureCloudPlatformClientV2 as gc
 import pytest
 
-from callbridge.genesys_install import InstallError, config_body, credential_body, install, integration_body
-from callbridge.processes import ManagedProcess, free_port, python_module
-from callbridge.settings import Settings
+from callbridge.ops.genesys_install import InstallError, config_body, credential_body, install, integration_body
+from devstack.processes import ManagedProcess, free_port, python_module
+from callbridge.core.settings import Settings
 from tests.http_receiver import HttpReceiver
 from tests.test_genesys_emulator import assert_model
 

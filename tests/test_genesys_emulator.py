@@ -19,9 +19,9 @@ import pytest
 from PureCloudPlatformClientV2 import models as sdk_models
 from PureCloudPlatformClientV2.rest import ApiException
 
-from callbridge.models import CallEndedEvent
-from callbridge.processes import ManagedProcess, free_port, python_module
-from callbridge.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from callbridge.domain.models import CallEndedEvent
+from devstack.processes import ManagedProcess, free_port, python_module
+from callbridge.domain.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from tests.http_receiver import HttpReceiver
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from PureCloudPlatformClientV2 import models as sdk_models
 
-from callbridge.genesys_install import ACTIONS, EVENTS_INTEGRATION, action_body, trigger_body
+from callbridge.ops.genesys_install import ACTIONS, EVENTS_INTEGRATION, action_body, trigger_body
 from emulators.genesys.velocity import render
 from tests.test_genesys_emulator import assert_model
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 
-from callbridge import signature
-from callbridge.models import CallEndedEvent, CallLoggingInput
-from callbridge.processes import ManagedProcess, free_port, python_module
+from callbridge.domain import signature
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
 from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
 from tests.test_metrics import scrape, value

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from temporalio.service import RPCError
 
-from callbridge import signature
+from callbridge.domain import signature
 from tests.helpers import call_event, conversation_id, post_webhook, tasks_for_conversation, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 

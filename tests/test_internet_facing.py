@@ -23,9 +23,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from callbridge.processes import ManagedProcess, free_port, python_module
-from callbridge.settings import Settings
-from callbridge.temporal import data_converter
+from devstack.processes import ManagedProcess, free_port, python_module
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import data_converter
 from tests.conftest import REPO, VENV_BIN
 from tests.helpers import call_event, conversation_id, unique_us_number
 
@@ -144,7 +144,7 @@ def test_codec_wants_its_token_even_from_the_temporal_ui_origin(hardened):
 async def test_a_workflow_started_with_plaintext_input_never_runs(stack, temporal_env):
     """Someone reaching Temporal without the payload key starts a call-logging workflow: the
     worker refuses its input (workflow task failed, clearly) and no activity runs."""
-    from callbridge.models import CallLoggingInput
+    from callbridge.domain.models import CallLoggingInput
     from starter.webhooks import parse_event
     from workflows.call_logging import CallLoggingWorkflow
     from datetime import datetime, timedelta, timezone
@@ -327,9 +327,9 @@ def test_connection_failure_during_a_phone_query_leaves_no_number_in_the_error_o
     import logging
     import time
 
-    from activities.salesforce import SalesforceActivities
-    from activities.salesforce_connection import SalesforceConnection
-    from callbridge.models import PhoneLookup
+    from activities.call_logging import SalesforceActivities
+    from callbridge.clients.salesforce.connection import SalesforceConnection
+    from callbridge.domain.models import PhoneLookup
 
     proxy = FlakyProxy(int(salesforce.instance_url.rsplit(":", 1)[1]))
     via = f"https://127.0.0.1:{proxy.port}"
@@ -356,7 +356,7 @@ def test_connection_failure_during_a_phone_query_leaves_no_number_in_the_error_o
 
 async def test_genesys_connection_failure_leaves_no_number_in_the_error(genesys):
     """httpx names the URL it could not reach; a search's URL holds the number searched for."""
-    from activities.genesys_connection import GenesysConnection
+    from callbridge.clients.genesys.connection import GenesysConnection
 
     closed = free_port()  # nothing listens here
     settings = Settings(genesys_login_url=genesys.api_url, genesys_api_url=f"http://127.0.0.1:{closed}",

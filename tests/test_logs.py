@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbridge.logs import mask_pii, mask_text
+from callbridge.core.logs import mask_pii, mask_text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The worker's heap stays what is in use (callbridge/memory.py), checked on real glibc in a fresh
+"""The worker's heap stays what is in use (callbridge/core/memory.py), checked on real glibc in a fresh
 process each: the soak found the worker's RSS growing from freed memory glibc kept per thread."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.conftest import REPO
 # allocator) and free all but one in fifty: what is kept pins the heap all along its length.
 CHURN = textwrap.dedent("""
     import ctypes, sys, threading
-    from callbridge import memory
+    from callbridge.core import memory
     def rss():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096

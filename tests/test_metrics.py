@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import WorkflowFailureError
 
-from callbridge.models import CallEndedEvent, CallLoggingInput
-from callbridge.processes import ManagedProcess, free_port
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+from devstack.processes import ManagedProcess, free_port
 from tests.conftest import REPO
 from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
 from tests.test_alerts import AlertReceiver
@@ -164,7 +164,7 @@ async def test_worker_counts_workflows_api_requests_and_alerts_once_on_failure_r
 
 
 async def test_sync_runs_are_counted(ops_worker, temporal_client):
-    from callbridge.models import IndexRefreshRequest
+    from callbridge.domain.models import IndexRefreshRequest
     from workflows.caller_index import CallerIndexRefreshWorkflow
 
     before = scrape(ops_worker["metrics"])

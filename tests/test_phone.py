@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callbridge.phone import region_for_country, to_e164, typed_form_pattern
+from callbridge.domain.phone import region_for_country, to_e164, typed_form_pattern
 
 
 @pytest.mark.parametrize(

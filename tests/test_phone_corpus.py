@@ -3,7 +3,7 @@
 Each row of tests/data/phone_formats.csv is one phone field of one Contact: the stored value,
 the contact's MailingCountry (or its Account's BillingCountry), and the ANI Genesys would send
 (E.164) when that contact calls. The test builds Salesforce-shaped Contact records from the
-rows, indexes them the way the caller-ID index does (`callbridge.caller_id.index_rows` with
+rows, indexes them the way the caller-ID index does (`callbridge.domain.caller_id.index_rows` with
 default region "US"), looks every ANI up across *all* index rows, ranks the hits with
 `rank_index_hits`, and checks that:
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.caller_id import index_rows, rank_index_hits
-from callbridge.matching import PHONE_FIELDS
+from callbridge.domain.caller_id import index_rows, rank_index_hits
+from callbridge.domain.matching import PHONE_FIELDS
 
 CORPUS = Path(__file__).parent / "data" / "phone_formats.csv"
 COLUMNS = ["contact", "field", "stored", "mailing_country", "account_country", "ani", "last_call",

@@ -15,8 +15,8 @@ from simple_salesforce.format import format_soql
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from callbridge import privacy
-from callbridge.privacy_models import ErasureInput, RetentionInput
+from callbridge.domain import privacy
+from callbridge.domain.privacy_models import ErasureInput, RetentionInput
 from callbridge.store import privacy as privacy_store
 from callbridge.store import sync as sync_store
 from callbridge.store.db import get_engine
@@ -175,8 +175,8 @@ async def test_an_erasure_during_a_sync_run_leaves_the_person_nowhere(stack, sf,
     httpx.post(f"{genesys.api_url}/_emulator/faults", json={"delay_next": [
         {"method": "POST", "path_regex": r"/api/v2/externalcontacts/contacts$", "seconds": 8, "count": 1}]},
     ).raise_for_status()
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ContactSyncInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ContactSyncInput
     from workflows.contact_sync import ContactSyncWorkflow
 
     sync = await temporal_client.start_workflow(

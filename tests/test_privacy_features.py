@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from activities.privacy import record_consent, syncable_contacts, withdraw_consent
-from activities.salesforce_connection import SalesforceConnection
-from callbridge.privacy_models import RetentionInput
+from callbridge.clients.salesforce.connection import SalesforceConnection
+from callbridge.domain.privacy_models import RetentionInput
 from callbridge.store import privacy as privacy_store
 from callbridge.store.db import get_engine
 from tests.helpers import TEST_EMAIL_DOMAIN, genesys_token, place_call, run_cli, stack_settings, unique_us_number
@@ -90,7 +90,7 @@ def test_masked_export_and_breach_scope(stack, sf, tmp_path):
         "MASKED", "MASKED", "MASKED@masked.com", f"XXX-XXX-{digits[-4:]}")
     text = out.read_text()
     assert email not in text and "Maskme" not in text and digits not in text
-    from callbridge import privacy
+    from callbridge.domain import privacy
 
     assert row["EmailHash"] == privacy.keyed_hash(stack_settings(stack).privacy_hash_key.get_secret_value(), "email", email)
 

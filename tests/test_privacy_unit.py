@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, strategies as st
 
-from callbridge import privacy
+from callbridge.domain import privacy
 
 KEY = "unit-test-key"
 
@@ -88,7 +88,7 @@ def test_certificate_lists_legal_hold_keeps_with_the_reason_and_local_counts():
 
 
 def test_field_names_map_to_data_types():
-    from callbridge.privacy_audit import data_types_of_fields
+    from callbridge.store.privacy_audit import data_types_of_fields
 
     assert data_types_of_fields(["Email", "MobilePhone", "FirstName", "LastName", "Title", None]) == {
         "email", "phone_number", "name", "job_title", "contact"}

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from callbridge.mapping import RECORDING_PENDING
+from callbridge.domain.mapping import RECORDING_PENDING
 from tests.agent_signin import agents, register_redirect_uri, sign_in
 from tests.helpers import genesys_token, tasks_for_conversation, unique_us_number
 from workflows.call_logging import CallLoggingWorkflow, workflow_id

@@ -16,8 +16,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from callbridge.metrics import MetricsInterceptor
-from callbridge.temporal import data_converter
+from callbridge.core.metrics import MetricsInterceptor
+from callbridge.core.temporal import data_converter
 from tests.histories.record_histories import HISTORY_DIR, replay_settings
 from workflows import WORKFLOWS
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from activities.caller_index import CallerIndexActivities
-from activities.salesforce_connection import SalesforceConnection
-from callbridge.models import IndexRefreshRequest
+from callbridge.clients.salesforce.connection import SalesforceConnection
+from callbridge.domain.models import IndexRefreshRequest
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from tests.helpers import stack_settings, tls, unique_us_number
@@ -97,8 +97,8 @@ def test_the_watermark_never_passes_latest_date_covered(org, settings):
 def test_contact_sync_sees_a_purged_deletion_of_a_paired_contact(org, settings):
     """Contact sync reads changes with queryAll, which no longer holds a purged record: getDeleted
     reports it until its own log is purged, then the stored pairs are compared with Salesforce."""
-    from activities.genesys_connection import GenesysConnection
-    from activities.sync_run import SyncRunActivities
+    from callbridge.clients.genesys.connection import GenesysConnection
+    from activities.contact_sync import SyncRunActivities
     from callbridge.store import sync as sync_store
 
     sf = make_sf(org)

@@ -698,7 +698,7 @@ def test_seed_cli_and_restart_keep_the_org(tmp_path):
     import subprocess
     import sys
 
-    from callbridge.processes import ManagedProcess, free_port, python_module
+    from devstack.processes import ManagedProcess, free_port, python_module
 
     data_dir = tmp_path / "sf"
     out = subprocess.run(python_module("emulators.salesforce", "seed", "--data-dir", str(data_dir), "--contacts",
@@ -749,7 +749,7 @@ def test_oauth_password_refresh_and_jwt_bearer_flows(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from callbridge.processes import ManagedProcess, free_port, python_module
+    from devstack.processes import ManagedProcess, free_port, python_module
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "app.pub").write_bytes(key.public_key().public_bytes(
@@ -923,11 +923,11 @@ def test_faults_at_start_token_ttl_and_rules_survive_restart(tmp_path):
     import json
     import subprocess
 
-    from callbridge.processes import ManagedProcess, free_port, python_module
+    from devstack.processes import ManagedProcess, free_port, python_module
 
     data_dir, port = tmp_path / "sf", free_port()
     # The seed form, through the callbridge CLI.
-    out = subprocess.run([str(Path(sys.executable).parent / "callbridge"), "emulate", "salesforce", "--seed",
+    out = subprocess.run([str(Path(sys.executable).parent / "callbridge-dev"), "emulate", "salesforce", "--seed",
                           "techsupport", "--contacts", "40", "--data-dir", str(data_dir)],
                          capture_output=True, text=True, check=True)
     assert "built TechSupport Inc." in out.stdout and "40 contacts" in out.stdout

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from activities.salesforce_connection import SalesforceAuthError, SalesforceConnection
-from callbridge.processes import ManagedProcess, free_port, python_module
+from callbridge.clients.salesforce.connection import SalesforceAuthError, SalesforceConnection
+from devstack.processes import ManagedProcess, free_port, python_module
 from tests.helpers import stack_settings
 from tests.test_doctor import doctor
 

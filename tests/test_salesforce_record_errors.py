@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from activities.salesforce_bulk import bulk_query
-from activities.salesforce_connection import SalesforceConnection
+from callbridge.clients.salesforce.bulk import bulk_query
+from callbridge.clients.salesforce.connection import SalesforceConnection
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
 from tests.helpers import (

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from activities.soql_in import URI_BUDGET, encoded_length, in_chunks
+from callbridge.clients.salesforce.soql_in import URI_BUDGET, encoded_length, in_chunks
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from tests.helpers import GENESYS_CONTACTS, new_sf_contact, refresh_index, run_sync, stack_settings, unique_us_number
@@ -85,7 +85,7 @@ async def test_sync_matches_a_genesys_number_typed_with_full_width_digits_and_th
 
 
 async def test_erasure_by_phone_finds_a_number_typed_in_full_width_digits(stack, sf, temporal_client):
-    from callbridge.privacy_requests import start_erasure
+    from callbridge.ops.privacy_requests import start_erasure
     from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 
     e164, digits = unique_us_number()

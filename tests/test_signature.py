@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from callbridge.signature import SignatureError, sign, verify
+from callbridge.domain.signature import SignatureError, sign, verify
 
 BODY = b'{"conversationId":"c-1"}'
 

@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from callbridge.store import caller_index
 from callbridge.store import privacy  # noqa: F401  (its tables are part of the metadata)
-from callbridge.store.db import get_engine, metadata
+from callbridge.store.db import get_engine
+from callbridge.store.tables import metadata
 from callbridge.store.migrations import alembic_config
 from tests.conftest import REPO
 from tests.test_caller_id import contact

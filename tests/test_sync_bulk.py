@@ -181,8 +181,8 @@ async def test_callbridge_sync_status_shows_the_runs_and_the_health_score(stack,
 
 async def test_runs_leave_a_pair_waiting_for_a_decision_be_and_hand_a_manual_conflict_over(
         stack, sf, gc, temporal_client):
-    from callbridge.sync.config import load
-    from callbridge.sync.models import ConflictDecision, ContactSyncInput, PairKey, Rule, SyncPairInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import ConflictDecision, ContactSyncInput, PairKey, Rule, SyncPairInput
     from workflows.contact_sync import ContactSyncWorkflow
     from workflows.sync_pair import SyncPairWorkflow
 
@@ -223,7 +223,7 @@ async def test_runs_leave_a_pair_waiting_for_a_decision_be_and_hand_a_manual_con
 async def test_without_service_consent_or_after_its_withdrawal_a_contact_is_not_synced(
         stack, sf, gc, temporal_client, path):
     from activities.privacy import withdraw_consent
-    from activities.salesforce_connection import SalesforceConnection
+    from callbridge.clients.salesforce.connection import SalesforceConnection
 
     consenting, silent = new_sf_contact(sf), new_sf_contact(sf, consent=False)
     first = await run_sync(temporal_client, stack, mode="one_way", force_path=path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbridge.sync.config import ConfigError, check_against_salesforce, load, parse
+from callbridge.domain.sync.config import ConfigError, check_against_salesforce, load, parse
 
 
 def test_the_default_mapping_is_the_seeds():
@@ -54,7 +54,7 @@ def test_the_genesys_fields_are_the_official_external_contact_models():
     ExternalContact model (JSON names), with the kind its swagger type says."""
     from PureCloudPlatformClientV2.models import ExternalContact
 
-    from callbridge.sync.config import GENESYS_CONTACT_FIELDS
+    from callbridge.domain.sync.config import GENESYS_CONTACT_FIELDS
 
     model = ExternalContact()
     json_names = {v: k for k, v in model.attribute_map.items()}
@@ -68,7 +68,7 @@ def test_the_genesys_fields_are_the_official_external_contact_models():
 async def test_a_mapping_that_does_not_fit_the_org_stops_the_run_with_the_reason(stack, temporal_client):
     from temporalio.client import WorkflowFailureError
 
-    from callbridge.sync.models import ContactSyncInput, Rule
+    from callbridge.domain.sync.models import ContactSyncInput, Rule
     from workflows.contact_sync import ContactSyncWorkflow
 
     inp = ContactSyncInput.from_config(load(), mode="one_way", dry_run=True)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from activities.genesys_connection import RequestBudget
-from activities.metering import Meter, count_salesforce, metering
-from callbridge.sync.health import health_score, run_alerts
+from callbridge.clients.genesys.connection import RequestBudget
+from callbridge.clients.metering import Meter, count_salesforce, metering
+from callbridge.domain.sync.health import health_score, run_alerts
 
 
 def test_health_score_is_the_seeds_formula_over_the_last_ten_runs():

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callbridge.sync.merge import Action, FieldRule, Pair, Side, State, merge, side_state
+from callbridge.domain.sync.merge import Action, FieldRule, Pair, Side, State, merge, side_state
 
 RULES = [FieldRule("lastName"), FieldRule("phone")]
 BASE = {"lastName": "Silva", "phone": "+15125550100"}
@@ -148,7 +148,7 @@ def test_after_one_merge_both_sides_agree_and_a_second_merge_is_quiet(base, s, g
 
 
 def test_without_consent_nothing_goes_to_genesys_but_genesys_edits_still_arrive():
-    from callbridge.sync.merge import withhold_from_genesys
+    from callbridge.domain.sync.merge import withhold_from_genesys
 
     rules = [FieldRule("FirstName"), FieldRule("Title", "sf_to_gc")]
     base = {"FirstName": "Ana", "Title": "Analyst"}

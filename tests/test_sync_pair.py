@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from callbridge.sync.config import load
-from callbridge.sync.models import PairKey, SyncPairInput
+from callbridge.domain.sync.config import load
+from callbridge.domain.sync.models import PairKey, SyncPairInput
 from tests.helpers import GENESYS_CONTACTS as CONTACTS
 from tests.helpers import edit_gc_contact, new_sf_contact, unique_us_number
 from workflows.sync_pair import SyncPairWorkflow
@@ -87,7 +87,7 @@ async def test_same_field_on_both_sides_last_write_wins(stack, sf, gc, temporal_
 
 @pytest.mark.parametrize(("policy", "winner"), [("salesforce", "sf"), ("genesys", "gc")])
 async def test_same_field_on_both_sides_follows_the_fields_policy(stack, sf, gc, temporal_client, policy, winner):
-    from callbridge.sync.models import Rule
+    from callbridge.domain.sync.models import Rule
 
     sf_id = new_sf_contact(sf)
     gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id
@@ -121,8 +121,8 @@ def test_callbridge_sync_contact_runs_one_pair(stack, sf, gc):
 
 
 async def test_an_erased_person_is_never_recreated_or_relinked(stack, sf, temporal_client):
-    from callbridge.privacy import subject_hashes
-    from callbridge.settings import Settings
+    from callbridge.domain.privacy import subject_hashes
+    from callbridge.core.settings import Settings
     from callbridge.store.db import get_engine
     from callbridge.store.privacy import add_tombstones
 
@@ -137,7 +137,7 @@ async def test_an_erased_person_is_never_recreated_or_relinked(stack, sf, tempor
 
 
 async def test_a_manual_conflict_waits_for_a_decision_through_the_admin_api(stack, sf, gc, temporal_client):
-    from callbridge.sync.models import Rule
+    from callbridge.domain.sync.models import Rule
 
     sf_id = new_sf_contact(sf, Title="Analyst")
     gc_id = (await sync(temporal_client, stack, mode="bidirectional", salesforce_id=sf_id)).genesys_id

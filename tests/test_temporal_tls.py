@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from callbridge.settings import Settings
-from callbridge.temporal import TemporalSettingsError, connect
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import TemporalSettingsError, connect
 
 pytestmark = pytest.mark.integration
 

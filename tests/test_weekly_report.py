@@ -17,8 +17,8 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from callbridge import metrics
-from callbridge.report import Thresholds, WeeklyFigures, falls_short, weekly_checks
+from callbridge.core import metrics
+from callbridge.ops.report import Thresholds, WeeklyFigures, falls_short, weekly_checks
 from callbridge.store import ops_counters
 from callbridge.store.db import get_engine
 from tests.helpers import call_event, conversation_id, post_webhook, refresh_index, unique_us_number, tls
@@ -202,7 +202,7 @@ async def test_the_report_counts_this_weeks_lookups_calls_and_failures(stack, sf
 @pytest.mark.integration
 def test_a_starter_flushes_its_lookup_counts_when_it_stops(stack, test_var_dir, tmp_path):
     """Its own store, so only its counts land there; stopped with SIGTERM before any periodic flush."""
-    from callbridge.processes import ManagedProcess, free_port, python_module
+    from devstack.processes import ManagedProcess, free_port, python_module
     from tests.conftest import REPO
 
     port = free_port()

@@ -27,8 +27,8 @@ import httpx
 import pytest
 import structlog
 
-from callbridge.alerts import send_alert
-from callbridge.logs import mask_text
+from callbridge.core.alerts import send_alert
+from callbridge.core.logs import mask_text
 from tests.helpers import TEST_EMAIL_DOMAIN, place_call, stack_settings, unique_us_number, tls
 
 pytestmark = pytest.mark.integration

@@ -16,15 +16,15 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.call_preparation import CallPreparationActivities
-    from activities.genesys import GenesysActivities
-    from activities.salesforce import CONTACT_GONE, SalesforceActivities
-    from callbridge import mapping
-    from callbridge.models import (
+    from activities.call_logging_preparation import CallPreparationActivities
+    from activities.call_logging_genesys import GenesysActivities
+    from activities.call_logging import CONTACT_GONE, SalesforceActivities
+    from callbridge.domain import mapping
+    from callbridge.domain.models import (
         CallLoggingInput,
         CallLoggingResult,
         ContactMatch,
@@ -33,12 +33,10 @@ with workflow.unsafe.imports_passed_through():
         RecordingFollowUp,
         RecordingRequest,
     )
-    from activities.recording_links import RecordingLinkActivities, recording_url
+    from activities.recording_link import RecordingLinkActivities, recording_url
     from workflows import recording_link
 
-CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
-CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
-OUTCOME = SearchAttributeKey.for_keyword("CallbridgeOutcome")
+from callbridge.domain.workflow_ids import CONTACT_ID, CONVERSATION_ID, OUTCOME  # noqa: E402,F401
 
 # Salesforce outages are waited out: retry forever with capped backoff. Non-transient
 # rejections are raised as non-retryable ApplicationErrors by the activities.
@@ -57,8 +55,7 @@ ONE_REQUEST_PER_CALL = "one-request-per-call"
 LASTING_RECORDING_LINK = "lasting-recording-link"
 
 
-def workflow_id(conversation_id: str) -> str:
-    return f"call-log-{conversation_id}"
+from callbridge.domain.workflow_ids import call_log_id as workflow_id  # noqa: E402,F401
 
 
 @workflow.defn

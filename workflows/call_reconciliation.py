@@ -3,7 +3,7 @@ for (a trigger's delivery is not retried; a Temporal outage; a lost delivery).
 
 Run every 5 minutes by a Temporal Schedule (overlap SKIP) with the fixed id below. One activity
 queries Genesys for the calls that ended in the last 2 hours and starts `call-log-{id}` for
-each one that has no workflow yet (activities/reconciliation.py); a retry of the activity is
+each one that has no workflow yet (activities/call_reconciliation.py); a retry of the activity is
 harmless, since a workflow id is never started twice.
 """
 
@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reconciliation import ReconciliationActivities, ReconciliationRequest, ReconciliationResult
+    from activities.call_reconciliation import ReconciliationActivities, ReconciliationRequest, ReconciliationResult
 
 WORKFLOW_ID = "call-reconciliation"
 SCHEDULE_ID = "call-reconciliation"

@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.caller_index import CallerIndexActivities
-    from callbridge.models import IndexRefreshRequest, IndexRefreshResult
+    from callbridge.domain.models import IndexRefreshRequest, IndexRefreshResult
 
 WORKFLOW_ID = "caller-index-refresh"
 SCHEDULE_ID = "caller-index-refresh-every-minute"

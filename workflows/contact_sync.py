@@ -27,9 +27,9 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sync_bulk import SyncBulkActivities
-    from activities.sync_run import SyncRunActivities
-    from callbridge.sync.models import (
+    from activities.contact_sync_bulk import SyncBulkActivities
+    from activities.contact_sync import SyncRunActivities
+    from callbridge.domain.sync.models import (
         TALLY,
         ChangeRequest,
         ContactSyncInput,

@@ -17,9 +17,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.erasure import ErasureActivities
-    from callbridge.privacy import erasure_alerts
-    from callbridge.privacy_models import (
+    from activities.gdpr_erasure import ErasureActivities
+    from callbridge.domain.privacy import erasure_alerts
+    from callbridge.domain.privacy_models import (
         AlertRequest,
         CertificateRequest,
         DeleteRecordings,
@@ -43,8 +43,7 @@ ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interva
                           maximum_attempts=20)
 
 
-def workflow_id(request_id: str) -> str:
-    return f"gdpr-erasure-{request_id}"
+from callbridge.domain.workflow_ids import gdpr_erasure_id as workflow_id  # noqa: E402,F401
 
 
 def _merge(into: list[str], more: list[str]) -> list[str]:

@@ -14,15 +14,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.recording_links import RecordingLinkActivities
-    from callbridge.models import RecordingFollowUp, RecordingLinkLine, RecordingRequest
+    from activities.recording_link import RecordingLinkActivities
+    from callbridge.domain.models import RecordingFollowUp, RecordingLinkLine, RecordingRequest
 
 MAX_INTERVAL = timedelta(minutes=15)
 CHECK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
-def workflow_id(conversation_id: str) -> str:
-    return f"recording-link-{conversation_id}"
+from callbridge.domain.workflow_ids import recording_link_id as workflow_id  # noqa: E402,F401
 
 
 @workflow.defn

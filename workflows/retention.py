@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.privacy import PrivacyActivities
-    from callbridge.privacy_models import RetentionInput, RetentionReport, RetentionScan
+    from callbridge.domain.privacy_models import RetentionInput, RetentionReport, RetentionScan
 
 WORKFLOW_ID = "recording-retention"
 SCHEDULE_ID = "recording-retention-daily"

@@ -16,11 +16,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sync import SyncActivities
-    from callbridge.matching import parse_sf_datetime
-    from callbridge.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
-    from activities.sync_records import LINK_FIELD
-    from callbridge.sync.models import (
+    from activities.sync_pair import SyncActivities
+    from callbridge.domain.matching import parse_sf_datetime
+    from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
+    from activities.contact_sync_records import LINK_FIELD
+    from callbridge.domain.sync.models import (
         AuditEntry,
         ConflictDecision,
         ReviewRequest,

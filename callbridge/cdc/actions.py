@@ -18,11 +18,11 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities.salesforce_query import query_pages
-from activities.salesforce_connection import SalesforceConnection
-from callbridge.caller_id import INDEX_SOQL_FIELDS
-from callbridge.cdc.subscription import Change
-from callbridge.settings import Settings
+from callbridge.clients.salesforce.query import query_pages
+from callbridge.clients.salesforce.connection import SalesforceConnection
+from callbridge.domain.caller_id import INDEX_SOQL_FIELDS
+from callbridge.clients.salesforce.pubsub import Change
+from callbridge.core.settings import Settings
 from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 
@@ -85,8 +85,8 @@ class ChangeActions:
                 caller_index.apply_contacts(engine, records, region)
 
     def _sync_input(self, contact_id: str):
-        from callbridge.sync import config as sync_config
-        from callbridge.sync.models import PairKey, SyncPairInput
+        from callbridge.domain.sync import config as sync_config
+        from callbridge.domain.sync.models import PairKey, SyncPairInput
 
         if self._mapping is None:
             path = self._settings.sync_config_path

@@ -15,14 +15,14 @@ from typing import Callable
 import grpc
 import structlog
 
-from activities.salesforce_connection import SalesforceConnection
+from callbridge.clients.salesforce.connection import SalesforceConnection
 from callbridge.cdc import replay
 from callbridge.cdc.actions import ChangeActions
-from callbridge.cdc.subscription import PubSubClient, replay_id_refused
-from callbridge.settings import Settings
+from callbridge.clients.salesforce.pubsub import PubSubClient, replay_id_refused
+from callbridge.core.settings import Settings
 
 log = structlog.get_logger("callbridge.listen")
-TOPICS = ("/data/ContactChangeEvent", "/data/AccountChangeEvent")
+from callbridge.clients.salesforce.pubsub import TOPICS  # noqa: E402,F401
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -88,7 +88,7 @@ class TopicListener:
 
 
 async def listen(settings: Settings, on_batch: Callable[[str, int], None] = lambda topic, n: None) -> None:
-    from callbridge.temporal import connect
+    from callbridge.core.temporal import connect
 
     temporal = await connect(settings)
     connection = SalesforceConnection(settings)

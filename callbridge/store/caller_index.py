@@ -7,8 +7,9 @@ from typing import Any, Iterable
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from callbridge.caller_id import account_row, index_rows, rank_index_hits
-from callbridge.store.db import accounts, caller_index, get_engine, state
+from callbridge.domain.caller_id import account_row, index_rows, rank_index_hits
+from callbridge.store.db import get_engine
+from callbridge.store.tables import accounts, caller_index, state
 
 VERSION = "caller_index_version"
 

@@ -8,57 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Engine,
-    Index,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    event,
-)
+from sqlalchemy import Engine, create_engine, event
 
-metadata = MetaData()
-
-# One row per (contact, phone field): the caller-ID index of the screen pop.
-caller_index = Table(
-    "caller_index",
-    metadata,
-    Column("contact_id", String(18), primary_key=True),
-    Column("phone_field", String(16), primary_key=True),
-    Column("e164", String(20), primary_key=True),  # a field may hold two numbers
-    Column("first_name", String(80)),
-    Column("last_name", String(80)),
-    Column("account_id", String(18)),
-    Column("account_name", String(255)),
-    Column("tier", String(40)),
-    Column("last_activity", DateTime(timezone=True)),
-    Column("modstamp", DateTime(timezone=True)),
-    Index("ix_caller_index_e164", "e164"),
-    Index("ix_caller_index_account", "account_id"),
-)
-
-accounts = Table(
-    "account_index",
-    metadata,
-    Column("account_id", String(18), primary_key=True),
-    Column("name", String(255)),
-    Column("account_number", String(40)),
-    Column("tier", String(40)),
-    Index("ix_account_index_number", "account_number"),
-)
-
-# Named cursors and counters: index watermarks, the index version (for caches).
-state = Table(
-    "state",
-    metadata,
-    Column("name", String(80), primary_key=True),
-    Column("text_value", String(255)),
-    Column("int_value", BigInteger),
-)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -107,10 +58,6 @@ def _open_engine(url: str) -> Engine:
         # thread (and the starter's first open of the store) forever.
         engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
                                connect_args={"connect_timeout": 5})
-    from callbridge.store import ops_counters as _ops_counters  # noqa: F401  (registers its tables)
-    from callbridge.store import privacy as _privacy  # noqa: F401  (registers its tables)
-    from callbridge.store import sync as _sync  # noqa: F401  (registers its tables)
-    from callbridge.store import sync_runs as _sync_runs  # noqa: F401  (registers its tables)
 
     from callbridge.store.migrations import upgrade_to_head
 

@@ -13,16 +13,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from prometheus_client import Counter
-from sqlalchemy import BigInteger, Column, Date, Engine, String, Table, func, select
+from sqlalchemy import Engine, func, select
+from callbridge.store.tables import ops_daily_counters  # noqa: F401  (the schema lives in one module)
 
-from callbridge.store.db import metadata
 
-ops_daily_counters = Table(
-    "ops_daily_counters", metadata,
-    Column("day", Date, primary_key=True),          # UTC day the counts were flushed on
-    Column("name", String(80), primary_key=True),   # e.g. screenpop_lookups:index (closed sets: no ids)
-    Column("value", BigInteger, nullable=False, default=0),
-)
 
 SCREENPOP_PREFIX = "screenpop_lookups:"
 
@@ -73,7 +67,7 @@ def labelled_values(counter: Counter, prefix: str) -> dict[str, float]:
 
 
 def screenpop_counts() -> dict[str, float]:
-    from callbridge import metrics
+    from callbridge.core import metrics
 
     return labelled_values(metrics.SCREENPOP_LOOKUPS, SCREENPOP_PREFIX)
 

@@ -15,60 +15,10 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import (
-    Boolean, Column, DateTime, Engine, Index, Integer, String, Table, Text, delete, func, insert, select, update,
-)
+from sqlalchemy import Engine, delete, func, insert, select, update
 
-from callbridge.codec import parse_keys
-from callbridge.store.db import metadata
-
-tombstones = Table(
-    "privacy_tombstones", metadata,
-    Column("hash", String(64), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("request_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-erasure_requests = Table(
-    "privacy_erasure_requests", metadata,
-    Column("request_id", String(36), primary_key=True),
-    Column("subject_hash", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # running, completed, failed
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("deadline", DateTime(timezone=True), nullable=False),
-    Column("completed_at", DateTime(timezone=True)),
-    Column("sealed_identifiers", Text),  # wiped on completion
-    Column("certificate", Text),
-)
-
-audit_log = Table(
-    "privacy_audit_log", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("component", String(40), nullable=False),
-    Column("action", String(40), nullable=False),
-    Column("data_types", String(255), nullable=False, default=""),  # comma-separated
-    Column("subject_hash", String(64)),
-    Column("request_id", String(36)),
-    Index("ix_privacy_audit_component_at", "component", "at"),
-    Index("ix_privacy_audit_subject", "subject_hash"),
-)
-
-legal_holds = Table(
-    "privacy_legal_holds", metadata,
-    Column("conversation_id", String(128), primary_key=True),
-    Column("reason", String(255), nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("active", Boolean, nullable=False, default=True),
-)
-
-retention_reports = Table(
-    "privacy_retention_reports", metadata,
-    Column("run_id", String(128), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("report", Text, nullable=False),
-)
+from callbridge.core.codec import parse_keys
+from callbridge.store.tables import tombstones, erasure_requests, audit_log, legal_holds, retention_reports  # noqa: F401  (the schema lives in one module)
 
 
 def _now() -> datetime:
@@ -98,7 +48,7 @@ def unseal(payload_keys: str, sealed: str) -> dict[str, Any]:
 # --- tombstones ---------------------------------------------------------------------------------
 
 class Tombstones:
-    """`hash in Tombstones(engine)` asks the store: what `callbridge.privacy.is_erased` takes."""
+    """`hash in Tombstones(engine)` asks the store: what `callbridge.domain.privacy.is_erased` takes."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

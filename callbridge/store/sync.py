@@ -11,18 +11,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, insert, or_, select, update
+from sqlalchemy import Engine, delete, insert, or_, select, update
+from callbridge.store.tables import sync_pairs  # noqa: F401  (the schema lives in one module)
 
-from callbridge.store.db import metadata
-
-sync_pairs = Table(
-    "sync_pairs", metadata,
-    Column("salesforce_id", String(18), primary_key=True),
-    Column("genesys_id", String(64), nullable=False, unique=True),
-    Column("base", Text, nullable=False),  # JSON of the canonical fields
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
 
 
 class StaleBase(RuntimeError):

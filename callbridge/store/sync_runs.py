@@ -11,86 +11,12 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Engine, delete, insert, or_, select, update
+from callbridge.store.tables import sync_runs, sync_audit, sync_review, sync_run_pairs  # noqa: F401  (the schema lives in one module)
 
-from callbridge.store.db import metadata
 
 STAT_FIELDS = ("pairs", "created", "updated", "deleted", "unchanged", "skipped", "conflicts", "errors",
                "salesforce_changes", "genesys_changes", "salesforce_requests", "genesys_requests")
-
-sync_runs = Table(
-    "sync_runs", metadata,
-    Column("run_id", String(64), primary_key=True),        # the Temporal run id of the first run
-    Column("workflow_id", String(128), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True)),
-    Column("status", String(24), nullable=False),           # running | completed | failed | stopped
-    Column("path", String(16), nullable=False, default="per_pair"),  # per_pair | bulk
-    Column("mode", String(16), nullable=False),
-    Column("duration_seconds", Float, nullable=False, default=0.0),
-    Column("health_score", Integer),
-    Column("stats", Text, nullable=False, default="{}"),    # JSON: STAT_FIELDS and more
-    Column("note", String(255), nullable=False, default=""),
-    Index("ix_sync_runs_started", "started_at"),
-)
-
-sync_audit = Table(
-    "sync_audit", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("workflow_id", String(128), nullable=False),
-    Column("run_id", String(64)),
-    Column("salesforce_id", String(18)),
-    Column("genesys_id", String(64)),
-    Column("action", String(32), nullable=False),           # update | create_in_genesys | delete_in_… | …
-    Column("field", String(80)),
-    Column("old_value", Text),                              # JSON
-    Column("new_value", Text),                              # JSON
-    Column("written_to", String(16)),                       # the side that was written: the other won
-    Column("reason", String(120), nullable=False, default=""),
-    Index("ix_sync_audit_sf", "salesforce_id"),
-    Index("ix_sync_audit_gc", "genesys_id"),
-    Index("ix_sync_audit_at", "at"),
-)
-
-sync_review = Table(
-    "sync_review", metadata,
-    Column("key", String(160), primary_key=True),           # reason + ids: one row per case
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("reason", String(32), nullable=False),           # ambiguous_email | ambiguous_phone | ambiguous_name
-                                                            # | dangling_link | delete_conflict
-    Column("genesys_id", String(64)),
-    Column("salesforce_ids", String(255), nullable=False, default=""),  # candidates, comma-separated
-    Column("detail", String(255), nullable=False, default=""),          # no PII: ids and counts only
-    Column("workflow_id", String(128)),
-    Column("resolved_at", DateTime(timezone=True)),
-)
-
-
-# The pairs one run must settle, written by the run's change collection and read back a page
-# at a time: a 100k-contact initial load would not fit in a workflow's history or payloads.
-sync_run_pairs = Table(
-    "sync_run_pairs", metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("salesforce_id", String(18)),
-    Column("genesys_id", String(64)),
-)
 
 
 def _now() -> datetime:

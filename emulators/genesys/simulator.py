@@ -31,7 +31,7 @@ the times they had). A call that really lasted longer keeps its real length.
 `"realtime": false` keeps the instant behaviour: the conversation is stored already ended
 (outbound calls always are).
 
-The relay webhook's body is the seed's payload (callbridge.models.CallEndedEvent), signed with
+The relay webhook's body is the seed's payload (callbridge.domain.models.CallEndedEvent), signed with
 the project's shared signer. Delivery (the emulator's choice for a relay, not a Genesys
 behaviour): 3 tries in total on a non-2xx answer or a connection error, 1 s then 2 s apart.
 Redelivery re-signs the same body.
@@ -40,6 +40,9 @@ Redelivery re-signs the same body.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -55,7 +58,6 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from callbridge.signature import signed_headers
 
 from . import customer_end, eventbridge
 from .context import Context, ctx
@@ -84,6 +86,15 @@ _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
 _rng = random.Random()
 _rng_lock = threading.Lock()
 
+
+
+def relay_signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The relay webhook's signature as a relay of the customer's own would send it (Genesys signs
+    nothing; docs/deploy.md): base64(HMAC-SHA256(secret, "{timestamp}.{raw body}")). Written
+    here, not imported: the emulator is the platform side and imports nothing of Callbridge."""
+    digest = hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).digest()
+    return {"Content-Type": "application/json", "X-Genesys-Webhook-Timestamp": str(timestamp),
+            "X-Genesys-Webhook-Signature": base64.b64encode(digest).decode("ascii")}
 
 def _pick(seq: list[Any]) -> Any:
     with _rng_lock:
@@ -566,7 +577,7 @@ def deliver(context: Context, conversation_id: str) -> dict[str, Any]:
         for attempt in range(len(RETRY_DELAYS) + 1):
             if attempt:
                 time.sleep(RETRY_DELAYS[attempt - 1])
-            headers = signed_headers(secret, int(time.time()), body) if secret else {"Content-Type": "application/json"}
+            headers = relay_signed_headers(secret, int(time.time()), body) if secret else {"Content-Type": "application/json"}
             status["attempts"] += 1
             try:
                 r = client.post(url, content=body, headers=headers)

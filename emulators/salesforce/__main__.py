@@ -1,8 +1,8 @@
 """`python -m emulators.salesforce serve|seed ...`, or the issue's form `--seed techsupport --contacts N`.
 
-`callbridge emulate salesforce ARGS` runs this module with ARGS, so both
-`callbridge emulate salesforce --seed techsupport --contacts 1000000` and
-`callbridge emulate salesforce serve ...` work.
+`callbridge-dev emulate salesforce ARGS` runs this module with ARGS, so both
+`callbridge-dev emulate salesforce --seed techsupport --contacts 1000000` and
+`callbridge-dev emulate salesforce serve ...` work.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from callbridge.settings import Settings
-from callbridge.temporal import data_converter
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import data_converter
 
 HISTORY_DIR = Path(__file__).resolve().parent
 # A public test key (32 bytes): the recorded payloads are made-up data, encrypted only because
@@ -40,7 +40,7 @@ def replay_settings(**overrides) -> Settings:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def recorder(temporal_env, salesforce, genesys, test_var_dir):
     from activities import build_activities
-    from callbridge.metrics import MetricsInterceptor
+    from callbridge.core.metrics import MetricsInterceptor
     from workflows import WORKFLOWS
 
     settings = replay_settings(
@@ -69,7 +69,7 @@ async def save(client: Client, workflow_id: str, name: str) -> None:
 
 
 async def test_record_call_logging(recorder, sf, genesys):
-    from callbridge.models import CallEndedEvent, CallLoggingInput
+    from callbridge.domain.models import CallEndedEvent, CallLoggingInput
     from tests.helpers import call_event, conversation_id, unique_us_number
     from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
@@ -102,7 +102,7 @@ async def test_record_call_logging(recorder, sf, genesys):
 async def test_record_call_logging_from_event(recorder, sf, genesys):
     """Issue #14: a call-ended event's thin input; the workflow hydrates the call from Genesys, the
     IVR's contact_id names the contact, and the composite request is the one Salesforce request."""
-    from callbridge.models import CallLoggingInput
+    from callbridge.domain.models import CallLoggingInput
     from tests.helpers import unique_us_number
     from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
@@ -124,7 +124,7 @@ async def test_record_call_logging_from_event(recorder, sf, genesys):
 async def test_record_lasting_recording_link(recorder, sf, genesys):
     """Call logging with the lasting link (patched "lasting-recording-link") while the recording
     still transcodes, and the RecordingLinkWorkflow it starts."""
-    from callbridge.models import CallEndedEvent, CallLoggingInput
+    from callbridge.domain.models import CallEndedEvent, CallLoggingInput
     from tests.helpers import unique_us_number
     from workflows.call_logging import CallLoggingWorkflow, workflow_id
     from workflows.recording_link import RecordingLinkWorkflow
@@ -150,7 +150,7 @@ async def test_record_lasting_recording_link(recorder, sf, genesys):
 
 
 async def test_record_caller_index_refresh(recorder):
-    from callbridge.models import IndexRefreshRequest
+    from callbridge.domain.models import IndexRefreshRequest
     from workflows.caller_index import CallerIndexRefreshWorkflow
 
     wid = f"record-caller-index-{uuid.uuid4().hex[:6]}"
@@ -160,7 +160,7 @@ async def test_record_caller_index_refresh(recorder):
 
 
 async def test_record_gdpr_erasure(recorder, sf):
-    from callbridge.privacy_requests import start_erasure
+    from callbridge.ops.privacy_requests import start_erasure
     from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
     from tests.helpers import unique_us_number
 
@@ -175,8 +175,8 @@ async def test_record_gdpr_erasure(recorder, sf):
 
 
 async def test_record_sync_pair(recorder, sf):
-    from callbridge.sync.config import load
-    from callbridge.sync.models import PairKey, SyncPairInput
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import PairKey, SyncPairInput
     from tests.helpers import new_sf_contact
     from workflows.sync_pair import SyncPairWorkflow
 
@@ -202,7 +202,7 @@ async def test_record_contact_sync(recorder, sf):
 
 
 async def test_record_call_reconciliation(recorder, genesys):
-    from activities.reconciliation import ReconciliationRequest
+    from activities.call_reconciliation import ReconciliationRequest
     from tests.helpers import unique_us_number
     from workflows.call_reconciliation import CallReconciliationWorkflow
 

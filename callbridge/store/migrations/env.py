@@ -3,7 +3,7 @@
 from alembic import context
 
 from callbridge.store import privacy  # noqa: F401  (registers its tables on the metadata)
-from callbridge.store.db import metadata
+from callbridge.store.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
