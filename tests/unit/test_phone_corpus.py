@@ -24,7 +24,7 @@ import pytest
 from callbridge.domain.caller_id import index_rows, rank_index_hits
 from callbridge.domain.matching import PHONE_FIELDS
 
-CORPUS = Path(__file__).parent / "data" / "phone_formats.csv"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "phone_formats.csv"
 COLUMNS = ["contact", "field", "stored", "mailing_country", "account_country", "ani", "last_call",
            "expect_first", "note"]
 

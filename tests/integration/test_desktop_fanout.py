@@ -17,7 +17,7 @@ from playwright.async_api import async_playwright
 from tests.agent_signin import agents, register_redirect_uri, sign_in
 from tests.conftest import REPO
 from tests.helpers import genesys_token, refresh_index, salesforce_client, unique_us_number
-from tests.test_browser_screen_pop import CHROMIUM, CHROMIUM_ARGS, signed_in_desktop
+from tests.integration.test_browser_screen_pop import CHROMIUM, CHROMIUM_ARGS, signed_in_desktop
 
 pytestmark = pytest.mark.integration
 PAGES = 30

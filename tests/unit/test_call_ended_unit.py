@@ -69,7 +69,7 @@ def conversation(**overrides: Any) -> dict[str, Any]:
 
 def test_the_conversation_is_an_sdk_conversation():
     # Only SDK model fields are read: each key above is one the Conversation/Participant/Call models have.
-    from tests.test_genesys_emulator import assert_model
+    from tests.emulators.test_genesys_emulator import assert_model
 
     assert_model(conversation(), "Conversation")
     assert "participants" in Conversation().attribute_map.values()

@@ -26,7 +26,7 @@ from callbridge.ops.genesys_install import InstallError, config_body, credential
 from devstack.processes import ManagedProcess, free_port, python_module
 from callbridge.core.settings import Settings
 from tests.http_receiver import HttpReceiver
-from tests.test_genesys_emulator import assert_model
+from tests.emulators.test_genesys_emulator import assert_model
 
 WORKFLOW_FILE = "deploy/genesys/flows/call-ended-workflow.yaml"
 EVENTS_PATH = "/webhooks/genesys/events"

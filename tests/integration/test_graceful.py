@@ -20,7 +20,7 @@ from callbridge.domain.models import CallEndedEvent, CallLoggingInput
 from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
 from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
-from tests.test_metrics import scrape, value
+from tests.integration.test_metrics import scrape, value
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 pytestmark = pytest.mark.integration

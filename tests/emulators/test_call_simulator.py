@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from callbridge.domain.models import CallEndedEvent
 from callbridge.domain.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.http_receiver import HttpReceiver
-from tests.test_genesys_emulator import assert_model
+from tests.emulators.test_genesys_emulator import assert_model
 
 FOUND = {
     "success": True, "contactId": "003000000000042AAA", "firstName": "Ana", "lastName": "Souza",

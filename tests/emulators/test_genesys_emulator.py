@@ -290,7 +290,7 @@ def test_recordings_through_the_sdk(api_client, http, call, genesys):
     assert isinstance(rec, sdk_models.Recording) and rec.conversation_id == call["conversationId"]
     media_uri = next(iter(rec.media_uris.values())).media_uri
     assert media_uri.startswith(genesys.api_url) and media_uri.split("?")[0].endswith(".webm")
-    assert "Expires=" in media_uri  # pre-signed, and it expires (tests/test_recording_links.py)
+    assert "Expires=" in media_uri  # pre-signed, and it expires (tests/integration/test_recording_links.py)
     media = httpx.get(media_uri)  # pre-signed style: no bearer token
     assert media.status_code == 200 and media.headers["content-type"] == "audio/webm"
     assert media.content.startswith(b"\x1a\x45\xdf\xa3")

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from callbridge.clients.salesforce.connection import SalesforceAuthError, SalesforceConnection
 from devstack.processes import ManagedProcess, free_port, python_module
 from tests.helpers import stack_settings
-from tests.test_doctor import doctor
+from tests.integration.test_doctor import doctor
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from callbridge.domain.models import CallEndedEvent
 from devstack.processes import ManagedProcess, free_port, python_module
 from tests.conftest import REPO
 from tests.helpers import provision_genesys, tasks_for_conversation, unique_us_number
-from tests.test_genesys_emulator import assert_error_body, assert_model
+from tests.emulators.test_genesys_emulator import assert_error_body, assert_model
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 from workflows.call_reconciliation import CallReconciliationWorkflow
 

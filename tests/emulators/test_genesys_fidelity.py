@@ -93,7 +93,7 @@ def test_the_topics_accepted_are_the_available_topics(genesys):
     api = genesys.api_url
     listing = httpx.get(f"{api}/api/v2/notifications/availabletopics", headers=headers)
     assert listing.status_code == 200
-    from tests.test_genesys_emulator import assert_model
+    from tests.emulators.test_genesys_emulator import assert_model
 
     assert_model(listing.json(), "AvailableTopicEntityListing")
     available = [t["id"] for t in listing.json()["entities"]]

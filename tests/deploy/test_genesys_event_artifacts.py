@@ -22,9 +22,9 @@ from PureCloudPlatformClientV2 import models as sdk_models
 
 from callbridge.ops.genesys_install import ACTIONS, EVENTS_INTEGRATION, action_body, trigger_body
 from emulators.genesys.velocity import render
-from tests.test_genesys_emulator import assert_model
+from tests.emulators.test_genesys_emulator import assert_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENESYS = ROOT / "deploy" / "genesys"
 TRIGGER = json.loads((GENESYS / "triggers" / "call-ended.json").read_text(encoding="utf-8"))
 ACTION = json.loads((GENESYS / "data-actions" / "callbridge-call-ended.json").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from tests.test_salesforce_emulator import V, clean_controls, http, marker, sf  # noqa: F401  (fixtures)
+from tests.emulators.test_salesforce_emulator import V, clean_controls, http, marker, sf  # noqa: F401  (fixtures)
 
 
 def test_a_record_rule_fails_one_record_of_a_collection(sf, http):

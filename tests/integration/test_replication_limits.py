@@ -20,7 +20,7 @@ from callbridge.store import caller_index
 from callbridge.store.db import get_engine
 from tests.helpers import stack_settings, tls, unique_us_number
 from tests.private_org import start_salesforce
-from tests.test_salesforce_emulator import make_sf
+from tests.emulators.test_salesforce_emulator import make_sf
 
 pytestmark = pytest.mark.integration
 

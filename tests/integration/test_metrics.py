@@ -17,7 +17,7 @@ from callbridge.domain.models import CallEndedEvent, CallLoggingInput
 from devstack.processes import ManagedProcess, free_port
 from tests.conftest import REPO
 from tests.helpers import call_event, conversation_id, post_webhook, salesforce_client, unique_us_number, tls
-from tests.test_alerts import AlertReceiver
+from tests.integration.test_alerts import AlertReceiver
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ACTIONS = DEPLOY / "genesys" / "data-actions"
 FLOW = DEPLOY / "genesys" / "flows" / "inbound-screen-pop.yaml"

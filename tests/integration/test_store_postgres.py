@@ -20,7 +20,7 @@ from callbridge.store.db import get_engine
 from callbridge.store.tables import metadata
 from callbridge.store.migrations import alembic_config
 from tests.conftest import REPO
-from tests.test_caller_id import contact
+from tests.unit.test_caller_id import contact
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 

@@ -26,7 +26,7 @@ from tests.helpers import (
     tls,
     unique_us_number,
 )
-from tests.test_call_logging import run_direct
+from tests.integration.test_call_logging import run_direct
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN = ("admin", "callbridge-demo-admin")
 GENESYS_TITLE = "Team lead <i>R&D</i>"  # markup in a value is shown as typed, never rendered
 

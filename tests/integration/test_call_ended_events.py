@@ -46,7 +46,7 @@ def account(sf):
 @pytest.fixture(scope="module", autouse=True)
 def no_trigger(stack, genesys):
     """The org's trigger off (the relay webhook is off in the stack): these tests deliver each
-    call's end themselves, by each path. tests/test_call_ended_end_to_end.py runs the trigger."""
+    call's end themselves, by each path. tests/integration/test_call_ended_end_to_end.py runs the trigger."""
     with triggers_off(genesys):
         yield
 
@@ -308,7 +308,7 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_starts_nothing(stack, tem
 
 async def test_an_event_met_by_a_temporal_outage_is_503_and_the_reconciliation_logs_the_call(
         stack, sf, genesys, account, temporal_client, test_var_dir):
-    from tests.test_call_reconciliation import broken_starter
+    from tests.integration.test_call_reconciliation import broken_starter
 
     e164, digits = unique_us_number()
     contact = new_contact(sf, account, digits, "Outage")
@@ -333,7 +333,7 @@ async def test_an_event_met_by_a_temporal_outage_is_503_and_the_reconciliation_l
 
 
 def test_the_starter_counts_events_by_reason_with_closed_labels(stack):
-    from tests.test_metrics import scrape, value
+    from tests.integration.test_metrics import scrape, value
 
     url = f"{stack.starter_url}/metrics"
     before = scrape(url)

@@ -1,6 +1,6 @@
 """The Salesforce emulator where Salesforce is less simple than it looks (issue #16): short
 query pages, archived activities, a purged delete log, hard delete. Driven with
-simple-salesforce (a real client) over real HTTPS, as tests/test_salesforce_emulator.py is."""
+simple-salesforce (a real client) over real HTTPS, as tests/emulators/test_salesforce_emulator.py is."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from tests.helpers import tls
 from tests.private_org import start_salesforce
-from tests.test_salesforce_emulator import make_sf
+from tests.emulators.test_salesforce_emulator import make_sf
 
 V = "/services/data/v62.0"
 

@@ -279,7 +279,7 @@ async def test_slow_recording_never_blocks_the_task(stack, sf, genesys, account,
     finally:
         httpx.delete(f"{genesys.api_url}/_emulator/faults")
     # Not known within the budget: the Task says so for now, and a follow-up links it later
-    # (tests/test_recording_links.py), never "not available" for good.
+    # (tests/integration/test_recording_links.py), never "not available" for good.
     assert result.outcome == "logged" and result.recording_link == RECORDING_PENDING
     assert elapsed < 9  # the 3-second budget, not the 10-second delay
     [task] = tasks_for_conversation(sf, call["conversationId"])
