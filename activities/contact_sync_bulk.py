@@ -1,12 +1,14 @@
 """The bulk path of contact sync: one activity merges and writes a page of up to 200 pairs.
 
 Per page: 1 Salesforce query and 1 Genesys bulk read for both records; the merge (the same
-pure table as the per-pair path); a re-check of the records about to be overwritten (1 + 1
-request); then batched writes — sObject Collections (200 a request: upsert by the Genesys id
-for creates, PATCH for updates, DELETE for deletes) and Genesys bulk add/update/remove. Each
-pair's base, audit lines and caller-ID index rows are stored compare-and-swap, all or nothing,
-as soon as its writes are done, so a retried page (the activity heartbeats; a killed worker
-means a retry) re-reads and finds that work done instead of doing it twice.
+pure table as the per-pair path) and the same steps (callbridge/domain/sync/steps.py); a re-check of
+the records the steps would overwrite (their preconditions: 1 + 1 request); then the steps of
+every pair grouped into batched calls in `BATCH_ORDER` — sObject Collections (200 a request:
+upsert by the Genesys id for creates, PATCH for updates and links, DELETE for deletes) and
+Genesys bulk add/update/remove. Each pair's base, audit lines and caller-ID index rows are
+stored compare-and-swap, all or nothing, where its steps say, so a retried page (the activity
+heartbeats; a killed worker means a retry) re-reads and finds that work done instead of doing
+it twice.
 
 Pairs the bulk path can't settle go back to the workflow, for their own SyncPairWorkflow: a
 `manual` conflict, a record changed between the read and the write, a write that failed, a
@@ -16,7 +18,7 @@ base someone else stored. Pairs whose SyncPairWorkflow is open are left to it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from simple_salesforce.exceptions import SalesforceError
@@ -28,15 +30,25 @@ from callbridge.clients.metering import metering
 from callbridge.clients.salesforce.connection import SalesforceConnection
 from callbridge.clients.salesforce.query import query_records
 from callbridge.clients.salesforce.errors import from_exception
-from activities.sync_pair import settle_with_patience
-from activities.contact_sync_records import GENESYS_BULK, LINK_FIELD, SyncRecords, genesys_failure
+from activities.sync_pair import audit_rows, settle_with_patience
+from activities.contact_sync_records import GENESYS_BULK, SyncRecords, genesys_failure
 from callbridge.domain.matching import parse_sf_datetime
 from callbridge.core.settings import Settings
 from callbridge.store import sync as sync_store
 from callbridge.store import sync_runs
 from callbridge.store.db import get_engine
-from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
+from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, Side, merge, withhold_from_genesys
 from callbridge.domain.sync.models import TALLY, PairKey, PairSnapshot, SyncPageInput, SyncPageResult
+from callbridge.domain.sync.steps import (
+    BATCH_ORDER,
+    LINK_FIELD,
+    Step,
+    UpdateGenesys,
+    UpdateSalesforce,
+    batch_of,
+    link_fields,
+    plan_steps,
+)
 
 COLLECTIONS = "composite/sobjects"
 
@@ -48,12 +60,16 @@ class Work:
     key: PairKey
     snap: PairSnapshot
     plan: Plan
+    steps: tuple[Step, ...]
     sf_record: dict[str, Any] | None
     sf_id: str | None
     gc_id: str | None
-    done: bool = False
+    at: int = 0            # its next step
     settled: bool = False  # its base is stored (a create stays counted if its link write fails)
-    written_sf: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def next(self) -> Step | None:
+        return self.steps[self.at] if self.at < len(self.steps) else None
 
 
 def error_status(res: dict[str, Any]) -> int | None:
@@ -106,7 +122,6 @@ class SyncBulkActivities:
 
     async def _sync_page(self, page: SyncPageInput, result: SyncPageResult) -> None:
         engine = self._engine
-        info = activity.info()
         rules = [FieldRule(r.name, r.direction, r.policy) for r in page.rules]
         page_keys = [PairKey(salesforce_id=sf, genesys_id=gc) for sf, gc in await asyncio.to_thread(
             sync_runs.run_pairs, engine, page.pairs.run_id, page.pairs.offset, page.pairs.limit)]
@@ -155,169 +170,155 @@ class SyncBulkActivities:
                     continue
             if plan.conflicts:
                 result.handoff.append(k)  # a `manual` conflict waits in its own workflow
-            elif plan.action is Action.SKIP_ERASED:
-                result.skipped += 1
-            elif plan.action is Action.DELETE_CONFLICT:
-                result.conflicts += 1
-                sync_runs.add_review(engine, "delete_conflict", gc_id, [sf_id or ""],
-                                     "deleted in Salesforce, edited in Genesys" if snap.salesforce_deleted
-                                     else "deleted in Genesys, edited in Salesforce", info.workflow_id)
             else:
-                work.append(Work(k, snap, plan, rec, sf_id, gc_id))
+                work.append(Work(k, snap, plan, plan_steps(plan, snap), rec, sf_id, gc_id))
 
         await self._recheck(work, result)
         activity.heartbeat("checked")
-        await self._create_in_genesys(work, result, page)
-        await self._create_in_salesforce(work, result, page)
-        activity.heartbeat("created")
-        await self._update(work, result)
-        await self._delete(work, result)
-        activity.heartbeat("written")
-        await self._settle([w for w in work if not w.done and w.key not in result.handoff], result, page)
+        # One pass: each call takes the pairs whose next step it is, so every pair's steps run in
+        # their own order (the per-pair path's), grouped.
+        for batch in BATCH_ORDER:
+            todo = [w for w in self._live(work, result) if w.next is not None and batch_of(w.next) == batch]
+            if todo:
+                await getattr(self, f"_{batch}")(todo, result, page)
+                activity.heartbeat(batch)
         for w in work:
-            if w.done or w.settled:
+            if (w.next is None and w.key not in result.handoff) or w.settled:
                 name = TALLY.get(w.plan.action.value, "unchanged")
                 setattr(result, name, getattr(result, name) + 1)
 
-    # -- the steps ------------------------------------------------------------------------------
+    # -- the steps, one batched call each ---------------------------------------------------------
 
     def _handoff(self, w: Work, result: SyncPageResult) -> None:
         if w.key not in result.handoff:
             result.handoff.append(w.key)
 
     def _live(self, work: list[Work], result: SyncPageResult) -> list[Work]:
-        return [w for w in work if not w.done and w.key not in result.handoff]
+        return [w for w in work if w.key not in result.handoff]
+
+    def _advance(self, todo: list[Work], result: SyncPageResult) -> None:
+        for w in todo:
+            if w.key not in result.handoff:
+                w.at += 1
 
     async def _recheck(self, work: list[Work], result: SyncPageResult) -> None:
         """Collections and bulk calls have no If-Unmodified-Since: re-read the modification
-        times of the records about to be overwritten, and give a changed one to its workflow."""
-        sf_ids = [w.sf_id for w in work if w.sf_id and (w.plan.write_salesforce or w.plan.action
-                                                        is Action.DELETE_IN_SALESFORCE)]
-        gc_ids = [w.gc_id for w in work if w.gc_id and (w.plan.write_genesys or w.plan.action
-                                                        is Action.DELETE_IN_GENESYS)]
-        if sf_ids:
-            soql = format_soql("SELECT Id, LastModifiedDate FROM Contact WHERE Id IN {}", sorted(set(sf_ids)))
+        times the steps' preconditions name, and give a changed record to its workflow."""
+        checks = [(w, s.to, s.unmodified_since) for w in work for s in w.steps
+                  if getattr(s, "unmodified_since", None)]
+        sf_checks = [(w, since) for w, to, since in checks if to is Side.SALESFORCE and w.sf_id]
+        gc_checks = [(w, since) for w, to, since in checks if to is Side.GENESYS and w.gc_id]
+        if sf_checks:
+            soql = format_soql("SELECT Id, LastModifiedDate FROM Contact WHERE Id IN {}",
+                               sorted({w.sf_id for w, _ in sf_checks}))
             now = {r["Id"]: r["LastModifiedDate"] for r in
                    await asyncio.to_thread(query_records, self._sf, soql, "queryAll", "contact re-check")}
-            for w in work:
-                if w.sf_id in now and w.sf_id in sf_ids and now[w.sf_id] != w.snap.salesforce_modified:
+            for w, since in sf_checks:
+                if w.sf_id in now and now[w.sf_id] != since:
                     self._handoff(w, result)
-        if gc_ids:
-            now_gc = await self.records.read_genesys(gc_ids)
-            for w in work:
-                if w.gc_id in gc_ids and w.gc_id in now_gc and \
-                        now_gc[w.gc_id].get("modifyDate") != w.snap.genesys_modified:
+        if gc_checks:
+            now_gc = await self.records.read_genesys([w.gc_id for w, _ in gc_checks])
+            for w, since in gc_checks:
+                if w.gc_id in now_gc and now_gc[w.gc_id].get("modifyDate") != since:
                     self._handoff(w, result)
 
-    async def _create_in_genesys(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
-        todo = [w for w in self._live(work, result) if w.plan.action is Action.CREATE_IN_GENESYS]
-        if not todo:
-            return
+    async def _create_in_genesys(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
         if activity.info().attempt > 1:
             # A retried page: an attempt that died after Genesys answered may have created some.
             for w in todo:
                 w.gc_id = await self.records.find_created(w.sf_id)
-            adopted = [w for w in todo if w.gc_id]
-            todo = [w for w in todo if not w.gc_id]
+            new = [w for w in todo if not w.gc_id]
         else:
-            adopted = []
-        if todo:
+            new = todo
+        if new:
             # Matched by the Salesforce id each new contact carries, never by position.
             outcomes = await self._genesys_bulk_outcomes(
-                "add", {w.sf_id: self.records.genesys_body(w.plan.write_genesys, None, w.sf_id) for w in todo},
+                "add", {w.sf_id: self.records.genesys_body(dict(w.next.fields), None, w.sf_id) for w in new},
                 self._added_for)
-            for w in todo:
+            for w in new:
                 res = outcomes.get(w.sf_id)
                 if res is not None and res.get("success") and res.get("id"):
                     w.gc_id = res["id"]
                 else:
                     self._handoff(w, result)  # its own workflow finds or creates it, and reports
-        created = adopted + [w for w in todo if w.key not in result.handoff]
-        # Store the pairs at once: a crash before the Salesforce links are written then finds
-        # the pairs linked (and writes the links), instead of creating the contacts again.
-        await self._settle(created, result, page)
-        for w in created:
-            w.done = False
-            w.written_sf = {LINK_FIELD: w.gc_id}
-        if created:
-            await self._salesforce_collection("PATCH", COLLECTIONS, [
-                {"attributes": {"type": "Contact"}, "id": w.sf_id, LINK_FIELD: w.gc_id} for w in created],
-                created, result)
-            for w in created:
-                if w.key not in result.handoff:
-                    w.done = True
+        self._advance(todo, result)
 
-    async def _create_in_salesforce(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
-        todo = [w for w in self._live(work, result) if w.plan.action is Action.CREATE_IN_SALESFORCE]
-        if not todo:
-            return
-        records = []
-        for w in todo:
-            fields = {**w.plan.write_salesforce}
-            fields["LastName"] = fields.get("LastName") or "Unknown"  # required in Salesforce
-            w.written_sf = {**fields, LINK_FIELD: w.gc_id}
-            records.append({"attributes": {"type": "Contact"}, **fields, LINK_FIELD: w.gc_id})
-        # An upsert on the Genesys id: a retried page finds the contacts it created.
+    async def _create_in_salesforce(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        # An upsert on the Genesys id (the fields hold the link): a retried page finds the
+        # contacts it created.
+        records = [{"attributes": {"type": "Contact"}, **w.next.fields} for w in todo]
         ids = await self._salesforce_collection("PATCH", f"{COLLECTIONS}/Contact/{LINK_FIELD}", records, todo,
                                                 result)
         for w, sf_id in zip(todo, ids):
             if sf_id:
                 w.sf_id = sf_id
-        created = [w for w in todo if w.key not in result.handoff]
-        await self._settle(created, result, page)
-        live = [w for w in created if w.key not in result.handoff]
-        if live:
-            body = {"entities": [{"id": w.gc_id, **self.records.genesys_body({}, w.snap.genesys_raw, w.sf_id)}
-                                 for w in live]}
-            await self._genesys_bulk("update", body, live, result)
-        for w in live:
-            if w.key not in result.handoff:
-                w.done = True
+        self._advance(todo, result)
 
-    async def _update(self, work: list[Work], result: SyncPageResult) -> None:
-        todo = [w for w in self._live(work, result) if w.plan.action in (Action.UPDATE, Action.NOOP)
-                and w.snap.salesforce is not None and w.snap.genesys is not None]
-        sf_rows, sf_work, gc_rows, gc_work = [], [], [], []
+    async def _store(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        """Bases, audit and caller-ID index rows of the pairs whose writes before are done."""
+        run_id = page.run_id or activity.info().workflow_run_id
+        items = []
         for w in todo:
-            fields = dict(w.plan.write_salesforce)
-            if not w.snap.salesforce_link_ok:
-                fields[LINK_FIELD] = w.gc_id
-            if fields:
-                w.written_sf = fields
-                sf_rows.append({"attributes": {"type": "Contact"}, "id": w.sf_id, **fields})
-                sf_work.append(w)
-            if w.plan.write_genesys or not w.snap.genesys_link_ok:
-                gc_rows.append({"id": w.gc_id, **self.records.genesys_body(w.plan.write_genesys, w.snap.genesys_raw,
-                                                                          w.sf_id)})
-                gc_work.append(w)
-        if sf_rows:
-            await self._salesforce_collection("PATCH", COLLECTIONS, sf_rows, sf_work, result)
-        if gc_rows:
-            await self._genesys_bulk("update", {"entities": gc_rows}, gc_work, result)
+            step = w.next
+            gc_id = w.gc_id or ""
+            index = None if step.salesforce_written is None or step.salesforce_deleted else \
+                self.records.index_record(w.sf_record, dict(step.salesforce_written), w.sf_id)
+            items.append({
+                "salesforce_id": w.sf_id, "genesys_id": gc_id, "expected_version": w.snap.version,
+                "base": None if step.base is None else dict(step.base),
+                "audit": audit_rows(page.workflow_id, run_id, w.sf_id, gc_id, [a.model_dump() for a in step.audit]),
+                "index_record": index, "salesforce_deleted": step.salesforce_deleted,
+            })
+        stale = set(await asyncio.to_thread(settle_with_patience, self._engine, items,
+                                            self._settings.default_region))
         for w in todo:
-            if w.key not in result.handoff and w.plan.new_base is not None \
-                    and w.plan.new_base == w.snap.base and w.snap.version and not w.written_sf \
-                    and w not in gc_work:
-                w.done = True  # nothing to write, nothing to store
+            if w.sf_id in stale:
+                self._handoff(w, result)  # someone stored a newer base: re-read in its own workflow
+            else:
+                w.settled = True
+        self._advance(todo, result)
 
-    async def _delete(self, work: list[Work], result: SyncPageResult) -> None:
-        live = self._live(work, result)
-        in_sf = [w for w in live if w.plan.action is Action.DELETE_IN_SALESFORCE]
-        in_gc = [w for w in live if w.plan.action is Action.DELETE_IN_GENESYS]
-        if in_sf:
-            ids = ",".join(w.sf_id for w in in_sf)
-            try:
-                answer = await asyncio.to_thread(self._sf.restful, COLLECTIONS, method="DELETE",
-                                                 params={"ids": ids, "allOrNone": "false"})
-            except SalesforceError as exc:
-                raise from_exception(exc, "contact bulk delete") from None
-            for w, res in zip(in_sf, answer):
-                codes = {e.get("statusCode") for e in res.get("errors", [])}
-                if not res.get("success") and not codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"}:
-                    self._handoff(w, result)
-        if in_gc:
-            await self._genesys_bulk("remove", {"entities": [{"id": w.gc_id} for w in in_gc]}, in_gc, result,
-                                     missing_ok=True)
+    async def _write_salesforce(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        """Field updates and links of existing contacts: one collection PATCH."""
+        rows = [{"attributes": {"type": "Contact"}, "id": w.sf_id,
+                 **(dict(w.next.fields) if isinstance(w.next, UpdateSalesforce) else link_fields(w.gc_id))}
+                for w in todo]
+        await self._salesforce_collection("PATCH", COLLECTIONS, rows, todo, result)
+        self._advance(todo, result)
+
+    async def _write_genesys(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        """Field updates and links of existing contacts: one bulk update (whole contacts, as read,
+        each carrying the link)."""
+        rows = [{"id": w.gc_id, **self.records.genesys_body(
+                    dict(w.next.fields) if isinstance(w.next, UpdateGenesys) else {}, w.snap.genesys_raw, w.sf_id)}
+                for w in todo]
+        await self._genesys_bulk("update", {"entities": rows}, todo, result)
+        self._advance(todo, result)
+
+    async def _delete_in_salesforce(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        ids = ",".join(w.sf_id for w in todo)
+        try:
+            answer = await asyncio.to_thread(self._sf.restful, COLLECTIONS, method="DELETE",
+                                             params={"ids": ids, "allOrNone": "false"})
+        except SalesforceError as exc:
+            raise from_exception(exc, "contact bulk delete") from None
+        for w, res in zip(todo, answer):
+            codes = {e.get("statusCode") for e in res.get("errors", [])}
+            if not res.get("success") and not codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"}:
+                self._handoff(w, result)
+        self._advance(todo, result)
+
+    async def _delete_in_genesys(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        await self._genesys_bulk("remove", {"entities": [{"id": w.gc_id} for w in todo]}, todo, result,
+                                 missing_ok=True)
+        self._advance(todo, result)
+
+    async def _review(self, todo: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
+        workflow_id = activity.info().workflow_id
+        for w in todo:
+            await asyncio.to_thread(sync_runs.add_review, self._engine, w.next.reason, w.gc_id, [w.sf_id or ""],
+                                    w.next.detail, workflow_id)
+        self._advance(todo, result)
 
     # -- batched calls --------------------------------------------------------------------------
 
@@ -375,36 +376,3 @@ class SyncBulkActivities:
         request entity a failure echoes back."""
         entity = res.get("entity") if res.get("success") else (res.get("error") or {}).get("entity")
         return self.records.linked_salesforce_id(entity) if isinstance(entity, dict) else None
-
-    async def _settle(self, work: list[Work], result: SyncPageResult, page: SyncPageInput) -> None:
-        """Bases, audit and caller-ID index rows of the pairs whose writes are done."""
-        info = activity.info()
-        items = []
-        for w in work:
-            if w.key in result.handoff or not w.sf_id or not w.gc_id:
-                continue
-            action = w.plan.action
-            deleted = action in (Action.DELETE_IN_GENESYS, Action.DELETE_IN_SALESFORCE, Action.FORGET, Action.UNLINK)
-            audit = [{"action": action.value, "field": c.field, "old": c.old, "new": c.new,
-                      "written_to": c.to.value, "reason": c.reason} for c in w.plan.changes] or \
-                [{"action": action.value, "reason": "link written" if action is Action.UPDATE else action.value}]
-            sf_gone = action is Action.DELETE_IN_SALESFORCE or w.snap.salesforce_deleted
-            items.append({
-                "salesforce_id": w.sf_id, "genesys_id": w.gc_id, "expected_version": w.snap.version,
-                "base": None if deleted else w.plan.new_base,
-                "audit": [{**a, "workflow_id": page.workflow_id, "run_id": page.run_id or info.workflow_run_id,
-                           "salesforce_id": w.sf_id, "genesys_id": w.gc_id} for a in audit],
-                "index_record": None if sf_gone else self.records.index_record(w.sf_record, w.written_sf, w.sf_id),
-                "salesforce_deleted": sf_gone,
-            })
-            w.done = True
-        if not items:
-            return
-        stale = set(await asyncio.to_thread(settle_with_patience, self._engine, items,
-                                            self._settings.default_region))
-        for w in work:
-            if w.sf_id in stale:
-                w.done = False
-                self._handoff(w, result)
-            elif w.done:
-                w.settled = True  # someone stored a newer base: re-read in its own workflow

@@ -23,10 +23,10 @@ from callbridge.core.settings import Settings
 from callbridge.domain.sync import config as sync_config
 from callbridge.domain.sync.models import PairSnapshot
 from callbridge.domain.sync.records import from_genesys, from_salesforce, to_genesys
+from callbridge.domain.sync.steps import LINK_FIELD
 
 GENESYS_CONTACTS = "/api/v2/externalcontacts/contacts"
 GENESYS_BULK = "/api/v2/externalcontacts/bulk/contacts"
-LINK_FIELD = "Genesys_Contact_Id__c"
 SERVER_FIELDS = ("id", "selfUri", "createDate", "modifyDate", "division")
 
 

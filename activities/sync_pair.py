@@ -139,9 +139,8 @@ class SyncActivities:
     def store_sync_base(self, request: StoreBaseRequest) -> int:
         """The new base, its audit lines and the caller-ID index rows: one transaction."""
         info = activity.info()
-        audit = [{**entry.model_dump(), "workflow_id": info.workflow_id, "run_id": info.workflow_run_id,
-                  "salesforce_id": request.salesforce_id, "genesys_id": request.genesys_id}
-                 for entry in request.audit]
+        audit = audit_rows(info.workflow_id, info.workflow_run_id, request.salesforce_id, request.genesys_id,
+                           [entry.model_dump() for entry in request.audit])
         stale = settle_with_patience(self._engine, [{
             "salesforce_id": request.salesforce_id, "genesys_id": request.genesys_id, "base": request.base,
             "expected_version": request.expected_version, "audit": audit,
@@ -181,5 +180,6 @@ def settle_with_patience(engine, items: list[dict[str, Any]], default_region: st
 
 def audit_rows(workflow_id: str, run_id: str | None, sf_id: str | None, gc_id: str | None,
                entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """sync_audit rows: the steps' audit lines with who wrote them and for which pair (both paths)."""
     return [{**e, "workflow_id": workflow_id, "run_id": run_id, "salesforce_id": sf_id, "genesys_id": gc_id}
             for e in entries]

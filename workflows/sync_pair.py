@@ -1,8 +1,8 @@
 """SyncPairWorkflow: one contact pair made to agree, id `sync-pair-{salesforce id | genesys id}`.
 
 The workflow id is the pair's lock: one run at a time per pair (the seed's Strategy 3). Read
-both sides and the stored base, merge by the pure decision table, write what the plan says,
-then store the new base compare-and-swap. A Salesforce record changed since it was read (412 on
+both sides and the stored base, merge by the pure decision table, then apply the plan's steps
+(callbridge/domain/sync/steps.py: the writes, the new base stored compare-and-swap) one activity each. A Salesforce record changed since it was read (412 on
 If-Unmodified-Since) or a base stored by someone else means: read again, merge again.
 """
 
@@ -18,10 +18,21 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.sync_pair import SyncActivities
     from callbridge.domain.matching import parse_sf_datetime
-    from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, merge, withhold_from_genesys
-    from activities.contact_sync_records import LINK_FIELD
+    from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, Side, merge, withhold_from_genesys
+    from callbridge.domain.sync.steps import (
+        CreateInGenesys,
+        CreateInSalesforce,
+        DeleteInGenesys,
+        DeleteInSalesforce,
+        SendToReview,
+        StoreBase,
+        UpdateGenesys,
+        UpdateSalesforce,
+        WriteLink,
+        link_fields,
+        plan_steps,
+    )
     from callbridge.domain.sync.models import (
-        AuditEntry,
         ConflictDecision,
         ReviewRequest,
         GenesysWrite,
@@ -51,6 +62,12 @@ REFUSED_TO_REVIEW = "sync-pair-refused-write-to-review"
 def _refused_by_salesforce(err: ActivityError) -> bool:
     return err.activity_type == "write_salesforce_contact" and isinstance(err.cause, ApplicationError) \
         and err.cause.type == "SalesforceRejected"
+
+
+# The base is stored (with the audit of what was written) after every write, also where it stays
+# as it was: a link written again, a Genesys edit overwritten in one-way mode. Runs started
+# before it skipped that store, and replay as they ran.
+STORE_AFTER_EVERY_WRITE = "sync-pair-store-after-every-write"
 
 
 # A change event (`callbridge listen`) that arrives after the pair was read means one more sync:
@@ -179,81 +196,53 @@ class SyncPairWorkflow:
         result.genesys_requests += done.genesys_requests
         return done.id
 
-    async def _store(self, sf_id: str, gc_id: str, base: dict | None, snap: PairSnapshot, plan: Plan,
-                     written_to_salesforce: dict | None = None) -> None:
-        audit = [AuditEntry(action=plan.action.value, field=c.field, old=c.old, new=c.new, written_to=c.to.value,
-                            reason=c.reason) for c in plan.changes]
-        if not audit and plan.action is not Action.NOOP:
-            audit = [AuditEntry(action=plan.action.value, reason=REASONS.get(plan.action, ""))]
+    async def _store(self, step: StoreBase, sf_id: str, gc_id: str | None, snap: PairSnapshot, plan: Plan) -> None:
         index_record = None
-        if written_to_salesforce is not None and plan.action not in (Action.DELETE_IN_SALESFORCE,):
-            index_record = {**(snap.index_record or {}), **written_to_salesforce, "Id": sf_id}
+        if step.salesforce_written is not None and not step.salesforce_deleted:
+            index_record = {**(snap.index_record or {}), **step.salesforce_written, "Id": sf_id}
         await self._step()(
             SyncActivities.store_sync_base,
-            StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id, base=base, expected_version=snap.version,
-                             audit=audit, action=plan.action.value, index_record=index_record,
-                             salesforce_deleted=plan.action is Action.DELETE_IN_SALESFORCE or snap.salesforce_deleted),
+            StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id or "", base=step.base, expected_version=snap.version,
+                             audit=list(step.audit), action=plan.action.value, index_record=index_record,
+                             salesforce_deleted=step.salesforce_deleted),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
 
     async def _apply(self, snap: PairSnapshot, plan: Plan) -> SyncPairResult:
+        """The plan's steps (callbridge/domain/sync/steps.py), one activity each, in their order."""
         sf_id, gc_id = snap.salesforce_id, snap.genesys_id
         result = SyncPairResult(action=plan.action.value, salesforce_id=sf_id, genesys_id=gc_id,
                                 written_to_salesforce=sorted(plan.write_salesforce),
                                 written_to_genesys=sorted(plan.write_genesys),
                                 conflicts=[c.field for c in plan.conflicts],
                                 salesforce_requests=snap.salesforce_requests, genesys_requests=snap.genesys_requests)
-        action = plan.action
-        if action is Action.CREATE_IN_GENESYS:
-            gc_id = await self._gc(GenesysWrite(op="create", fields=plan.write_genesys, link_salesforce_id=sf_id),
-                                   result)
-            # The base first: a crash before the Salesforce link is written then finds the pair
-            # linked and writes the link again, instead of creating a second Genesys contact.
-            await self._store(sf_id, gc_id, plan.new_base, snap, plan, written_to_salesforce={})
-            await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields={LINK_FIELD: gc_id}), result)
-        elif action is Action.CREATE_IN_SALESFORCE:
-            fields = {**plan.write_salesforce, LINK_FIELD: gc_id}
-            fields["LastName"] = fields.get("LastName") or "Unknown"  # required in Salesforce
-            sf_id = await self._sf(SalesforceWrite(op="create", fields=fields), result)
-            await self._store(sf_id, gc_id, plan.new_base, snap, plan, written_to_salesforce=fields)
-            await self._gc(GenesysWrite(op="update", contact_id=gc_id, current=snap.genesys_raw,
-                                        link_salesforce_id=sf_id), result)
-        elif action in (Action.UPDATE, Action.NOOP) and snap.salesforce is not None and snap.genesys is not None:
-            sf_fields = dict(plan.write_salesforce)
-            if gc_id and not snap.salesforce_link_ok:
-                sf_fields[LINK_FIELD] = gc_id  # matched this run, or a link lost: write it
-            if sf_fields:
-                await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=sf_fields,
-                                               if_unmodified_since=snap.salesforce_modified), result)
-            if plan.write_genesys or (sf_id and not snap.genesys_link_ok):
-                await self._gc(GenesysWrite(op="update", contact_id=gc_id, fields=plan.write_genesys,
-                                            current=snap.genesys_raw, link_salesforce_id=sf_id), result)
-            if sf_id and gc_id and plan.new_base is not None and (plan.new_base != snap.base or snap.version == 0):
-                await self._store(sf_id, gc_id, plan.new_base, snap, plan,
-                                  written_to_salesforce=plan.write_salesforce)
-        elif action is Action.DELETE_IN_GENESYS:
-            await self._gc(GenesysWrite(op="delete", contact_id=gc_id), result)
-            await self._store(sf_id, gc_id, None, snap, plan)
-        elif action is Action.DELETE_IN_SALESFORCE:
-            await self._sf(SalesforceWrite(op="delete", contact_id=sf_id), result)
-            await self._store(sf_id, gc_id, None, snap, plan)
-        elif action in (Action.FORGET, Action.UNLINK):
-            if sf_id and snap.version:
-                await self._store(sf_id, gc_id or "", None, snap, plan)
-        elif action is Action.DELETE_CONFLICT:
-            await workflow.execute_activity_method(
-                SyncActivities.record_sync_review,
-                ReviewRequest(reason="delete_conflict", salesforce_id=sf_id, genesys_id=gc_id,
-                              detail=("deleted in Salesforce, edited in Genesys" if snap.salesforce_deleted
-                                      else "deleted in Genesys, edited in Salesforce")),
-                start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+        for step in plan_steps(plan, snap):
+            if isinstance(step, CreateInGenesys):
+                gc_id = await self._gc(GenesysWrite(op="create", fields=dict(step.fields), link_salesforce_id=sf_id),
+                                       result)
+            elif isinstance(step, CreateInSalesforce):
+                sf_id = await self._sf(SalesforceWrite(op="create", fields=dict(step.fields)), result)
+            elif isinstance(step, (UpdateSalesforce, WriteLink)) and step.to is Side.SALESFORCE:
+                fields = dict(step.fields) if isinstance(step, UpdateSalesforce) else link_fields(gc_id)
+                await self._sf(SalesforceWrite(op="update", contact_id=sf_id, fields=fields,
+                                               if_unmodified_since=step.unmodified_since), result)
+            elif isinstance(step, (UpdateGenesys, WriteLink)):
+                # The step's precondition (modifyDate as read) is checked by the bulk path's re-read
+                # only: this write sends none, as before.
+                fields = dict(step.fields) if isinstance(step, UpdateGenesys) else {}
+                await self._gc(GenesysWrite(op="update", contact_id=gc_id, fields=fields, current=snap.genesys_raw,
+                                            link_salesforce_id=sf_id), result)
+            elif isinstance(step, DeleteInGenesys):
+                await self._gc(GenesysWrite(op="delete", contact_id=gc_id), result)
+            elif isinstance(step, DeleteInSalesforce):
+                await self._sf(SalesforceWrite(op="delete", contact_id=sf_id), result)
+            elif isinstance(step, StoreBase):
+                if step.base_unchanged and not workflow.patched(STORE_AFTER_EVERY_WRITE):
+                    continue  # a run started before it: no store where the base stayed as it was
+                await self._store(step, sf_id, gc_id, snap, plan)
+            elif isinstance(step, SendToReview):
+                await workflow.execute_activity_method(
+                    SyncActivities.record_sync_review,
+                    ReviewRequest(reason=step.reason, salesforce_id=sf_id, genesys_id=gc_id, detail=step.detail),
+                    start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         result.salesforce_id, result.genesys_id = sf_id, gc_id
         return result
-
-
-REASONS = {
-    Action.DELETE_IN_GENESYS: "deleted in Salesforce",
-    Action.DELETE_IN_SALESFORCE: "deleted in Genesys",
-    Action.FORGET: "deleted on both sides",
-    Action.UNLINK: "deleted on one side; delete handling is unlink",
-    Action.UPDATE: "link written",
-}

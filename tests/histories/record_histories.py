@@ -187,6 +187,26 @@ async def test_record_sync_pair(recorder, sf):
     await save(recorder.client, key.workflow_id, "sync_pair")
 
 
+async def test_record_sync_pair_link_repair(recorder, sf):
+    """A pair whose Salesforce link was cleared (an admin's edit): the link is written again, and
+    the base stored with its audit line (patched "sync-pair-store-after-link-write")."""
+    from callbridge.domain.sync.config import load
+    from callbridge.domain.sync.models import PairKey, SyncPairInput
+    from tests.helpers import new_sf_contact
+    from workflows.sync_pair import SyncPairWorkflow
+
+    key = PairKey(salesforce_id=new_sf_contact(sf, FirstName="Replay"))
+    inp = SyncPairInput.from_config(key, load(), mode="one_way")
+    created = await recorder.client.execute_workflow(SyncPairWorkflow.run, inp, id=key.workflow_id,
+                                                     task_queue=recorder.task_queue)
+    assert created.action == "create_in_genesys"
+    sf.Contact.update(key.salesforce_id, {"Genesys_Contact_Id__c": None})
+    repaired = await recorder.client.execute_workflow(SyncPairWorkflow.run, inp, id=key.workflow_id,
+                                                      task_queue=recorder.task_queue)
+    assert repaired.action == "noop" and sf.Contact.get(key.salesforce_id)["Genesys_Contact_Id__c"]
+    await save(recorder.client, key.workflow_id, "sync_pair_link_repair")
+
+
 async def test_record_contact_sync(recorder, sf):
     from tests.helpers import new_sf_contact, run_sync
 

@@ -63,6 +63,31 @@ async def test_the_bulk_path_updates_deletes_and_audits_each_field_change(stack,
     assert newest["stats"]["updated"] == result.updated and newest["health_score"] is not None
 
 
+async def test_per_pair_and_bulk_write_the_same_audit_for_the_same_changes(stack, sf, temporal_client):
+    """Both paths apply the same steps (callbridge/domain/sync/steps.py): a field written, a contact
+    deleted, a lost link written again leave the same audit lines, one reason per kind of step."""
+    engine = engine_of(stack)
+
+    async def audit_after_changes(path: str) -> dict[str, list[tuple]]:
+        contacts = {"edited": new_sf_contact(sf), "removed": new_sf_contact(sf), "relinked": new_sf_contact(sf)}
+        await run_sync(temporal_client, stack, mode="one_way")
+        seen = {a["id"] for c in contacts.values() for a in sync_runs.audit_for_pair(engine, salesforce_id=c)}
+        sf.Contact.update(contacts["edited"], {"Title": "Head of Support"})
+        sf.Contact.delete(contacts["removed"])
+        sf.Contact.update(contacts["relinked"], {"Genesys_Contact_Id__c": None})  # an admin's edit
+        result = await run_sync(temporal_client, stack, mode="one_way", force_path=path)
+        assert result.path == path and result.errors == 0 and result.handed_off == 0
+        return {name: sorted((a["action"], a["field"], a["written_to"], a["reason"])
+                             for a in sync_runs.audit_for_pair(engine, salesforce_id=c) if a["id"] not in seen)
+                for name, c in contacts.items()}
+
+    per_pair, bulk = await audit_after_changes("per_pair"), await audit_after_changes("bulk")
+    assert per_pair == bulk
+    assert per_pair["edited"] == [("update", "Title", "genesys", "salesforce owns the field")]
+    assert per_pair["removed"] == [("delete_in_genesys", None, "genesys", "deleted in Salesforce")]
+    assert per_pair["relinked"] == [("noop", None, "salesforce", "link written")]
+
+
 async def test_a_phone_edited_in_genesys_reaches_salesforce_and_the_caller_id_index(stack, sf, gc, temporal_client):
     from workflows.caller_index import SCHEDULE_ID
 

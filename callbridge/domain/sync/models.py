@@ -39,7 +39,7 @@ class PairSnapshot(BaseModel):
     version: int = 0
     erased: bool = False  # a privacy tombstone matches an identifier of either record
     no_consent: bool = False  # no service consent (or withdrawn): not synced, when the settings require it
-    # Each side's pointer to the other (Genesys_Contact_Id__c; the externalIds entry) as it
+    # Each side's pointer to the other (the link field of sync/steps.py; the externalIds entry) as it
     # should be: a link missing on one side (a crash between the two writes, an admin's
     # edit) is written again.
     salesforce_link_ok: bool = False
