@@ -13,6 +13,7 @@ import time
 import typer
 from rich.console import Console
 
+from callbridge.cli.errors import run
 from callbridge.core.settings import get_settings
 
 app = typer.Typer(help="Callbridge's development stack: the demo, the emulators, simulated calls.",
@@ -77,16 +78,7 @@ def simulate(
 
 def main() -> None:
     """Expected conditions are one line on stderr (exit status 2), as with `callbridge`."""
-    from callbridge.cli.errors import explain
-
-    try:
-        app()
-    except Exception as exc:  # noqa: BLE001 - sorted into expected (one line) and bugs (re-raised)
-        message = explain(exc, lambda: get_settings().temporal_address)
-        if message is None:
-            raise
-        Console(stderr=True, highlight=False).print(f"[red]callbridge-dev: {message}[/red]", soft_wrap=True)
-        sys.exit(2)
+    run(app, "callbridge-dev")
 
 
 if __name__ == "__main__":

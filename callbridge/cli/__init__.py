@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
-from rich.console import Console
 
 from callbridge.cli import doctor, genesys, index, privacy, processes, report, sync
-from callbridge.core.settings import get_settings
+from callbridge.cli.errors import run
 
 app = typer.Typer(help="Callbridge: Genesys Cloud <-> Salesforce on Temporal.", no_args_is_help=True)
 app.command("worker")(processes.worker)
@@ -26,13 +23,4 @@ app.add_typer(report.app, name="report")
 
 def main() -> None:
     """The `callbridge` command: expected conditions are one line on stderr, exit status 2."""
-    from callbridge.cli.errors import explain
-
-    try:
-        app()
-    except Exception as exc:  # noqa: BLE001 - sorted into expected (one line) and bugs (re-raised)
-        message = explain(exc, lambda: get_settings().temporal_address)
-        if message is None:
-            raise
-        Console(stderr=True, highlight=False).print(f"[red]callbridge: {message}[/red]", soft_wrap=True)
-        sys.exit(2)
+    run(app, "callbridge")

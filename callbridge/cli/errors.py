@@ -95,3 +95,22 @@ async def start_or_join(client, workflow, arg, *, id: str, task_queue: str, wait
             raise AlreadyRunning(id, since) from None
         say(f"{id} is already running (since {since:%Y-%m-%d %H:%M:%S} UTC): waiting for it")
         return client.get_workflow_handle_for(workflow, id)
+
+
+def run(app, name: str) -> None:
+    """Run a Typer app: an expected condition is one line on stderr and exit status 2; a bug keeps
+    its traceback."""
+    import sys
+
+    from rich.console import Console
+
+    from callbridge.core.settings import get_settings
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - sorted into expected (one line) and bugs (re-raised)
+        message = explain(exc, lambda: get_settings().temporal_address)
+        if message is None:
+            raise
+        Console(stderr=True, highlight=False).print(f"[red]{name}: {message}[/red]", soft_wrap=True)
+        sys.exit(2)
