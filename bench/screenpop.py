@@ -1,4 +1,4 @@
-"""bench/screenpop.py: the screen-pop lookup service under load, and the seed's way.
+"""python -m bench.screenpop: the screen-pop lookup service under load, and the seed's way.
 
 For each org size (default 100k and 1M contacts): seeds the Salesforce emulator, builds the
 caller-ID index from it over the REST API (time and peak RSS), starts the starter, then
@@ -7,7 +7,7 @@ a different caller, so no answer comes from the cache) and the sustained lookups
 seed's way — live exact-match SOQL per call, with 150 ms added to every Salesforce request —
 its latency and its match rate on the accuracy corpus (tests/data/phone_formats.csv).
 
-    .venv/bin/python bench/screenpop.py [--sizes 100000 1000000] [--seconds 10]
+    .venv/bin/python -m bench.screenpop [--sizes 100000 1000000] [--seconds 10]
 
 The load comes from wrk (`apt-get install wrk`), a C client on the same machine.
 """
@@ -18,8 +18,6 @@ import argparse
 import csv
 import random
 import shutil
-import ssl
-import statistics
 import subprocess
 import sys
 import time
@@ -28,33 +26,23 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from activities.caller_index import rebuild_index  # noqa: E402
-from activities.salesforce_connection import SalesforceConnection  # noqa: E402
-from callbridge.processes import ManagedProcess, free_port, python_module  # noqa: E402
-from callbridge.settings import Settings  # noqa: E402
-from callbridge.stack import REPO, settings_env  # noqa: E402
-from callbridge.store.db import caller_index as index_table, get_engine  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from activities.caller_index import rebuild_index
+from activities.salesforce_connection import SalesforceConnection
+from bench.stack import bench_settings, salesforce_verify
+from bench.tables import pct
+from callbridge.processes import ManagedProcess, python_module
+from callbridge.settings import Settings
+from callbridge.stack import REPO, settings_env
+from callbridge.store.db import caller_index as index_table, get_engine
 
 console = Console(width=150)
 CORPUS = REPO / "tests" / "data" / "phone_formats.csv"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def settings_for(var: Path) -> Settings:
-    sf, st = free_port(), free_port()
-    return Settings(
-        var_dir=var, salesforce_instance_url=f"https://127.0.0.1:{sf}", salesforce_login_url=f"https://127.0.0.1:{sf}",
-        salesforce_ca_file=var / "salesforce" / "ca.pem", starter_port=st, log_level="WARNING",
-        database_url=f"sqlite:///{var / 'callbridge.db'}", screenpop_live_budget_seconds=0,
-    )
+    return bench_settings(var, "callbridge-bench-screenpop", screenpop_live_budget_seconds=0)
 
 
 def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
@@ -69,7 +57,7 @@ def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
     ).start(120)
     if latency_ms:
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": latency_ms},
-                   verify=ssl.create_default_context(cafile=str(data / "ca.pem"))).raise_for_status()
+                   verify=salesforce_verify(settings)).raise_for_status()
     return proc
 
 
@@ -109,12 +97,12 @@ def bench_size(contacts: int, seconds: int, table: Table) -> None:
         seed_s = time.perf_counter() - t
         procs.append(start_salesforce(settings))
         t = time.perf_counter()
-        # In a child process, so its peak RSS is the build's own (this process measures others).
+        # In a child process, so its peak RSS is the build's own (this process measures others);
+        # `python -c` puts its working directory, the repo root, first on sys.path, as -m does.
         build = subprocess.run(
             [sys.executable, "-c", "import resource, sys; from bench.screenpop import build_index; "
              "build_index(sys.argv[1]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)", str(var)],
-            cwd=REPO, env={**settings_env(settings), "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-            check=True)
+            cwd=REPO, env=settings_env(settings), capture_output=True, text=True, check=True)
         build_s = time.perf_counter() - t
         build_rss_mb = int(build.stdout.split()[-1]) / 1024
         db_mb = (var / "callbridge.db").stat().st_size / 2**20
@@ -167,7 +155,7 @@ def seeds_way(table: Table) -> None:
                     "LastName": key, "MailingCountry": row["mailing_country"] or None})["id"]
             sf.restful(f"sobjects/Contact/{ids[key]}", method="PATCH", json={row["field"]: row["stored"]})
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": 150},
-                   verify=ssl.create_default_context(cafile=str(settings.salesforce_ca_file))).raise_for_status()
+                   verify=salesforce_verify(settings)).raise_for_status()
         from simple_salesforce.format import format_soql
 
         latencies, found = [], 0
