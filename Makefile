@@ -90,7 +90,7 @@ histories: $(STAMP)
 	$(BIN)/python -m pytest -q tests/histories/record_histories.py $(if $(K),-k "$(K)")
 
 bench: $(STAMP)
-	$(BIN)/python bench/call_logging.py
+	$(BIN)/python -m bench.call_logging
 
 clean:
 	rm -rf var/ test-artifacts/

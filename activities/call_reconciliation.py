@@ -26,7 +26,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from callbridge.clients.genesys.connection import GenesysConnection
-from callbridge.domain.models import CallEndedEvent, CallLoggingInput
+from callbridge.domain.models import CallEndedEvent, CallLoggingInput, ReconciliationRequest, ReconciliationResult  # noqa: F401  (re-exported)
 from callbridge.core.settings import Settings
 
 log = structlog.get_logger("callbridge.reconciliation")
@@ -52,18 +52,6 @@ class ReconciliationSettings(BaseSettings):
     schedule_paused: bool = False
 
 
-class ReconciliationRequest(BaseModel):
-    lookback_seconds: int = 2 * 3600
-    settle_seconds: int = 120
-
-
-class ReconciliationResult(BaseModel):
-    ended: int = 0  # ended calls the window held
-    started: int = 0  # CallLoggingWorkflows this run started (missed calls)
-    already_handled: int = 0  # a workflow with that id ran or runs: the webhook's, or an earlier run's
-    too_recent: int = 0  # ended within settle_seconds: left to the call-ended event
-    skipped: int = 0  # not a call the webhook would log (no customer leg, no agent) or unreadable
-    started_conversation_ids: list[str] = Field(default_factory=list)
 
 
 def _iso(dt: datetime) -> str:

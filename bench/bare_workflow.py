@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.worker import Worker
 
 
 @activity.defn
@@ -17,3 +21,17 @@ class BareWorkflow:
     @workflow.run
     async def run(self, n: int) -> int:
         return await workflow.execute_activity(bare_activity, n, start_to_close_timeout=timedelta(seconds=30))
+
+
+async def bare_rate(client, count: int, concurrency: int) -> float:
+    """Bare workflows completed per second, `concurrency` in flight, on a worker in this process."""
+    async with Worker(client, task_queue="bench-bare", workflows=[BareWorkflow], activities=[bare_activity]):
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await client.execute_workflow(BareWorkflow.run, i, id=f"bare-{uuid.uuid4()}", task_queue="bench-bare")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""bench/call_logging.py: N simulated calls through the call-ended trigger path at a chosen rate.
+"""python -m bench.call_logging: N simulated calls through the call-ended trigger path at a chosen rate.
 
 Starts its own stack (Temporal dev server file-backed, both emulators, worker, starter) under
 var/bench on free ports, seeds the org and provisions the Genesys emulator as the demo does
@@ -11,7 +11,7 @@ action's answer time p50/p99, call end -> Task logged p50/p99, calls/s sustained
 and Genesys API requests per call (goals: <= 1.1 and <= 3), and a bare one-activity workflow
 loop on the same dev server for comparison (goal: calls/s / bare >= 0.6).
 
-    .venv/bin/python bench/call_logging.py --calls 1000 --rate 50
+    .venv/bin/python -m bench.call_logging --calls 1000 --rate 50
 """
 
 from __future__ import annotations
@@ -20,46 +20,22 @@ import argparse
 import asyncio
 import random
 import shutil
-import ssl
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.table import Table
-from temporalio.worker import Worker
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.bare_workflow import BareWorkflow, bare_activity  # noqa: E402
-from devstack.call_simulation import known_callers  # noqa: E402
-from devstack.processes import free_port  # noqa: E402
-from callbridge.core.settings import Settings  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
-from callbridge.core.temporal import connect  # noqa: E402
-from workflows.call_logging import CallLoggingWorkflow, workflow_id  # noqa: E402
+from bench.bare_workflow import bare_rate
+from bench.stack import bench_settings, genesys_api_requests, salesforce_verify
+from bench.tables import measure_table, pct
+from devstack.call_simulation import known_callers
+from callbridge.core.settings import Settings
+from devstack.stack import LocalStack
+from callbridge.core.temporal import connect
+from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 console = Console()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def bench_settings(var: Path, genesys_per_minute: int) -> Settings:
-    sf_port, gc_port, t_port, ui_port, st_port = (free_port() for _ in range(5))
-    return Settings(
-        var_dir=var, temporal_address=f"127.0.0.1:{t_port}", temporal_ui_url=f"http://127.0.0.1:{ui_port}",
-        temporal_task_queue="callbridge-bench",
-        salesforce_instance_url=f"https://127.0.0.1:{sf_port}", salesforce_login_url=f"https://127.0.0.1:{sf_port}",
-        salesforce_ca_file=var / "salesforce" / "ca.pem", genesys_api_url=f"http://127.0.0.1:{gc_port}",
-        genesys_login_url=f"http://127.0.0.1:{gc_port}", starter_port=st_port, webhook_secret="bench-webhook-secret",
-        database_url=f"sqlite:///{var / 'callbridge.db'}", log_level="WARNING",
-        genesys_requests_per_minute=genesys_per_minute,
-    )
 
 
 async def deliver(http: httpx.AsyncClient, settings: Settings, caller: str) -> dict:
@@ -79,25 +55,6 @@ def data_action_step(call: dict) -> dict | None:
         if invocation.get("state") == "completed" and steps and steps[-1].get("output") == "success":
             return steps[-1]
     return None
-
-
-def genesys_api_requests(settings: Settings) -> int:
-    """Platform API requests the emulator served (its control API /_emulator/... left out)."""
-    counts = httpx.get(f"{settings.genesys_api_url}/_emulator/stats").json()["requests"]
-    return sum(n for route, n in counts.items() if route.split(" ", 1)[1].startswith(("/api/v2", "/oauth")))
-
-
-async def bare_rate(client, count: int, concurrency: int) -> float:
-    async with Worker(client, task_queue="bench-bare", workflows=[BareWorkflow], activities=[bare_activity]):
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(i: int) -> None:
-            async with sem:
-                await client.execute_workflow(BareWorkflow.run, i, id=f"bare-{uuid.uuid4()}", task_queue="bench-bare")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(count)))
-        return count / (time.perf_counter() - start)
 
 
 async def run_calls(settings: Settings, client, callers: list[str], count: int, rate: float, concurrency: int):
@@ -156,7 +113,7 @@ async def main() -> None:
     var = Path("var/bench").resolve()
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
-    settings = bench_settings(var, args.genesys_per_minute)
+    settings = bench_settings(var, "callbridge-bench", genesys_requests_per_minute=args.genesys_per_minute)
     stack = LocalStack(settings, genesys_rate_limit=args.genesys_per_minute)
     try:
         with console.status("Starting the stack and building the caller-ID index…"):
@@ -166,7 +123,7 @@ async def main() -> None:
             await asyncio.to_thread(stack.rebuild_caller_index)
         client = await connect(settings)
         callers = [c.e164 for c in known_callers(settings)]
-        verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
+        verify = salesforce_verify(settings)
         stats_url = f"{settings.salesforce_instance_url}/_emulator/stats"
         # The yardstick before and after the calls: the machine's load moves between the two.
         with console.status(f"Bare one-activity workflows ×{args.calls}…"):
@@ -193,10 +150,8 @@ async def main() -> None:
     rate = len(logged) / elapsed
     bare = (bare_before + bare_after) / 2
     offered = f"at {args.rate:g}/s" if args.rate > 0 else "as fast as they go"
-    table = Table(title=f"Call logging through the call-ended trigger: {args.calls} calls offered {offered}, "
-                        f"≤ {args.concurrency} in flight, Genesys budget {args.genesys_per_minute}/min")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table = measure_table(f"Call logging through the call-ended trigger: {args.calls} calls offered {offered}, "
+                          f"≤ {args.concurrency} in flight, Genesys budget {args.genesys_per_minute}/min")
     table.add_row("call-ended data action answered p50 / p99", f"{pct(acks, .5)*1000:.0f} ms / {pct(acks, .99)*1000:.0f} ms")
     table.add_row("call end → Task logged p50 / p99", f"{pct(logged, .5)*1000:.0f} ms / {pct(logged, .99)*1000:.0f} ms")
     table.add_row("calls/s sustained", f"{rate:.1f}")

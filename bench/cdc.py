@@ -1,4 +1,4 @@
-"""bench/cdc.py: Salesforce edit → caller-ID index row and → Genesys contact updated, through
+"""python -m bench.cdc: Salesforce edit → caller-ID index row and → Genesys contact updated, through
 Change Data Capture (`callbridge listen`) and through the polling path, in the same run.
 
 A fresh stack under var/bench-cdc (file-backed Temporal dev server, the Salesforce emulator with
@@ -17,8 +17,8 @@ each client to 300 requests a minute (the emulator too, unless `--no-budget`). R
 change: the emulators' API counters over the phase (the bench's own PATCHes taken out; the
 Pub/Sub calls counted apart) ÷ edits.
 
-    .venv/bin/python bench/cdc.py                  # ~6 minutes
-    .venv/bin/python bench/cdc.py --seconds 5      # shorter phases
+    .venv/bin/python -m bench.cdc                  # ~6 minutes
+    .venv/bin/python -m bench.cdc --seconds 5      # shorter phases
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import asyncio
 import platform
 import os
 import shutil
-import ssl
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,27 +38,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.sync import NO_LIMIT, BenchStack  # noqa: E402
-from devstack.processes import free_port  # noqa: E402
-from callbridge.core.settings import Settings  # noqa: E402
-from callbridge.core.temporal import connect  # noqa: E402
+from bench.stack import NO_LIMIT, BenchStack, bench_settings, genesys_admin, salesforce_token, salesforce_verify
+from bench.tables import pct
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import connect
 
 console = Console(width=160)
-
-
-def bench_settings(var: Path, mapping: Path) -> Settings:
-    sf_port, gc_port, t_port, ui_port, ps_port = (free_port() for _ in range(5))
-    return Settings(
-        var_dir=var, temporal_address=f"127.0.0.1:{t_port}", temporal_ui_url=f"http://127.0.0.1:{ui_port}",
-        temporal_task_queue="callbridge-bench-cdc",
-        salesforce_instance_url=f"https://127.0.0.1:{sf_port}", salesforce_login_url=f"https://127.0.0.1:{sf_port}",
-        salesforce_ca_file=var / "salesforce" / "ca.pem", salesforce_pubsub_endpoint=f"127.0.0.1:{ps_port}",
-        genesys_api_url=f"http://127.0.0.1:{gc_port}", genesys_login_url=f"http://127.0.0.1:{gc_port}",
-        starter_port=free_port(), database_url=f"sqlite:///{var / 'callbridge.db'}", log_level="WARNING",
-        sync_config_path=str(mapping), genesys_requests_per_minute=0,
-    )
 
 
 @dataclass
@@ -77,23 +60,20 @@ class Phase:
     missing_genesys: int
 
 
-def pct(values: list[float], p: float) -> str:
-    if not values:
-        return "-"
-    ordered = sorted(values)
-    return f"{ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000:.2f} s"
+def in_seconds(ms: list[float], q: float) -> str:
+    return f"{pct(ms, q) / 1000:.2f} s" if ms else "-"
 
 
 class Counters:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.sf = settings.salesforce_instance_url
-        self.gc = settings.genesys_api_url
-        self.verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
+        self.verify = salesforce_verify(settings)
 
     def read(self) -> tuple[int, int, int]:
         sf = httpx.get(f"{self.sf}/_emulator/stats", verify=self.verify).json()["apiRequests"]
         ps = httpx.get(f"{self.sf}/_emulator/pubsub", verify=self.verify).json()["rpcs"]
-        gc = httpx.get(f"{self.gc}/_emulator/stats").json()["requests"]
+        gc = genesys_admin(self.settings, "GET", "stats")["requests"]
         # API calls only (the counts are per route; the token endpoint and /_emulator are not API)
         return sf, ps, sum(n for route, n in gc.items() if "/api/v2/" in route)
 
@@ -107,7 +87,7 @@ async def edit_and_watch(settings: Settings, token: str, targets: list[str], rat
     from callbridge.store.sync_runs import sync_audit
 
     engine = get_engine(settings.database_url)
-    verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
+    verify = salesforce_verify(settings)
     count = min(len(targets), int(rate * seconds))
     numbers = {cid: f"+1512{7000000 + (hash((cid, time.time_ns())) % 2999999):07d}" for cid in targets[:count]}
     edited: dict[str, float] = {}
@@ -178,8 +158,9 @@ async def main(args: argparse.Namespace) -> None:
     mapping = var / "mapping.yaml"
     default = Path(__file__).resolve().parent.parent / "callbridge" / "sync" / "default_mapping.yaml"
     mapping.write_text(default.read_text().replace("interval_minutes: 30", "interval_minutes: 1"))
-    settings = bench_settings(var, mapping)
-    stack = BenchStack(settings, rate_limit=NO_LIMIT if args.no_budget else 300)
+    settings = bench_settings(var, "callbridge-bench-cdc", sync_config_path=str(mapping),
+                              genesys_requests_per_minute=0)
+    stack = BenchStack(settings, genesys_rate_limit=NO_LIMIT if args.no_budget else 300)
     phases: list[Phase] = []
     try:
         with console.status(f"starting the stack, seeding {args.contacts} contacts, loading Genesys…"):
@@ -187,7 +168,7 @@ async def main(args: argparse.Namespace) -> None:
             client = await connect(settings)
             for _ in range(300):
                 try:
-                    await client.get_schedule_handle(INDEX_SCHEDULE).pause(note="bench/cdc.py")
+                    await client.get_schedule_handle(INDEX_SCHEDULE).pause(note="bench.cdc")
                     break
                 except Exception:  # the worker creates its schedules as it starts
                     await asyncio.sleep(0.2)
@@ -196,11 +177,7 @@ async def main(args: argparse.Namespace) -> None:
             with get_engine(settings.database_url).connect() as conn:
                 linked = [r.salesforce_id for r in conn.execute(select(sync_pairs.c.salesforce_id).where(
                     sync_pairs.c.genesys_id.is_not(None)))]
-            token = httpx.post(f"{settings.salesforce_instance_url}/services/oauth2/token",
-                               verify=ssl.create_default_context(cafile=str(settings.salesforce_ca_file)),
-                               data={"grant_type": "client_credentials", "client_id": settings.salesforce_client_id,
-                                     "client_secret": settings.salesforce_client_secret.get_secret_value()}
-                               ).json()["access_token"]
+            token = salesforce_token(settings)
         console.print(f"{len(linked)} linked pairs to edit")
         counters = Counters(settings)
         listener = stack.start_listener()
@@ -221,8 +198,8 @@ async def main(args: argparse.Namespace) -> None:
         with console.status(f"polling: 10 edits/s for {args.seconds} s, waiting up to {args.poll_wait} s…"):
             phases.append(await phase("polling", 10, args.seconds, args.poll_wait, settings, token, take(10),
                                       counters))
-        await client.get_schedule_handle(INDEX_SCHEDULE).pause(note="bench/cdc.py")
-        await client.get_schedule_handle(SYNC_SCHEDULE).pause(note="bench/cdc.py")
+        await client.get_schedule_handle(INDEX_SCHEDULE).pause(note="bench.cdc")
+        await client.get_schedule_handle(SYNC_SCHEDULE).pause(note="bench.cdc")
         await drain(client)
         listener = stack.start_listener()
         await asyncio.sleep(2.0)
@@ -240,9 +217,9 @@ async def main(args: argparse.Namespace) -> None:
                 "SF REST/change", "Pub/Sub calls/change", "Genesys req/change", "missing (index/Genesys)"):
         table.add_column(col)
     for p in phases:
-        table.add_row(p.path, str(p.rate), str(p.edits), pct(p.index_ms, 50), pct(p.index_ms, 99),
-                      pct(p.genesys_ms, 50), pct(p.genesys_ms, 99), f"{p.sf_requests:.2f}", f"{p.pubsub_calls:.2f}",
-                      f"{p.gc_requests:.2f}", f"{p.missing_index}/{p.missing_genesys}")
+        table.add_row(p.path, str(p.rate), str(p.edits), in_seconds(p.index_ms, .5), in_seconds(p.index_ms, .99),
+                      in_seconds(p.genesys_ms, .5), in_seconds(p.genesys_ms, .99), f"{p.sf_requests:.2f}",
+                      f"{p.pubsub_calls:.2f}", f"{p.gc_requests:.2f}", f"{p.missing_index}/{p.missing_genesys}")
     console.print(table)
 
 

@@ -1,4 +1,4 @@
-"""bench/emulator_salesforce.py: the Salesforce emulator at the issue's scale.
+"""python -m bench.emulator_salesforce: the Salesforce emulator at the issue's scale.
 
 Builds a TechSupport Inc. org of --contacts contacts (default 1,000,000) in a temporary
 directory with the real CLI and times it, starts the emulator on a free port, then measures
@@ -13,8 +13,8 @@ over HTTPS with one keep-alive client:
 and prints a table with the issue's targets (<5 ms, <50 ms, <2 min) and pass/fail. Exits 1
 if a target is missed.
 
-    .venv/bin/python bench/emulator_salesforce.py                   # 1,000,000 contacts
-    .venv/bin/python bench/emulator_salesforce.py --contacts 50000  # a quick run
+    .venv/bin/python -m bench.emulator_salesforce                   # 1,000,000 contacts
+    .venv/bin/python -m bench.emulator_salesforce --contacts 50000  # a quick run
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
+from devstack.processes import ManagedProcess, free_port, python_module
 
 V = "/services/data/v62.0"
 FIELDS = "Id, Name, FirstName, LastName, Email, Phone, MobilePhone, AccountId, Account.Name, Custom_Tier__c"

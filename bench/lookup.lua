@@ -1,4 +1,4 @@
--- wrk script for bench/screenpop.py: every request a different caller from NUMBERS_FILE.
+-- wrk script for bench.screenpop: every request a different caller from NUMBERS_FILE.
 local numbers = {}
 for line in io.lines(os.getenv("NUMBERS_FILE")) do numbers[#numbers + 1] = line end
 local offset = tonumber(os.getenv("OFFSET") or "0")

@@ -1,4 +1,4 @@
-"""bench/screenpop.py: the screen-pop lookup service under load, and the seed's way.
+"""python -m bench.screenpop: the screen-pop lookup service under load, and the seed's way.
 
 For each org size (default 100k and 1M contacts): seeds the Salesforce emulator, builds the
 caller-ID index from it over the REST API (time and peak RSS), starts the starter, then
@@ -7,7 +7,7 @@ a different caller, so no answer comes from the cache) and the sustained lookups
 seed's way — live exact-match SOQL per call, with 150 ms added to every Salesforce request —
 its latency and its match rate on the accuracy corpus (tests/data/phone_formats.csv).
 
-    .venv/bin/python bench/screenpop.py [--sizes 100000 1000000] [--seconds 10]
+    .venv/bin/python -m bench.screenpop [--sizes 100000 1000000] [--seconds 10]
 
 The load comes from wrk (`apt-get install wrk`), a C client on the same machine.
 """
@@ -18,44 +18,30 @@ import argparse
 import csv
 import random
 import shutil
-import ssl
-import statistics
 import subprocess
-import sys
+import os
 import time
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from activities.caller_index import rebuild_index  # noqa: E402
-from callbridge.clients.salesforce.connection import SalesforceConnection  # noqa: E402
-from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
-from callbridge.core.settings import Settings  # noqa: E402
-from devstack.stack import REPO, settings_env  # noqa: E402
-from callbridge.store.db import get_engine  # noqa: E402
-from callbridge.store.tables import caller_index as index_table  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from bench.stack import bench_settings, salesforce_token, salesforce_verify
+from bench.tables import pct
+from devstack.processes import ManagedProcess, python_module
+from callbridge.core.settings import Settings
+from devstack.stack import REPO, settings_env
+from callbridge.store.db import get_engine
+from callbridge.store.tables import caller_index as index_table
 
 console = Console(width=150)
 CORPUS = REPO / "tests" / "data" / "phone_formats.csv"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def settings_for(var: Path) -> Settings:
-    sf, st = free_port(), free_port()
-    return Settings(
-        var_dir=var, salesforce_instance_url=f"https://127.0.0.1:{sf}", salesforce_login_url=f"https://127.0.0.1:{sf}",
-        salesforce_ca_file=var / "salesforce" / "ca.pem", starter_port=st, log_level="WARNING",
-        database_url=f"sqlite:///{var / 'callbridge.db'}", screenpop_live_budget_seconds=0,
-    )
+    return bench_settings(var, "callbridge-bench-screenpop", screenpop_live_budget_seconds=0)
 
 
 def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
@@ -70,7 +56,7 @@ def start_salesforce(settings: Settings, latency_ms: int = 0) -> ManagedProcess:
     ).start(120)
     if latency_ms:
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": latency_ms},
-                   verify=ssl.create_default_context(cafile=str(data / "ca.pem"))).raise_for_status()
+                   verify=salesforce_verify(settings)).raise_for_status()
     return proc
 
 
@@ -89,14 +75,6 @@ def measure(url: str, auth: tuple[str, str], numbers_file: Path, offset: int, co
     return p50 / 1000, p99 / 1000, p999 / 1000, requests / (duration_us / 1e6), int(errors)
 
 
-def build_index(var: str) -> None:
-    """`callbridge index rebuild`'s work, for the child process that measures it."""
-    from callbridge.core.settings import get_settings
-
-    settings = get_settings()
-    rebuild_index(SalesforceConnection(settings), settings)
-
-
 def bench_size(contacts: int, seconds: int, table: Table) -> None:
     var = Path(f"var/bench-screenpop-{contacts}").resolve()
     shutil.rmtree(var, ignore_errors=True)
@@ -110,14 +88,15 @@ def bench_size(contacts: int, seconds: int, table: Table) -> None:
         seed_s = time.perf_counter() - t
         procs.append(start_salesforce(settings))
         t = time.perf_counter()
-        # In a child process, so its peak RSS is the build's own (this process measures others).
-        build = subprocess.run(
-            [sys.executable, "-c", "import resource, sys; from bench.screenpop import build_index; "
-             "build_index(sys.argv[1]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)", str(var)],
-            cwd=REPO, env={**settings_env(settings), "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-            check=True)
+        # `callbridge index rebuild`, as an operator runs it; its own peak RSS from wait4.
+        build = subprocess.Popen(python_module("callbridge.cli", "index", "rebuild"), cwd=REPO,
+                                 env=settings_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(build.pid, 0)
+        build.returncode = os.waitstatus_to_exitcode(status)
+        if build.returncode:
+            raise RuntimeError(f"callbridge index rebuild failed: {build.stderr.read().decode()[-500:]}")
         build_s = time.perf_counter() - t
-        build_rss_mb = int(build.stdout.split()[-1]) / 1024
+        build_rss_mb = usage.ru_maxrss / 1024
         db_mb = (var / "callbridge.db").stat().st_size / 2**20
         with get_engine(settings.database_url).connect() as conn:
             numbers = sorted({r[0] for r in conn.execute(select(index_table.c.e164))})
@@ -157,25 +136,29 @@ def seeds_way(table: Table) -> None:
     settings = settings_for(var)
     proc = start_salesforce(settings)
     try:
-        sf = SalesforceConnection(settings)
+        # Salesforce's REST API as any client calls it: a connected app's token, then JSON.
+        api = httpx.Client(base_url=f"{settings.salesforce_instance_url}/services/data/v{settings.salesforce_api_version}",
+                           headers={"Authorization": f"Bearer {salesforce_token(settings)}"},
+                           verify=salesforce_verify(settings))
         with CORPUS.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         ids: dict[str, str] = {}
         for row in rows:
             key = row["contact"]
             if key not in ids:
-                ids[key] = sf.restful("sobjects/Contact", method="POST", json={
-                    "LastName": key, "MailingCountry": row["mailing_country"] or None})["id"]
-            sf.restful(f"sobjects/Contact/{ids[key]}", method="PATCH", json={row["field"]: row["stored"]})
+                ids[key] = api.post("/sobjects/Contact", json={
+                    "LastName": key, "MailingCountry": row["mailing_country"] or None}).raise_for_status().json()["id"]
+            api.patch(f"/sobjects/Contact/{ids[key]}", json={row["field"]: row["stored"]}).raise_for_status()
         httpx.post(f"{settings.salesforce_instance_url}/_emulator/faults", json={"latency_ms": 150},
-                   verify=ssl.create_default_context(cafile=str(settings.salesforce_ca_file))).raise_for_status()
+                   verify=salesforce_verify(settings)).raise_for_status()
         from simple_salesforce.format import format_soql
 
         latencies, found = [], 0
         for row in rows:
             t = time.perf_counter()
-            records = sf.query(format_soql(
-                "SELECT Id FROM Contact WHERE Phone = {n} OR MobilePhone = {n} LIMIT 1", n=row["ani"]))["records"]
+            records = api.get("/query", params={"q": format_soql(
+                "SELECT Id FROM Contact WHERE Phone = {n} OR MobilePhone = {n} LIMIT 1", n=row["ani"])}
+            ).raise_for_status().json()["records"]
             latencies.append(time.perf_counter() - t)
             found += bool(records) and records[0]["Id"] == ids[row["contact"]]
         table.add_row("seed's way (exact SOQL, +150 ms)", f"{pct(latencies, .5)*1000:.0f} ms",

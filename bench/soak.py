@@ -1,4 +1,4 @@
-"""bench/soak.py: the product at a steady load for a long time — does anything drift?
+"""python -m bench.soak: the product at a steady load for a long time — does anything drift?
 
 Starts its own stack (file-backed Temporal dev server, both emulators, worker, starter) under
 var/soak on free ports, seeds the org, builds the caller-ID index, then for --minutes offers
@@ -8,8 +8,8 @@ latency, not as less load). Prints per minute: calls accepted and logged, lookup
 percentiles (call end → Task from Temporal's close times, read once at the end), errors; and
 the RSS of every process at the start, after the first minute (warmed up) and at the end.
 
-    .venv/bin/python bench/soak.py                 # 30 minutes, 10 calls/s, 50 lookups/s
-    .venv/bin/python bench/soak.py --minutes 5
+    .venv/bin/python -m bench.soak                 # 30 minutes, 10 calls/s, 50 lookups/s
+    .venv/bin/python -m bench.soak --minutes 5
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -31,12 +30,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.chaos import Caller, call_event, callers_with_one_owner, chaos_settings, pct  # noqa: E402
-from callbridge.domain import signature  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
-from callbridge.core.temporal import connect  # noqa: E402
+from bench.calls import Caller, call_event, callers_with_one_owner
+from bench.stack import bench_settings
+from bench.tables import pct
+from callbridge.domain import signature
+from devstack.stack import LocalStack
+from callbridge.core.temporal import connect
 
 console = Console(width=120) if not Console().is_terminal else Console()
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -243,7 +242,7 @@ async def main() -> None:
     var = args.var.resolve()
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
-    stack = LocalStack(chaos_settings(var, temporal_task_queue="callbridge-soak"))
+    stack = LocalStack(bench_settings(var, "callbridge-soak"))
     try:
         with console.status("Starting the stack and building the caller-ID index…"):
             stack.start_all(args.contacts)

@@ -1,4 +1,4 @@
-"""bench/sync.py: contact sync at size, against the emulators with realistic latency.
+"""python -m bench.sync: contact sync at size, against the emulators with realistic latency.
 
 Per pass (with Genesys's budget of 300 requests a minute, and — `--no-budget` — once without
 it, to see the engine's own ceiling): a fresh stack under var/bench-sync-{pass} (file-backed
@@ -9,7 +9,7 @@ Salesforce emulator seeded with N contacts, an empty Genesys, the caller-ID inde
 - the seed's per-record loop (search Genesys, then create or update, one request each) on a
   sample of the same contacts, against its own Genesys emulator with the same latency and
   budget, extrapolated to N;
-- a bare one-activity workflow loop on the same dev server (bench/bare_workflow.py).
+- a bare one-activity workflow loop on the same dev server (bench.bare_workflow).
 
 Then the sync runs:
 
@@ -24,8 +24,8 @@ Printed per run: contacts/s, API requests per record on each side (the run's own
 cross-checked with the emulators' request counters), and the time against the floor the
 Genesys budget sets: the Genesys requests the run made ÷ 300 a minute.
 
-    .venv/bin/python bench/sync.py --contacts 100000 --changes 200,1000,10000 --no-budget
-    .venv/bin/python bench/sync.py --quick      # a few minutes: 5,000 contacts, 200 and 2,500 changes
+    .venv/bin/python -m bench.sync --contacts 100000 --changes 200,1000,10000 --no-budget
+    .venv/bin/python -m bench.sync --quick      # a few minutes: 5,000 contacts, 200 and 2,500 changes
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import ssl
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,69 +43,22 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.call_logging import bare_rate  # noqa: E402
-from devstack.processes import ManagedProcess, free_port, python_module  # noqa: E402
-from callbridge.core.settings import Settings  # noqa: E402
-from devstack.stack import REPO, LocalStack  # noqa: E402
-from callbridge.core.temporal import connect  # noqa: E402
+from bench.bare_workflow import bare_rate
+from bench.stack import (
+    NO_LIMIT, BenchStack, bench_settings, empty_genesys, genesys_admin, genesys_api_requests, genesys_api_routes,
+    genesys_token, salesforce_token, salesforce_verify,
+)
+from bench.tables import measure_table
+from devstack.processes import free_port
+from callbridge.core.settings import Settings
+from devstack.stack import LocalStack
+from callbridge.core.temporal import connect
 
 console = Console(width=160)
 API_VERSION = "v62.0"
 GC_CONTACTS = "/api/v2/externalcontacts/contacts"
-GC_BULK = "/api/v2/externalcontacts/bulk/contacts"
 LOOKBACK_SECONDS = 1
 TUNING: dict[str, Any] = {}  # --pages / --pairs: ContactSyncInput overrides for every run
-NO_LIMIT = 10**9  # the emulator's --rate-limit must be positive: "no budget" is a limit never reached
-
-
-# -- the stack ------------------------------------------------------------------------------------
-
-
-@dataclass
-class BenchStack(LocalStack):
-    """LocalStack with the Genesys emulator's per-token budget as a parameter."""
-
-    rate_limit: int = 300
-
-    def start_genesys(self) -> ManagedProcess:
-        return self._start(genesys_process(self.settings, self.var / "genesys", self.rate_limit,
-                                           self._log("genesys-emulator")))
-
-    def start_seeded(self, contacts: int) -> None:
-        """Temporal, a Salesforce org of `contacts`, an empty Genesys, the worker."""
-        self.start_temporal()
-        self.seed_salesforce(contacts)
-        self.start_salesforce()
-        self.start_genesys()
-        empty_genesys(self.settings, self.settings.genesys_api_url)
-        self.start_worker()
-
-
-def genesys_process(s: Settings, data_dir: Path, rate_limit: int, log: Path) -> ManagedProcess:
-    port = s.genesys_api_url.rsplit(":", 1)[1]
-    return ManagedProcess(
-        "genesys-emulator",
-        python_module("emulators.genesys", "serve", "--host", "127.0.0.1", "--port", port, "--data-dir", str(data_dir),
-                      "--client-id", s.genesys_client_id, "--client-secret", s.genesys_client_secret.get_secret_value(),
-                      "--rate-limit", str(rate_limit)),
-        ready_url=f"{s.genesys_api_url}/_emulator/health", log_path=log, cwd=REPO,
-    )
-
-
-def bench_settings(var: Path, budget: bool) -> Settings:
-    sf_port, gc_port, t_port, ui_port = (free_port() for _ in range(4))
-    return Settings(
-        var_dir=var, temporal_address=f"127.0.0.1:{t_port}", temporal_ui_url=f"http://127.0.0.1:{ui_port}",
-        temporal_task_queue="callbridge-bench-sync",
-        salesforce_instance_url=f"https://127.0.0.1:{sf_port}", salesforce_login_url=f"https://127.0.0.1:{sf_port}",
-        salesforce_ca_file=var / "salesforce" / "ca.pem", genesys_api_url=f"http://127.0.0.1:{gc_port}",
-        genesys_login_url=f"http://127.0.0.1:{gc_port}", starter_port=free_port(),
-        database_url=f"sqlite:///{var / 'callbridge.db'}", log_level="WARNING",
-        # Without the budget the worker must not pace itself either.
-        genesys_requests_per_minute=300 if budget else 0,
-    )
 
 
 # -- the emulators' side door: setup and counters -------------------------------------------------
@@ -118,10 +69,8 @@ class Salesforce:
 
     def __init__(self, settings: Settings) -> None:
         self.base = settings.salesforce_instance_url
-        self.verify = ssl.create_default_context(cafile=str(settings.salesforce_ca_file))
-        token = httpx.post(f"{self.base}/services/oauth2/token", verify=self.verify, data={
-            "grant_type": "client_credentials", "client_id": settings.salesforce_client_id,
-            "client_secret": settings.salesforce_client_secret.get_secret_value()}).json()["access_token"]
+        self.verify = salesforce_verify(settings)
+        token = salesforce_token(settings)
         self.http = httpx.AsyncClient(base_url=f"{self.base}/services/data/{API_VERSION}", verify=self.verify,
                                       headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
@@ -162,39 +111,6 @@ class Salesforce:
         return self.admin("GET", "stats").get("byRoute", {})
 
 
-def genesys_admin(base: str, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    resp = httpx.request(method, f"{base}/_emulator/{path}", timeout=30, **kw)
-    resp.raise_for_status()
-    return resp.json()
-
-
-def genesys_api_requests(base: str) -> int:
-    """Platform API requests the emulator answered since the last reset (the token calls too)."""
-    counts = genesys_admin(base, "GET", "stats")["requests"]
-    return sum(n for route, n in counts.items() if " /api/v2/" in route or " /oauth/" in route)
-
-
-def genesys_token(settings: Settings, base: str) -> str:
-    resp = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
-                      auth=(settings.genesys_client_id, settings.genesys_client_secret.get_secret_value()))
-    resp.raise_for_status()
-    return resp.json()["access_token"]
-
-
-def empty_genesys(settings: Settings, base: str) -> None:
-    """The emulator seeds 40 demo external contacts: remove them, so the load starts empty."""
-    token = genesys_token(settings, base)
-    headers = {"Authorization": f"Bearer {token}"}
-    while True:
-        ids = [c["id"] for c in httpx.get(f"{base}/api/v2/externalcontacts/scan/contacts", params={"limit": 200},
-                                          headers=headers).json().get("entities", [])]
-        if not ids:
-            break
-        httpx.post(f"{base}{GC_BULK}/remove", json={"entities": [{"id": i} for i in ids]},
-                   headers=headers).raise_for_status()
-    genesys_admin(base, "POST", "ratelimit/reset")
-
-
 # -- one sync run ---------------------------------------------------------------------------------
 
 
@@ -233,7 +149,7 @@ async def run_sync(client, settings: Settings, sf: Salesforce, name: str, change
     from workflows.contact_sync import ContactSyncWorkflow
 
     sf.admin("POST", "stats/reset")
-    genesys_admin(settings.genesys_api_url, "POST", "stats/reset")
+    genesys_admin(settings, "POST", "stats/reset")
     # Runs here follow each other within seconds; a schedule runs them 30 minutes apart. The
     # default 2-minute lookback would make each run re-read the previous run's edits.
     inp = ContactSyncInput.from_config(load(), mode="one_way", lookback_seconds=LOOKBACK_SECONDS,
@@ -244,11 +160,10 @@ async def run_sync(client, settings: Settings, sf: Salesforce, name: str, change
     seconds = time.perf_counter() - start
     return RunFigures(name=name, path=result.path, changes=changes, pairs=result.pairs, seconds=seconds,
                       sf_requests=result.salesforce_requests, gc_requests=result.genesys_requests,
-                      sf_counted=sf.requests(), gc_counted=genesys_api_requests(settings.genesys_api_url),
+                      sf_counted=sf.requests(), gc_counted=genesys_api_requests(settings),
                       errors=result.errors, created=result.created, updated=result.updated,
                       unchanged=result.unchanged, handed_off=result.handed_off, sf_routes=sf.routes(),
-                      gc_routes={route: n for route, n in genesys_admin(settings.genesys_api_url, "GET", "stats")[
-                          "requests"].items() if " /api/v2/" in route or " /oauth/" in route})
+                      gc_routes=genesys_api_routes(settings))
 
 
 # -- the seed's loop ------------------------------------------------------------------------------
@@ -263,18 +178,19 @@ class SeedLoopFigures:
     throttled: int
 
 
-async def seed_loop(settings: Settings, sf: Salesforce, gc_base: str, sample: int) -> SeedLoopFigures:
+async def seed_loop(settings: Settings, sf: Salesforce, sample: int) -> SeedLoopFigures:
     """The seed's one-way sync (crm-integration-salesforce, "sync-one-way.js"): read the changed
     contacts from Salesforce, then per contact: is it in Genesys (a search), then update
     (PATCH) or create (POST) — one request each, one contact after the other. The seed doesn't
     handle 429; here a 429 is waited out (Retry-After) so the loop can finish at all."""
-    token = genesys_token(settings, gc_base)
+    token = genesys_token(settings)
     throttled = 0
     sf.admin("POST", "stats/reset")
-    genesys_admin(gc_base, "POST", "stats/reset")
+    genesys_admin(settings, "POST", "stats/reset")
     start = time.perf_counter()
     rows = await sf.query_all(f"SELECT Id, FirstName, LastName, Email, Phone FROM Contact LIMIT {sample}")
-    async with httpx.AsyncClient(base_url=gc_base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as gc:
+    async with httpx.AsyncClient(base_url=settings.genesys_api_url, headers={"Authorization": f"Bearer {token}"},
+                                 timeout=60) as gc:
 
         async def call(method: str, path: str, **kw: Any) -> httpx.Response:
             nonlocal throttled
@@ -298,24 +214,23 @@ async def seed_loop(settings: Settings, sf: Salesforce, gc_base: str, sample: in
                 await call("POST", GC_CONTACTS, json={**body, "workEmail": row["Email"], "externalIds": [
                     {"externalSource": {"id": settings.genesys_external_source_id}, "value": row["Id"]}]})
     seconds = time.perf_counter() - start
-    return SeedLoopFigures(sample=len(rows), seconds=seconds, gc_requests=genesys_api_requests(gc_base),
+    return SeedLoopFigures(sample=len(rows), seconds=seconds, gc_requests=genesys_api_requests(settings),
                            sf_requests=sf.requests(), throttled=throttled)
 
 
 async def measure_seed_loop(settings: Settings, sf: Salesforce, var: Path, budget: bool, latency_ms: int,
                             sample: int) -> SeedLoopFigures:
     """On its own Genesys emulator (same latency and budget), so it never touches the sync's data."""
-    port = free_port()
-    own = settings.model_copy(update={"genesys_api_url": f"http://127.0.0.1:{port}"})
-    proc = genesys_process(own, var / "genesys-seed-loop", 300 if budget else NO_LIMIT,
-                           var / "logs" / "genesys-seed-loop.log").start(60)
+    url = f"http://127.0.0.1:{free_port()}"
+    own = settings.model_copy(update={"var_dir": var / "seed-loop", "genesys_api_url": url, "genesys_login_url": url})
+    stack = LocalStack(own, genesys_rate_limit=300 if budget else NO_LIMIT)
     try:
-        base = own.genesys_api_url
-        empty_genesys(own, base)
-        genesys_admin(base, "POST", "faults", json={"latency_ms": latency_ms})
-        return await seed_loop(own, sf, base, sample)
+        stack.start_genesys()
+        empty_genesys(own)
+        genesys_admin(own, "POST", "faults", json={"latency_ms": latency_ms})
+        return await seed_loop(own, sf, sample)
     finally:
-        proc.stop()
+        stack.stop()
 
 
 # -- one pass -------------------------------------------------------------------------------------
@@ -335,8 +250,9 @@ async def one_pass(args: argparse.Namespace, budget: bool) -> PassFigures:
     var = Path(f"var/bench-sync-{'budget' if budget else 'nobudget'}").resolve()
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
-    settings = bench_settings(var, budget)
-    stack = BenchStack(settings, rate_limit=300 if budget else NO_LIMIT)
+    # Without the budget the worker must not pace itself either.
+    settings = bench_settings(var, "callbridge-bench-sync", genesys_requests_per_minute=300 if budget else 0)
+    stack = BenchStack(settings, genesys_rate_limit=300 if budget else NO_LIMIT)
     figures = PassFigures(budget=budget, contacts=args.contacts)
     label = "with the 300/min budget" if budget else "without a budget"
     t0 = time.perf_counter()
@@ -348,7 +264,7 @@ async def one_pass(args: argparse.Namespace, budget: bool) -> PassFigures:
             sf = Salesforce(settings)
             ids = [r["Id"] for r in await sf.query_all("SELECT Id FROM Contact")]
             sf.admin("POST", "faults", json={"latency_ms": args.latency_ms})
-            genesys_admin(settings.genesys_api_url, "POST", "faults", json={"latency_ms": args.latency_ms})
+            genesys_admin(settings, "POST", "faults", json={"latency_ms": args.latency_ms})
         figures.setup_seconds = time.perf_counter() - t0
 
         async def measured(name: str, changes: int, **overrides: Any) -> None:
@@ -418,7 +334,7 @@ async def pause_index_refresh(client) -> None:
 
     for _ in range(300):  # the worker creates its schedules once it has started
         try:
-            await client.get_schedule_handle(SCHEDULE_ID).pause(note="bench/sync.py")
+            await client.get_schedule_handle(SCHEDULE_ID).pause(note="bench.sync")
             return
         except RPCError:
             await asyncio.sleep(0.2)
@@ -452,9 +368,7 @@ def runs_table(p: PassFigures) -> Table:
 
 
 def comparison_table(p: PassFigures) -> Table:
-    table = Table(title="Yardsticks, same pass" + (" (budget)" if p.budget else " (no budget)"))
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table = measure_table("Yardsticks, same pass" + (" (budget)" if p.budget else " (no budget)"))
     table.add_row("bare one-activity workflows/s (same dev server)", f"{p.bare_per_second:.1f}")
     per_pair = [r for r in p.runs if r.path == "per_pair" and r.pairs]
     for r in per_pair:

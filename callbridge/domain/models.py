@@ -228,3 +228,18 @@ class IndexRefreshResult(BaseModel):
 
 
 PreparedCall.model_rebuild()
+
+
+# CallReconciliationWorkflow's input and result (the schedule starts it every few minutes).
+class ReconciliationRequest(BaseModel):
+    lookback_seconds: int = 2 * 3600
+    settle_seconds: int = 120
+
+
+class ReconciliationResult(BaseModel):
+    ended: int = 0  # ended calls the window held
+    started: int = 0  # CallLoggingWorkflows this run started (missed calls)
+    already_handled: int = 0  # a workflow with that id ran or runs: the webhook's, or an earlier run's
+    too_recent: int = 0  # ended within settle_seconds: left to the call-ended event
+    skipped: int = 0  # not a call the webhook would log (no customer leg, no agent) or unreadable
+    started_conversation_ids: list[str] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Chaos, short: bench/chaos.py's scenarios at small scale on a stack of their own.
+"""Chaos, short: the chaos bench's scenarios (bench.chaos) at small scale on a stack of their own.
 
 A file-backed Temporal dev server (the session's in-memory one can't be restarted), both
 emulators, the real worker and starter: the worker is SIGKILLed and the dev server restarted
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chaos import ChaosPlan, ChaosStack, calls_scenario, erasures_scenario
+from bench.chaos.faults import ChaosPlan
+from bench.chaos.scenarios import calls_scenario, erasures_scenario
+from bench.chaos.stack import ChaosStack
 
-# Its own stack and SQLite store (bench/chaos.py): nothing to learn from a PostgreSQL rerun.
+# Its own stack and SQLite store (bench.chaos): nothing to learn from a PostgreSQL rerun.
 pytestmark = [pytest.mark.integration, pytest.mark.own_store]
 
 

@@ -1,262 +1,35 @@
-"""bench/chaos.py: the product under SIGKILLed workers, a restarted Temporal and a faulty Salesforce.
-
-Starts its own stack (file-backed Temporal dev server, both emulators, worker, starter) under
-var/chaos on free ports. While a scenario runs, the worker is SIGKILLed (and restarted at once,
-as a supervisor would) at random moments, the dev server is stopped and started again on the
-same file and port, and the Salesforce emulator answers 5% of requests 503, 1% of writes
-UNABLE_TO_LOCK_ROW and expires every session once. Then it checks the outcome against
-Salesforce and Genesys directly (SOQL, REST), not against what Callbridge says it did.
-
-    .venv/bin/python bench/chaos.py --scenario calls --calls 1000
-    .venv/bin/python bench/chaos.py --scenario erasures --erasures 20
-    .venv/bin/python bench/chaos.py --scenario sync --changes 10000
-    .venv/bin/python bench/chaos.py --scenario all
-
-Scenarios:
-  calls     N calls through the relay webhook, delivered as the emulator's relay does (3 tries,
-            1 s and 2 s apart; Genesys itself sends no such webhook), or with --via-genesys
-            placed in the Genesys emulator, whose call-ended trigger hands each to the starter
-            once (not retried) and the reconciliation logs those it couldn't: exactly N Tasks,
-            each on the caller's contact, no duplicate, none lost.
-  erasures  N GDPR erasures of people present in both systems: all complete, and nothing of
-            them is left in Salesforce or Genesys.
-  sync      N contact changes (Salesforce and Genesys sides) through ContactSyncWorkflow runs:
-            every change lands once on the other side; a change made during a run is taken by
-            the next one (the watermark never skips it).
-"""
+"""The chaos bench's scenarios: a workload (calls, erasures, contact changes), the faults struck
+while it runs, and the outcome checked against Salesforce and Genesys directly (SOQL, REST),
+not against what Callbridge says it did."""
 
 from __future__ import annotations
 
-import math
-import argparse
 import asyncio
 import json
 import random
-import shutil
-import ssl
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.table import Table
 from simple_salesforce import Salesforce
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from callbridge.domain import signature  # noqa: E402
-from callbridge.domain.matching import contact_region  # noqa: E402
-from callbridge.domain.phone import all_e164  # noqa: E402
-from devstack.processes import ManagedProcess, free_port  # noqa: E402
-from callbridge.core.settings import Settings  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
-from callbridge.core.temporal import connect  # noqa: E402
-
-console = Console(width=110) if not Console().is_terminal else Console()
+from bench.calls import Caller, call_event, callers_with_one_owner
+from bench.chaos.faults import (
+    ChaosPlan, Recovery, clear_salesforce_faults, recoveries, run_faults, salesforce_faults, schedule,
+)
+from bench.chaos.stack import ChaosStack
+from callbridge.domain import signature
+from callbridge.core.settings import Settings
+from callbridge.core.temporal import connect
 
 # Genesys's delivery of the conversation-ended webhook (emulators/genesys/simulator.py).
 GENESYS_RETRY_DELAYS = (1.0, 2.0)
 GENESYS_ATTEMPT_TIMEOUT = 5.0
-SALESFORCE_FAULTS = {"error_rate": 0.05, "error_status": 503, "unable_to_lock_row_rate": 0.01}
-
-
-def quiet_sdk_logs() -> None:
-    """The SDK's core logs every retried RPC while the dev server is down on purpose: errors only."""
-    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")))), error_if_already_set=False)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-# --- the stack and its faults ---------------------------------------------------------------------
-
-
-def chaos_settings(var: Path, **overrides: Any) -> Settings:
-    sf_port, gc_port, t_port, ui_port, st_port, wm_port, wt_port = (free_port() for _ in range(7))
-    return Settings(**{
-        "var_dir": var, "temporal_address": f"127.0.0.1:{t_port}", "temporal_ui_url": f"http://127.0.0.1:{ui_port}",
-        "temporal_task_queue": "callbridge-chaos",
-        "salesforce_instance_url": f"https://127.0.0.1:{sf_port}", "salesforce_login_url": f"https://127.0.0.1:{sf_port}",
-        "salesforce_ca_file": var / "salesforce" / "ca.pem", "genesys_api_url": f"http://127.0.0.1:{gc_port}",
-        "genesys_login_url": f"http://127.0.0.1:{gc_port}", "starter_port": st_port,
-        "webhook_secret": "chaos-webhook-secret", "database_url": f"sqlite:///{var / 'callbridge.db'}",
-        "log_level": "WARNING", "metrics_host": "127.0.0.1",
-        "worker_metrics_port": wm_port, "worker_temporal_metrics_port": wt_port,
-        **overrides,
-    })
-
-
-@dataclass
-class Fault:
-    kind: str  # worker-kill | temporal-restart | session-expiry
-    at: float  # perf_counter when it struck
-    back: float  # perf_counter when the process was ready again (= at for session expiry)
-
-
-class ChaosStack:
-    """The local stack plus the faults: kill/restart processes, Salesforce fault injection."""
-
-    def __init__(self, var: Path, contacts: int, temporal_outage: float = 0.0, **overrides: Any) -> None:
-        self.temporal_outage = temporal_outage  # seconds the dev server stays down when restarted
-        self.settings = chaos_settings(var, **overrides)
-        self.stack = LocalStack(self.settings)
-        self.contacts = contacts
-        self.faults: list[Fault] = []
-        self._admin: httpx.Client | None = None
-
-    def start(self) -> None:
-        s = self.stack
-        s.start_temporal()
-        s.seed_salesforce(self.contacts)
-        s.start_salesforce()
-        s.start_genesys()
-        s.start_worker().ready_url = self._worker_ready_url
-        self.worker.wait_ready(60)
-        s.start_starter()
-
-    def stop(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
-        self.stack.stop()
-
-    @property
-    def _sf_admin(self) -> httpx.Client:
-        if self._admin is None:  # the emulator writes its CA on first start
-            self._admin = httpx.Client(base_url=f"{self.settings.salesforce_instance_url}/_emulator", timeout=30,
-                                       verify=ssl.create_default_context(cafile=str(self.settings.salesforce_ca_file)))
-        return self._admin
-
-    @property
-    def _worker_ready_url(self) -> str:
-        # The worker serves metrics before it connects; good enough as "the process is up".
-        return f"http://127.0.0.1:{self.settings.worker_metrics_port}/metrics"
-
-    def _proc(self, name: str) -> ManagedProcess:
-        return next(p for p in self.stack.processes if p.name == name)
-
-    @property
-    def worker(self) -> ManagedProcess:
-        return self._proc("worker")
-
-    @property
-    def temporal(self) -> ManagedProcess:
-        return self._proc("temporal")
-
-    # Blocking (they wait for readiness): the scenarios run them in a thread.
-    def kill_worker(self) -> Fault:
-        at = time.perf_counter()
-        self.worker.kill()
-        self.worker.start(60)  # restarted at once, as systemd/Kubernetes would
-        fault = Fault("worker-kill", at, time.perf_counter())
-        self.faults.append(fault)
-        return fault
-
-    def restart_temporal(self) -> Fault:
-        at = time.perf_counter()
-        self.temporal.stop()
-        time.sleep(self.temporal_outage)
-        self.temporal.start(60)  # same --db-filename, same ports
-        fault = Fault("temporal-restart", at, time.perf_counter())
-        self.faults.append(fault)
-        return fault
-
-    def expire_sessions(self) -> Fault:
-        at = time.perf_counter()
-        self._sf_admin.post("/sessions/expire").raise_for_status()
-        fault = Fault("session-expiry", at, at)
-        self.faults.append(fault)
-        return fault
-
-    def salesforce_faults(self, seed: int, **extra: Any) -> None:
-        self._sf_admin.post("/faults", json={**SALESFORCE_FAULTS, "seed": seed, **extra}).raise_for_status()
-
-    def clear_salesforce_faults(self) -> None:
-        self._sf_admin.delete("/faults").raise_for_status()
-
-    def salesforce_stats(self) -> dict[str, Any]:
-        return self._sf_admin.get("/stats").json()
-
-    def salesforce_client(self) -> Salesforce:
-        return self.stack.salesforce_client()
-
-    def genesys_client(self) -> httpx.Client:
-        s = self.settings
-        token = httpx.post(f"{s.genesys_login_url}/oauth/token", data={"grant_type": "client_credentials"},
-                           auth=(s.genesys_client_id, s.genesys_client_secret.get_secret_value())).json()
-        return httpx.Client(base_url=s.genesys_api_url, timeout=30,
-                            headers={"Authorization": f"Bearer {token['access_token']}"})
-
-
-@dataclass
-class ChaosPlan:
-    kills: int
-    restarts: int
-    session_expiries: int = 1
-
-
-def schedule(plan: ChaosPlan, span: float, rng: random.Random) -> list[tuple[float, str]]:
-    """Random moments within (5%, 90%) of `span` seconds, one per equal slot (jittered within its
-    middle half), so faults never bunch up and each one's recovery can be told apart."""
-    kinds = ["worker-kill"] * plan.kills + ["temporal-restart"] * plan.restarts + \
-        ["session-expiry"] * plan.session_expiries
-    rng.shuffle(kinds)
-    lo, slot = 0.05 * span, 0.85 * span / max(1, len(kinds))
-    return [(lo + slot * (i + rng.uniform(0.25, 0.75)), kind) for i, kind in enumerate(kinds)]
-
-
-async def run_faults(cs: ChaosStack, plan: list[tuple[float, str]], t0: float, stop: asyncio.Event) -> None:
-    """Strike each fault at its moment (seconds after t0) unless the workload finished first."""
-    actions: dict[str, Callable[[], Fault]] = {
-        "worker-kill": cs.kill_worker, "temporal-restart": cs.restart_temporal, "session-expiry": cs.expire_sessions,
-    }
-    for at, kind in plan:
-        delay = t0 + at - time.perf_counter()
-        if delay > 0:
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-                return
-            except asyncio.TimeoutError:
-                pass
-        await asyncio.to_thread(actions[kind])
-
-
-@dataclass
-class Recovery:
-    kind: str
-    at: float  # seconds into the run
-    down: float  # until the process was ready again
-    first_done: float  # until the first item completed after it was back
-    in_flight: int  # items accepted before the fault and not yet done
-    in_flight_done: float  # until the last of those completed
-
-
-def recoveries(faults: list[Fault], items: list[tuple[float, float | None]], t0: float) -> list[Recovery]:
-    """items: (accepted_at, completed_at) per workflow, perf_counter times."""
-    done = sorted(c for _, c in items if c is not None)
-    out = []
-    for f in faults:
-        first = next((c for c in done if c > f.back), None)
-        pending = [c for a, c in items if a < f.at and (c is None or c > f.at)]
-        last = max((c for c in pending if c is not None), default=None)
-        out.append(Recovery(
-            f.kind, f.at - t0, f.back - f.at,
-            (first - f.at) if first is not None else float("nan"), len(pending),
-            (last - f.at) if last is not None and None not in pending else float("nan"),
-        ))
-    return out
 
 
 async def wait_result(client: Client, workflow_id: str, deadline: float) -> Any:
@@ -270,53 +43,7 @@ async def wait_result(client: Client, workflow_id: str, deadline: float) -> Any:
             await asyncio.sleep(0.5)
 
 
-def recovery_table(title: str, recs: list[Recovery], per_item: bool = True) -> Table:
-    table = Table(title=title)
-    cols = ("fault", "at", "process back") + (("first done after", "in flight", "all of them done") if per_item else ())
-    for col in cols:
-        table.add_column(col, justify="left" if col == "fault" else "right", no_wrap=True)
-    for r in sorted(recs, key=lambda r: r.at):
-        row = [r.kind, f"{r.at:.1f} s", f"{r.down:.1f} s" if r.kind != "session-expiry" else "—"]
-        if per_item:
-            row += [f"{r.first_done:.1f} s", str(r.in_flight), f"{r.in_flight_done:.1f} s"]
-        table.add_row(*row)
-    return table
-
-
 # --- scenario: calls --------------------------------------------------------------------------------
-
-
-@dataclass
-class Caller:
-    e164: str
-    contact_id: str
-    by_id: bool  # the IVR identified the contact (attributes.contact_id)
-
-
-def callers_with_one_owner(sf: Salesforce, default_region: str) -> list[tuple[str, str]]:
-    """(E.164, contact id) for every number exactly one contact holds in any phone field, so the
-    right contact is known without asking Callbridge."""
-    owners: dict[str, set[str]] = defaultdict(set)
-    soql = ("SELECT Id, Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, Account.BillingCountry "
-            "FROM Contact")
-    for r in sf.query_all_iter(soql):
-        region, guessed = contact_region(r, default_region)
-        for fld in ("Phone", "MobilePhone", "HomePhone", "OtherPhone"):
-            for e164 in all_e164(r.get(fld), region, guessed):
-                owners[e164].add(r["Id"])
-    return sorted((e164, next(iter(ids))) for e164, ids in owners.items() if len(ids) == 1)
-
-
-def call_event(conversation: str, caller: Caller) -> dict[str, Any]:
-    end = datetime.now(timezone.utc) - timedelta(seconds=1)
-    return {
-        "conversationId": conversation, "participantId": "chaos", "conversationType": "phone",
-        "callerId": caller.e164, "calleeId": "+18005550100", "direction": "INBOUND",
-        "startTime": (end - timedelta(seconds=240)).isoformat(), "endTime": end.isoformat(),
-        "durationSeconds": 240, "recordingId": None, "agentId": "agent-1", "agentName": "Chaos Agent",
-        "queueId": "q-1", "queueName": "Support Queue", "interactionId": str(uuid.uuid4()),
-        "attributes": {"contact_id": caller.contact_id} if caller.by_id else {},
-    }
 
 
 async def deliver(http: httpx.AsyncClient, url: str, secret: str, body: bytes) -> tuple[int | None, int]:
@@ -387,7 +114,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
     span = calls / rate
     faults_plan = schedule(plan, span, rng)
     cs.faults.clear()
-    cs.salesforce_faults(seed)
+    salesforce_faults(cs, seed)
     stats_before = cs.salesforce_stats()["apiRequests"]
     items: list[tuple[float, float | None]] = []
     attempts: list[int] = []
@@ -440,7 +167,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
         stop.set()
         await chaos
         elapsed = time.perf_counter() - t0
-    cs.clear_salesforce_faults()
+    clear_salesforce_faults(cs)
     reconciled = await reconcile(client, s, settle_timeout) if via_genesys else 0
     sf_requests = cs.salesforce_stats()["apiRequests"] - stats_before
 
@@ -468,7 +195,7 @@ async def calls_scenario(cs: ChaosStack, calls: int, rate: float, plan: ChaosPla
 async def reconcile(client: Client, settings: Settings, timeout: float) -> int:
     """One CallReconciliationWorkflow run now, as the schedule's next one would (its 2-minute
     settle time already passed for these calls); then wait for the workflows it started."""
-    from activities.call_reconciliation import ReconciliationRequest
+    from callbridge.domain.models import ReconciliationRequest
     from workflows.call_reconciliation import CallReconciliationWorkflow
 
     handle = await client.start_workflow(
@@ -479,36 +206,6 @@ async def reconcile(client: Client, settings: Settings, timeout: float) -> int:
     for conversation in result.started_conversation_ids:
         await wait_result(client, f"call-log-{conversation}", deadline)
     return result.started
-
-
-def print_calls(report: CallsReport, rate: float) -> None:
-    table = Table(title=f"Chaos: {report.calls} calls at {rate:g}/s")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    rows = [
-        ("deliveries taken (of which needed a retry)", f"{report.delivered} ({report.redelivered})"),
-        ("deliveries not taken (relay: refused 3 times; trigger: its one try)", str(report.undelivered)),
-        ("Tasks for the calls made", str(report.tasks)),
-        ("… each on the caller's contact", str(report.on_right_contact)),
-        ("… on a wrong contact", str(report.wrong_contact)),
-        ("duplicates", str(report.duplicates)),
-        ("logged by the reconciliation run (delivery never taken)", str(report.reconciled)),
-        ("lost (no Task)", str(report.lost)),
-        ("Tasks nobody called for", str(report.unexpected)),
-        ("delivery accepted (retries included) p50 / p99 / max",
-         f"{pct(report.ack_latency, .5):.2f} s / {pct(report.ack_latency, .99):.2f} s / "
-         f"{max(report.ack_latency, default=float('nan')):.2f} s"),
-        ("call end → Task logged p50 / p99 / max",
-         f"{pct(report.logged_latency, .5):.1f} s / {pct(report.logged_latency, .99):.1f} s / "
-         f"{max(report.logged_latency, default=float('nan')):.1f} s"),
-        ("run time (all calls done)", f"{report.elapsed:.0f} s"),
-        ("Salesforce API requests per call (faults included)", f"{report.salesforce_requests / report.calls:.2f}"),
-        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    console.print(recovery_table("Recovery (seconds after the fault)", report.recoveries))
 
 
 # --- scenario: erasures -----------------------------------------------------------------------------
@@ -620,7 +317,7 @@ async def erasures_scenario(cs: ChaosStack, count: int, plan: ChaosPlan, seed: i
     # A short run (the test's) narrows it, so every fault strikes before the erasures are done.
     faults_plan = schedule(plan, fault_window or max(30.0, count * spacing * 2), rng)
     cs.faults.clear()
-    cs.salesforce_faults(seed)
+    salesforce_faults(cs, seed)
     items: list[tuple[float, float | None]] = []
     results: list[Any] = []
     durations: list[float] = []
@@ -659,7 +356,7 @@ async def erasures_scenario(cs: ChaosStack, count: int, plan: ChaosPlan, seed: i
         elapsed = time.perf_counter() - t0
         stop.set()
         await chaos
-    cs.clear_salesforce_faults()
+    clear_salesforce_faults(cs)
 
     sf = cs.salesforce_client()
     left: Counter[str] = Counter()
@@ -685,30 +382,7 @@ async def erasures_scenario(cs: ChaosStack, count: int, plan: ChaosPlan, seed: i
     )
 
 
-def print_erasures(report: ErasuresReport) -> None:
-    table = Table(title=f"Chaos: {report.erasures} GDPR erasures")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for row in (
-        ("completed (certificate recorded)", str(report.completed)),
-        ("failed / not finished", f"{report.failed} / {report.not_finished}"),
-        ("verified clean in Salesforce and Genesys (searched directly)", str(report.verified_clean)),
-        ("left over", ", ".join(f"{k}: {v}" for k, v in report.leftovers.items()) or "nothing"),
-        ("call histories left in Temporal", str(report.histories_left)),
-        ("admin API requests retried (Temporal down)", str(report.start_retries)),
-        ("request → completed p50 / max",
-         f"{pct(report.durations, .5):.1f} s / {max(report.durations, default=float('nan')):.1f} s"),
-        ("run time", f"{report.elapsed:.0f} s"),
-        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
-    ):
-        table.add_row(*row)
-    console.print(table)
-    console.print(recovery_table("Recovery (seconds after the fault)", report.recoveries))
-
-
 # --- scenario: contact sync --------------------------------------------------------------------------
-
-GC_CONTACTS = "/api/v2/externalcontacts/contacts"
 
 
 def genesys_contacts(gc: httpx.Client) -> list[dict[str, Any]]:
@@ -841,7 +515,7 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
     pace = max(1.0, first.get("pairs", 0)) / max(took, 1.0)
     faults_plan = schedule(plan, max(30.0, changes / pace), rng)
     cs.faults.clear()
-    cs.salesforce_faults(seed)
+    salesforce_faults(cs, seed)
     stop = asyncio.Event()
     t0 = time.perf_counter()
     chaos = asyncio.create_task(run_faults(cs, faults_plan, t0, stop))
@@ -855,7 +529,7 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
     await editing
     stop.set()
     await chaos
-    cs.clear_salesforce_faults()
+    clear_salesforce_faults(cs)
     runs.append((f"{changes} changes, under chaos", result, took))
     watermarks.append(("after the chaos run", *marks()))
 
@@ -883,94 +557,3 @@ async def sync_scenario(cs: ChaosStack, changes: int, plan: ChaosPlan, seed: int
         landed_after_chaos=after_chaos, landed_after_next=after_next, during=len(during), during_landed=during_ok,
         doubled=doubled, unlinked=unlinked, watermarks=watermarks, recoveries=recoveries(cs.faults, [], t0),
     )
-
-
-def print_sync(report: SyncReport) -> None:
-    runs = Table(title=f"Chaos: contact sync, {report.changes} changes on {report.contacts} contacts (bidirectional)")
-    for col in ("run", "path", "pairs", "created", "updated", "errors", "seconds", "pairs/s"):
-        runs.add_column(col, justify="left" if col in ("run", "path") else "right")
-    for label, r, took in report.runs:
-        runs.add_row(label, str(r.get("path", "per_pair")), str(r.get("pairs")), str(r.get("created")), str(r.get("updated")), str(r.get("errors")),
-                     f"{took:.0f}", f"{r.get('pairs', 0) / max(took, 1e-9):.1f}")
-    console.print(runs)
-    table = Table(title="Changes")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for row in (
-        ("changes on the other side after the chaos run", f"{report.landed_after_chaos} / {report.changes}"),
-        ("… after the next run", f"{report.landed_after_next} / {report.changes}"),
-        ("changes made during the chaos run, landed after the next", f"{report.during_landed} / {report.during}"),
-        ("doubled (two twins, or contacts appearing)", str(report.doubled)),
-        ("Salesforce contacts without a Genesys twin", str(report.unlinked)),
-        ("verdict", "[green]OK[/]" if report.ok else "[red]FAILED[/]"),
-    ):
-        table.add_row(*row)
-    console.print(table)
-    marks = Table(title="Watermarks")
-    for col in ("when", "Salesforce", "Genesys"):
-        marks.add_column(col)
-    for row in report.watermarks:
-        marks.add_row(*(str(x) for x in row))
-    console.print(marks)
-    console.print(recovery_table("Faults during the chaos run (seconds)", report.recoveries, per_item=False))
-
-
-# --- the command ------------------------------------------------------------------------------------
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=["calls", "erasures", "sync", "all"], default="calls")
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=10.0, help="calls per second offered")
-    parser.add_argument("--erasures", type=int, default=20)
-    parser.add_argument("--changes", type=int, default=10000, help="contact changes for the sync scenario")
-    parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs per scenario")
-    parser.add_argument("--restarts", type=int, default=1, help="dev-server restarts per scenario")
-    parser.add_argument("--outage", type=float, default=0.0,
-                        help="seconds the dev server stays down when restarted (default: started again at once)")
-    parser.add_argument("--via-genesys", action="store_true",
-                        help="calls: place them in the Genesys emulator (its trigger delivers them, once), then reconcile")
-    parser.add_argument("--contacts", type=int, default=None,
-                        help="contacts seeded (default 3000; sync: enough for changes + 40 with service consent, which the demo seed gives 95%%, each synced once first)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--var", type=Path, default=Path("var/chaos"))
-    parser.add_argument("--keep", action="store_true", help="keep the var directory for inspection")
-    args = parser.parse_args()
-    quiet_sdk_logs()
-
-    scenarios = ["calls", "erasures", "sync"] if args.scenario == "all" else [args.scenario]
-    plan = ChaosPlan(kills=args.kills, restarts=args.restarts)
-    failed = False
-    for name in scenarios:
-        var = args.var.resolve() / name
-        shutil.rmtree(var, ignore_errors=True)
-        var.mkdir(parents=True)
-        contacts = args.contacts or (math.ceil((args.changes + 40) / 0.9) if name == "sync" else 3000)
-        cs = ChaosStack(var, contacts=contacts, temporal_outage=args.outage)
-        try:
-            with console.status(f"[{name}] starting the stack…"):
-                cs.start()
-            with console.status(f"[{name}] running under chaos…"):
-                if name == "calls":
-                    report = await calls_scenario(cs, args.calls, args.rate, plan, seed=args.seed,
-                                                  via_genesys=args.via_genesys)
-                    print_calls(report, args.rate)
-                    failed |= not report.ok
-                elif name == "erasures":
-                    report = await erasures_scenario(cs, args.erasures, plan, seed=args.seed)
-                    print_erasures(report)
-                    failed |= not report.ok
-                else:
-                    report = await sync_scenario(cs, args.changes, plan, seed=args.seed)
-                    print_sync(report)
-                    failed |= not report.ok
-        finally:
-            cs.stop()
-            if not args.keep:
-                shutil.rmtree(var, ignore_errors=True)
-    raise SystemExit(1 if failed else 0)
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
