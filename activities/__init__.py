@@ -10,27 +10,27 @@ from callbridge.core.settings import Settings
 def build_activities(settings: Settings) -> list[Callable]:
     from activities.call_logging_preparation import CallPreparationActivities
     from activities.caller_index import CallerIndexActivities
-    from activities.call_logging_genesys import GenesysActivities
+    from activities.call_logging_genesys import CallLoggingGenesysActivities
     from callbridge.clients.genesys.connection import GenesysConnection
-    from activities.call_reconciliation import ReconciliationActivities
+    from activities.call_reconciliation import CallReconciliationActivities
     from activities.recording_link import RecordingLinkActivities
-    from activities.call_logging import SalesforceActivities
+    from activities.call_logging import CallLoggingActivities
     from callbridge.clients.salesforce.connection import SalesforceConnection
-    from activities.sync_pair import SyncActivities
-    from activities.contact_sync_bulk import SyncBulkActivities
-    from activities.contact_sync import SyncRunActivities
+    from activities.sync_pair import SyncPairActivities
+    from activities.contact_sync_bulk import ContactSyncBulkActivities
+    from activities.contact_sync import ContactSyncActivities
 
     connection = SalesforceConnection(settings)
-    salesforce = SalesforceActivities(connection)
+    salesforce = CallLoggingActivities(connection)
     caller_index = CallerIndexActivities(connection, settings)
     genesys_connection = GenesysConnection(settings)
-    genesys = GenesysActivities(genesys_connection)
-    reconciliation = ReconciliationActivities(genesys_connection, settings)
+    genesys = CallLoggingGenesysActivities(genesys_connection)
+    reconciliation = CallReconciliationActivities(genesys_connection, settings)
     recording_links = RecordingLinkActivities(connection, genesys_connection)
     preparation = CallPreparationActivities(genesys, caller_index, recording_links)
-    sync = SyncActivities(connection, genesys_connection, settings)
-    sync_run = SyncRunActivities(connection, genesys_connection, settings)
-    sync_bulk = SyncBulkActivities(connection, genesys_connection, settings)
+    sync = SyncPairActivities(connection, genesys_connection, settings)
+    sync_run = ContactSyncActivities(connection, genesys_connection, settings)
+    sync_bulk = ContactSyncBulkActivities(connection, genesys_connection, settings)
     return [
         salesforce.find_contact_by_id,
         salesforce.find_contacts_by_phone,
@@ -61,14 +61,14 @@ def build_activities(settings: Settings) -> list[Callable]:
 def privacy_activities(settings: Settings, connection=None, genesys=None) -> list[Callable]:
     """Erasure, consent and retention activities (docs/privacy.md). The worker passes its own
     connections: one Genesys token, so one request budget, per worker."""
-    from activities.gdpr_erasure import ErasureActivities
+    from activities.gdpr_erasure import GdprErasureActivities
     from callbridge.clients.genesys.connection import GenesysConnection
     from activities.privacy import PrivacyActivities
     from callbridge.clients.salesforce.connection import SalesforceConnection
 
     connection = connection or SalesforceConnection(settings)
     genesys = genesys or GenesysConnection(settings)
-    erasure = ErasureActivities(connection, genesys, settings)
+    erasure = GdprErasureActivities(connection, genesys, settings)
     privacy = PrivacyActivities(connection, genesys, settings)
     return [
         erasure.erasure_discover_salesforce, erasure.erasure_delete_salesforce, erasure.erasure_verify_salesforce,

@@ -40,7 +40,7 @@ def _refers_to_gone_record(sub: dict[str, Any]) -> bool:
     return any(e.get("errorCode") in _GONE_CODES for e in error_entries(sub["body"]))
 
 
-class SalesforceActivities:
+class CallLoggingActivities:
     def __init__(self, connection: SalesforceConnection, settings: Settings | None = None) -> None:
         self._sf = connection
         self._base = f"/services/data/v{connection.api_version}"

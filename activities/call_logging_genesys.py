@@ -12,7 +12,7 @@ from callbridge.domain.conversation import NotEnded, event_from_conversation
 from callbridge.domain.models import HydratedCall, HydrationRequest, RecordingRequest
 
 
-class GenesysActivities:
+class CallLoggingGenesysActivities:
     def __init__(self, connection: GenesysConnection) -> None:
         self._genesys = connection
 

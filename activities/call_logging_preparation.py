@@ -4,7 +4,7 @@ only its id is known, its recording's link, and the contact Callbridge already k
 One local activity instead of three activity tasks: the worker runs it inside the workflow task,
 so a call costs Temporal little more than the one Salesforce activity that logs it (the bench's
 ratio to a bare one-activity workflow). Each part is the adapter that does it alone
-(GenesysActivities, CallerIndexActivities); a failure of the recording or of the local store
+(CallLoggingGenesysActivities, CallerIndexActivities); a failure of the recording or of the local store
 only costs the link or the shortcut, never the call.
 """
 
@@ -16,7 +16,7 @@ import structlog
 from temporalio import activity
 
 from activities.caller_index import CallerIndexActivities
-from activities.call_logging_genesys import GenesysActivities
+from activities.call_logging_genesys import CallLoggingGenesysActivities
 from activities.recording_link import RecordingLinkActivities, recording_url
 from callbridge.domain import mapping
 from callbridge.domain.models import (
@@ -33,7 +33,7 @@ log = structlog.get_logger("callbridge.call_preparation")
 
 
 class CallPreparationActivities:
-    def __init__(self, genesys: GenesysActivities, caller_index: CallerIndexActivities,
+    def __init__(self, genesys: CallLoggingGenesysActivities, caller_index: CallerIndexActivities,
                  recordings: RecordingLinkActivities) -> None:
         self._genesys = genesys
         self._index = caller_index

@@ -115,7 +115,7 @@ def event_from_details(record: dict[str, Any]) -> CallEndedEvent | None:
     )
 
 
-class ReconciliationActivities:
+class CallReconciliationActivities:
     def __init__(self, genesys: GenesysConnection, settings: Settings) -> None:
         self._genesys = genesys
         self._settings = settings

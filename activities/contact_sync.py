@@ -51,7 +51,7 @@ SCAN = "/api/v2/externalcontacts/scan/contacts"
 _SF_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
-class SyncRunActivities:
+class ContactSyncActivities:
     def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings) -> None:
         self._sf = salesforce
         self._genesys = genesys
@@ -268,7 +268,7 @@ class Matcher:
     """Matches one scan page's unlinked Genesys contacts to Salesforce contacts: batched, one
     query per key kind for the page, every non-unique answer to the review list."""
 
-    def __init__(self, run: SyncRunActivities, request: ChangeRequest, changes: ChangeSet) -> None:
+    def __init__(self, run: ContactSyncActivities, request: ChangeRequest, changes: ChangeSet) -> None:
         self.run, self.request, self.changes = run, request, changes
         self.claimed: set[str] = set()  # Salesforce ids matched earlier in this run
         self.shared: set[str] = set()   # Genesys contacts sharing their key with another one

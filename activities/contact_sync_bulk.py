@@ -85,7 +85,7 @@ def _result_id(res: dict[str, Any]) -> str | None:
     return res.get("id") or (entity.get("id") if isinstance(entity, dict) else None)
 
 
-class SyncBulkActivities:
+class ContactSyncBulkActivities:
     def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings) -> None:
         self._sf = salesforce
         self._genesys = genesys

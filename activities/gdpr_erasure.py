@@ -58,7 +58,7 @@ def _chunks(ids: list[str], n: int = _IN_CHUNK) -> Iterable[list[str]]:
         yield ids[i:i + n]
 
 
-class ErasureActivities:
+class GdprErasureActivities:
     def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings,
                  client: Client | None = None) -> None:
         self._sf = salesforce

@@ -35,7 +35,7 @@ from callbridge.domain.sync.models import (
 )
 
 
-class SyncActivities:
+class SyncPairActivities:
     def __init__(self, salesforce: SalesforceConnection, genesys: GenesysConnection, settings: Settings) -> None:
         self._sf = salesforce
         self._genesys = genesys

@@ -21,8 +21,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 
 with workflow.unsafe.imports_passed_through():
     from activities.call_logging_preparation import CallPreparationActivities
-    from activities.call_logging_genesys import GenesysActivities
-    from activities.call_logging import CONTACT_GONE, SalesforceActivities
+    from activities.call_logging_genesys import CallLoggingGenesysActivities
+    from activities.call_logging import CONTACT_GONE, CallLoggingActivities
     from callbridge.domain import mapping
     from callbridge.domain.models import (
         CallLoggingInput,
@@ -133,7 +133,7 @@ class CallLoggingWorkflow:
         contact_id = inp.event.attributes.get("contact_id")
         if contact_id:
             contact = await workflow.execute_activity_method(
-                SalesforceActivities.find_contact_by_id, contact_id,
+                CallLoggingActivities.find_contact_by_id, contact_id,
                 start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
             )
             if contact is not None:
@@ -141,7 +141,7 @@ class CallLoggingWorkflow:
         if inp.customer_e164 is None:
             return []  # anonymous, withheld or unparseable: an unknown caller
         return await workflow.execute_activity_method(
-            SalesforceActivities.find_contacts_by_phone,
+            CallLoggingActivities.find_contacts_by_phone,
             PhoneLookup(e164=inp.customer_e164, default_region=inp.default_region),
             start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
         )
@@ -155,7 +155,7 @@ class CallLoggingWorkflow:
             return await self._lasting_recording_link(inp)
         try:
             return await workflow.execute_activity_method(
-                GenesysActivities.get_recording_link,
+                CallLoggingGenesysActivities.get_recording_link,
                 RecordingRequest(
                     conversation_id=event.conversation_id, recording_id=event.recording_id,
                     timeout_seconds=inp.recording_budget_seconds,
@@ -208,7 +208,7 @@ class CallLoggingWorkflow:
     async def _log_call(self, request: LogCallRequest):
         try:
             return await workflow.execute_activity_method(
-                SalesforceActivities.log_call, request,
+                CallLoggingActivities.log_call, request,
                 start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
             )
         except ActivityError as err:
@@ -239,7 +239,7 @@ class CallLoggingWorkflow:
         if policy == "unknown_account" or policy == "create_contact":
             # create_contact without a usable number falls back to the unknown-callers account.
             account_id = await workflow.execute_activity_method(
-                SalesforceActivities.find_unknown_callers_account, inp.unknown_caller_account_name,
+                CallLoggingActivities.find_unknown_callers_account, inp.unknown_caller_account_name,
                 start_to_close_timeout=SALESFORCE_TIMEOUT, retry_policy=SALESFORCE_RETRY,
             )
             request = LogCallRequest(

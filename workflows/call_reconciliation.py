@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.call_reconciliation import ReconciliationActivities, ReconciliationRequest, ReconciliationResult
+    from activities.call_reconciliation import CallReconciliationActivities, ReconciliationRequest, ReconciliationResult
 
 WORKFLOW_ID = "call-reconciliation"
 SCHEDULE_ID = "call-reconciliation"
@@ -26,7 +26,7 @@ class CallReconciliationWorkflow:
     @workflow.run
     async def run(self, request: ReconciliationRequest) -> ReconciliationResult:
         return await workflow.execute_activity_method(
-            ReconciliationActivities.reconcile_calls,
+            CallReconciliationActivities.reconcile_calls,
             request,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(minutes=2),

@@ -27,8 +27,8 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contact_sync_bulk import SyncBulkActivities
-    from activities.contact_sync import SyncRunActivities
+    from activities.contact_sync_bulk import ContactSyncBulkActivities
+    from activities.contact_sync import ContactSyncActivities
     from callbridge.domain.sync.models import (
         TALLY,
         ChangeRequest,
@@ -78,7 +78,7 @@ class ContactSyncWorkflow:
         changes = inp.pending
         if changes is None:
             changes = await workflow.execute_activity_method(
-                SyncRunActivities.collect_sync_changes,
+                ContactSyncActivities.collect_sync_changes,
                 ChangeRequest(mode=inp.mode, full=inp.full, lookback_seconds=inp.lookback_seconds,
                               matching=inp.matching, workflow_id=workflow.info().workflow_id, run_id=run_id,
                               rules=inp.rules),
@@ -94,7 +94,7 @@ class ContactSyncWorkflow:
             result.path = inp.force_path or (
                 "bulk" if changes.initial or changes.pair_count > inp.bulk_threshold else "per_pair")
             await workflow.execute_activity_method(
-                SyncRunActivities.start_sync_run,
+                ContactSyncActivities.start_sync_run,
                 SyncRunStart(run_id=run_id, workflow_id=workflow.info().workflow_id, mode=inp.mode, path=result.path),
                 start_to_close_timeout=SHORT, retry_policy=RETRY)
         self._progress = {"done": inp.offset, "total": changes.pair_count}
@@ -109,7 +109,7 @@ class ContactSyncWorkflow:
                                                             "so_far": result, "run_id": run_id}))
         done = result.errors == 0 and not result.stopped
         result.health_score = await workflow.execute_activity_method(
-            SyncRunActivities.finish_sync_run,
+            ContactSyncActivities.finish_sync_run,
             SyncRunFinish(run_id=run_id, result=result, changes=changes if done else None, alerts=inp.alerts),
             start_to_close_timeout=SHORT, retry_policy=RETRY)
         return result
@@ -127,7 +127,7 @@ class ContactSyncWorkflow:
                     return
                 try:
                     page = await workflow.execute_activity_method(
-                        SyncBulkActivities.sync_contact_page,
+                        ContactSyncBulkActivities.sync_contact_page,
                         SyncPageInput(pairs=PairRange(run_id=run_id, offset=offset, limit=inp.page_size),
                                       rules=inp.rules, mode=inp.mode, delete_handling=inp.delete_handling,
                                       workflow_id=workflow.info().workflow_id, run_id=run_id),
@@ -154,12 +154,12 @@ class ContactSyncWorkflow:
     async def _per_pair(self, inp: ContactSyncInput, total: int, run_id: str, result: ContactSyncResult) -> int:
         if inp.offset < total:
             check = await workflow.execute_activity_method(
-                SyncRunActivities.check_salesforce_allowance, start_to_close_timeout=SHORT, retry_policy=RETRY)
+                ContactSyncActivities.check_salesforce_allowance, start_to_close_timeout=SHORT, retry_policy=RETRY)
             if check.share is not None and check.share >= inp.allowance_share:
                 result.stopped = f"Salesforce daily allowance at {check.share:.0%}"
                 return inp.offset
         keys = await workflow.execute_activity_method(
-            SyncRunActivities.load_run_pairs, PairRange(run_id=run_id, offset=inp.offset, limit=CHUNK),
+            ContactSyncActivities.load_run_pairs, PairRange(run_id=run_id, offset=inp.offset, limit=CHUNK),
             start_to_close_timeout=SHORT, retry_policy=RETRY)
         sem = asyncio.Semaphore(inp.max_concurrent_pairs)
         outcomes = await asyncio.gather(*(self._settle(key, inp, sem) for key in keys))
@@ -197,7 +197,7 @@ class ContactSyncWorkflow:
                     return await handle
                 except WorkflowAlreadyStartedError:
                     if await workflow.execute_activity_method(
-                            SyncRunActivities.pair_waits_for_decision, key.workflow_id,
+                            ContactSyncActivities.pair_waits_for_decision, key.workflow_id,
                             start_to_close_timeout=SHORT, retry_policy=RETRY):
                         # It reads both sides afresh once decided: nothing is lost by moving on.
                         return SyncPairResult(action="noop", conflicts=["(waiting for a decision)"])

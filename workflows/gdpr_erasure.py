@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.gdpr_erasure import ErasureActivities
+    from activities.gdpr_erasure import GdprErasureActivities
     from callbridge.domain.privacy import erasure_alerts
     from callbridge.domain.privacy_models import (
         AlertRequest,
@@ -87,7 +87,7 @@ class GdprErasureWorkflow:
 
     async def _record_failure(self, inp: ErasureInput, reason: str) -> None:
         await workflow.execute_activity_method(
-            ErasureActivities.erasure_record_failure,
+            GdprErasureActivities.erasure_record_failure,
             FailureRequest(request_id=inp.request_id, workflow_id=workflow.info().workflow_id, reason=reason,
                            remaining=self._status.remaining),
             start_to_close_timeout=timedelta(minutes=2), retry_policy=ERASURE_RETRY)
@@ -101,7 +101,7 @@ class GdprErasureWorkflow:
 
     async def _alert(self, inp: ErasureInput, kind: str, level: str, text: str) -> None:
         await workflow.execute_activity_method(
-            ErasureActivities.privacy_alert, AlertRequest(level=level, text=text, request_id=inp.request_id),
+            GdprErasureActivities.privacy_alert, AlertRequest(level=level, text=text, request_id=inp.request_id),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=ALERT_RETRY,
         )
         self._status.alerts.append(SentAlert(kind=kind, at=workflow.now()))
@@ -122,7 +122,7 @@ class GdprErasureWorkflow:
     async def _erase(self, inp: ErasureInput) -> ErasureResult:
         status = self._status
         rid = inp.request_id
-        acts = ErasureActivities
+        acts = GdprErasureActivities
         found = Findings()
         deleted: dict[str, list[str]] = {}
         local: dict[str, int] = {}

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sync_pair import SyncActivities
+    from activities.sync_pair import SyncPairActivities
     from callbridge.domain.matching import parse_sf_datetime
     from callbridge.domain.sync.merge import Action, FieldRule, Pair, Plan, Side, merge, withhold_from_genesys
     from callbridge.domain.sync.steps import (
@@ -115,7 +115,7 @@ class SyncPairWorkflow:
         except asyncio.TimeoutError:
             # Deadline passed: the fields stay as they are, the case goes to the review list.
             await workflow.execute_activity_method(
-                SyncActivities.record_sync_review,
+                SyncPairActivities.record_sync_review,
                 ReviewRequest(reason="manual_deadline", salesforce_id=result.salesforce_id,
                               genesys_id=result.genesys_id,
                               detail=f"no decision within {inp.manual_deadline_days} days: {', '.join(sorted(fields))}"),
@@ -143,7 +143,7 @@ class SyncPairWorkflow:
         for round_ in range(1, MAX_ROUNDS + 1):
             self._changes_read = self._changes
             snap = await self._step()(
-                SyncActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+                SyncPairActivities.load_sync_pair, inp.key, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
             plan = merge(
                 Pair(base=snap.base, salesforce=snap.salesforce, genesys=snap.genesys,
                      salesforce_deleted=snap.salesforce_deleted, genesys_deleted=snap.genesys_deleted,
@@ -177,7 +177,7 @@ class SyncPairWorkflow:
         the pair goes to the review list. Its base stays as it was: the next run tries again."""
         message = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
         await workflow.execute_activity_method(
-            SyncActivities.record_sync_review,
+            SyncPairActivities.record_sync_review,
             ReviewRequest(reason="salesforce_refused", salesforce_id=snap.salesforce_id, genesys_id=snap.genesys_id,
                           detail=message),
             start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
@@ -186,13 +186,13 @@ class SyncPairWorkflow:
 
     async def _sf(self, write: SalesforceWrite, result: SyncPairResult) -> str:
         done = await workflow.execute_activity_method(
-            SyncActivities.write_salesforce_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+            SyncPairActivities.write_salesforce_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         result.salesforce_requests += done.salesforce_requests
         return done.id
 
     async def _gc(self, write: GenesysWrite, result: SyncPairResult) -> str:
         done = await workflow.execute_activity_method(
-            SyncActivities.write_genesys_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+            SyncPairActivities.write_genesys_contact, write, start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         result.genesys_requests += done.genesys_requests
         return done.id
 
@@ -201,7 +201,7 @@ class SyncPairWorkflow:
         if step.salesforce_written is not None and not step.salesforce_deleted:
             index_record = {**(snap.index_record or {}), **step.salesforce_written, "Id": sf_id}
         await self._step()(
-            SyncActivities.store_sync_base,
+            SyncPairActivities.store_sync_base,
             StoreBaseRequest(salesforce_id=sf_id, genesys_id=gc_id or "", base=step.base, expected_version=snap.version,
                              audit=list(step.audit), action=plan.action.value, index_record=index_record,
                              salesforce_deleted=step.salesforce_deleted),
@@ -241,7 +241,7 @@ class SyncPairWorkflow:
                 await self._store(step, sf_id, gc_id, snap, plan)
             elif isinstance(step, SendToReview):
                 await workflow.execute_activity_method(
-                    SyncActivities.record_sync_review,
+                    SyncPairActivities.record_sync_review,
                     ReviewRequest(reason=step.reason, salesforce_id=sf_id, genesys_id=gc_id, detail=step.detail),
                     start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
         result.salesforce_id, result.genesys_id = sf_id, gc_id

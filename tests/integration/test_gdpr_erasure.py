@@ -182,12 +182,12 @@ async def test_reminder_at_day_20_and_escalation_at_day_28_while_a_step_fails(
     )
     try:
         settings = settings.model_copy(update={"temporal_task_queue": "erasure-timers"})
-        from activities.gdpr_erasure import ErasureActivities
+        from activities.gdpr_erasure import GdprErasureActivities
         from callbridge.clients.genesys.connection import GenesysConnection
 
         # The histories to delete live on the session's dev server (the test server has no
         # visibility API); only the erasure workflow itself runs on the time-skipping server.
-        erasure = ErasureActivities(SalesforceConnection(settings), GenesysConnection(settings), settings,
+        erasure = GdprErasureActivities(SalesforceConnection(settings), GenesysConnection(settings), settings,
                                     client=temporal_client)
         activities = [getattr(erasure, name) for name in dir(erasure)
                       if name.startswith(("erasure_", "privacy_alert"))]

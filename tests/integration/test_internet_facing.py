@@ -327,7 +327,7 @@ def test_connection_failure_during_a_phone_query_leaves_no_number_in_the_error_o
     import logging
     import time
 
-    from activities.call_logging import SalesforceActivities
+    from activities.call_logging import CallLoggingActivities
     from callbridge.clients.salesforce.connection import SalesforceConnection
     from callbridge.domain.models import PhoneLookup
 
@@ -342,7 +342,7 @@ def test_connection_failure_during_a_phone_query_leaves_no_number_in_the_error_o
     time.sleep(0.2)  # the pooled connection sees the close
     e164, digits = unique_us_number()
     with pytest.raises(Exception) as caught:
-        SalesforceActivities(connection, settings).find_contacts_by_phone(PhoneLookup(e164=e164, default_region="US"))
+        CallLoggingActivities(connection, settings).find_contacts_by_phone(PhoneLookup(e164=e164, default_region="US"))
     text = "".join(traceback.format_exception(caught.value))
     assert "ConnectionError" in text
     for leak in ("q=", "query?", "SELECT", "LIKE", digits[-4:]):

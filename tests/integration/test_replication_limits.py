@@ -98,7 +98,7 @@ def test_contact_sync_sees_a_purged_deletion_of_a_paired_contact(org, settings):
     """Contact sync reads changes with queryAll, which no longer holds a purged record: getDeleted
     reports it until its own log is purged, then the stored pairs are compared with Salesforce."""
     from callbridge.clients.genesys.connection import GenesysConnection
-    from activities.contact_sync import SyncRunActivities
+    from activities.contact_sync import ContactSyncActivities
     from callbridge.store import sync as sync_store
 
     sf = make_sf(org)
@@ -107,7 +107,7 @@ def test_contact_sync_sees_a_purged_deletion_of_a_paired_contact(org, settings):
     untouched, _ = contact_with_phone(sf)
     for sf_id in (paired, untouched):
         sync_store.store_base(engine, sf_id, f"gc-{sf_id}", {"LastName": "Replica"}, 0)
-    run = SyncRunActivities(SalesforceConnection(settings), GenesysConnection(settings), settings)
+    run = ContactSyncActivities(SalesforceConnection(settings), GenesysConnection(settings), settings)
     since = datetime.now(timezone.utc)  # the last run's watermark: both contacts were read before it
     sf.Contact.delete(paired)
     httpx.post(f"{org.instance_url}/_emulator/recycle-bin/purge", json={}, verify=tls(org)).raise_for_status()
