@@ -275,3 +275,18 @@ async def test_delete_undelete_and_a_dropped_stream(stack, sf, salesforce, quiet
         httpx.post(f"{salesforce.instance_url}/_emulator/undelete/Contact/{contact_id}",
                    verify=tls(salesforce)).raise_for_status()
         await until(lambda: index_holds(stack, contact_id, e164), "the undeleted contact back on the index")
+
+
+async def test_an_account_number_change_reaches_the_index(stack, sf, quiet_polling):
+    """The account's number is on the index's accounts row (screen pop by account number): an
+    update of AccountNumber alone is acted on, not only a rename."""
+    engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
+    async with listening(stack, sf, "listener-account-number"):
+        number = f"INI-{time.time_ns()}"
+        account = sf.Account.create({"Name": "Initech", "AccountNumber": number})["id"]
+        e164, digits = unique_us_number()
+        contact_id = sf.Contact.create({"LastName": "Bolton", "AccountId": account, "Phone": _phone(digits)})["id"]
+        await until(lambda: index_holds(stack, contact_id, e164), "the contact's row")
+        assert caller_index.lookup_account(engine, number)[0] is not None
+        sf.Account.update(account, {"AccountNumber": number + "-2"})
+        await until(lambda: caller_index.lookup_account(engine, number + "-2")[0], "the new account number")

@@ -30,6 +30,9 @@ log = structlog.get_logger("callbridge.listen")
 CHANGED_SIGNAL = "salesforce_changed"
 IDS_PER_QUERY = 200
 SIGNALS_AT_ONCE = 20  # a batch's signal-with-starts in flight together
+# An account's fields on its contacts' index rows and accounts row, or deciding their numbers'
+# region (an address's sub-field as the change event names it).
+ACCOUNT_INDEX_FIELDS = frozenset({"Name", "AccountNumber", "BillingCountry", "BillingAddress.Country"})
 
 
 def is_echo(change: Change, client_id: str) -> bool:
@@ -57,9 +60,9 @@ class ChangeActions:
                 contacts.update(change.record_ids)
                 if not is_echo(change, self._settings.salesforce_call_options_client):
                     to_sync.update(change.record_ids)
-            elif change.entity == "Account" and (change.change_type != "UPDATE" or "Name" in change.changed_fields
-                                                 or not change.changed_fields):
-                accounts.update(change.record_ids)  # the account's name is on its contacts' index rows
+            elif change.entity == "Account" and (change.change_type != "UPDATE" or not change.changed_fields
+                                                 or ACCOUNT_INDEX_FIELDS & set(change.changed_fields)):
+                accounts.update(change.record_ids)
         if contacts or accounts:
             await asyncio.to_thread(self._refresh_index, contacts, accounts)
         if to_sync and self._settings.listen_sync_enabled:
