@@ -34,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
         RecordingRequest,
     )
     from activities.recording_links import RecordingLinkActivities, recording_url
-    from workflows import recording_link
+    # Not `from workflows import recording_link`: that loads the submodule past the sandbox's
+    # importer, so it was compiled and run again for every call (tests/test_workflow_sandbox.py).
+    import workflows.recording_link as recording_link
 
 CONVERSATION_ID = SearchAttributeKey.for_keyword("CallbridgeConversationId")
 CONTACT_ID = SearchAttributeKey.for_keyword("CallbridgeContactId")
