@@ -4,9 +4,11 @@ The index rows are rebuilt from the records as they are now (one query per batch
 a batch after a crash, or events arriving out of order, changes nothing. Call logging's own
 contact update (a new Last_Call_Date__c) is taken from its event instead of read again: the
 event carries all the rows need, and a row already showing a later change keeps it.
-Each changed contact's SyncPairWorkflow is signalled, or started with the signal (signal-with-start): edits arriving
-while a sync runs collapse into one more sync. Callbridge's own writes (changeOrigin names our
-Sforce-Call-Options client) aren't synced back; the stored base stays the last guard.
+
+Each changed contact's SyncPairWorkflow is signalled, or started with the signal
+(signal-with-start): edits arriving while a sync runs collapse into one more sync.
+Callbridge's own writes (changeOrigin names our Sforce-Call-Options client) aren't synced
+back; the stored base stays the last guard.
 """
 
 from __future__ import annotations
