@@ -9,7 +9,8 @@ published workflow, whose call-ended data action posts the `customer.end` event 
 The workflow hydrates each call from the Conversations API and logs it. Prints: the data
 action's answer time p50/p99, call end -> Task logged p50/p99, calls/s sustained, the Salesforce
 and Genesys API requests per call (goals: <= 1.1 and <= 3), and a bare one-activity workflow
-loop on the same dev server for comparison (goal: calls/s / bare >= 0.6).
+loop on the same dev server for comparison (goal: calls/s / bare >= 0.6), and the CPU time each
+process of the stack spent per call and per bare workflow.
 
     .venv/bin/python -m bench.call_logging --calls 1000 --rate 50
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import time
@@ -36,6 +38,42 @@ from callbridge.core.temporal import connect
 from workflows.call_logging import CallLoggingWorkflow, workflow_id
 
 console = Console()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its descendants so far, from /proc (Linux);
+    the Temporal CLI's dev server runs as a child of the process started."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def cpu_by_process(stack: LocalStack) -> dict[str, float]:
+    """CPU seconds so far of each process of the stack, and of this one (the load generator and
+    the bare loop's worker)."""
+    out = {p.name: cpu_seconds(p.proc.pid) for p in stack.processes if p.proc is not None}
+    own = os.times()
+    out["bench (load generator, bare loop's worker)"] = own.user + own.system
+    return out
+
+
+def per_item_ms(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, int]:
+    return {name: round((after[name] - before.get(name, 0.0)) * 1000 / max(1, items)) for name in after}
 
 
 async def deliver(http: httpx.AsyncClient, settings: Settings, caller: str) -> dict:
@@ -127,7 +165,9 @@ async def main() -> None:
         stats_url = f"{settings.salesforce_instance_url}/_emulator/stats"
         # The yardstick before and after the calls: the machine's load moves between the two.
         with console.status(f"Bare one-activity workflows ×{args.calls}…"):
+            cpu_0 = cpu_by_process(stack)
             bare_before = await bare_rate(client, args.calls, concurrency=args.concurrency)
+            cpu_bare = per_item_ms(cpu_0, cpu_by_process(stack), args.calls)
         with console.status("Provisioning the Genesys emulator: `callbridge genesys install`, archy publish…"):
             stack.provision_genesys()
             stack.stop_relay_webhook()  # every call reaches the starter through the trigger
@@ -135,8 +175,10 @@ async def main() -> None:
         httpx.post(f"{stats_url}/reset", verify=verify).raise_for_status()
         httpx.post(f"{settings.genesys_api_url}/_emulator/stats/reset").raise_for_status()
         with console.status(f"{args.calls} calls through the trigger…"):
+            cpu_0 = cpu_by_process(stack)
             acks, logged, failures, elapsed = await run_calls(settings, client, callers, args.calls, args.rate,
                                                               args.concurrency)
+            cpu_calls = per_item_ms(cpu_0, cpu_by_process(stack), args.calls)
         sf_stats = httpx.get(stats_url, verify=verify).json()
         sf_requests = sf_stats["apiRequests"]
         gc_requests = genesys_api_requests(settings)
@@ -170,6 +212,12 @@ async def main() -> None:
     # Everything Salesforce served during the calls, the IVR's screen-pop lookups and the
     # caller-ID index refreshes included: what the per-call figure above is made of.
     console.print("Salesforce requests by route:", dict(sorted(sf_stats["byRoute"].items(), key=lambda kv: -kv[1])))
+    # On a shared machine the rates move with everyone's load; CPU time per call much less. The
+    # emulators' share is the bench's, not the product's (in production Genesys and Salesforce
+    # run elsewhere), but here it is taken from the same cores.
+    console.print("CPU ms per call by process:", cpu_calls)
+    console.print("CPU ms per bare workflow by process:", {k: v for k, v in cpu_bare.items() if v})
+    console.print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if failures:
         console.print("failures (first 5):", failures[:5])
 

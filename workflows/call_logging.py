@@ -34,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
         RecordingRequest,
     )
     from activities.recording_link import RecordingLinkActivities, recording_url
-    from workflows import recording_link
+    # Not `from workflows import recording_link`: that loads the submodule past the sandbox's
+    # importer, so it was compiled and run again for every call (tests/workflows/test_workflow_sandbox.py).
+    import workflows.recording_link as recording_link
 
 from callbridge.domain.workflow_ids import CONTACT_ID, CONVERSATION_ID, OUTCOME  # noqa: E402,F401
 

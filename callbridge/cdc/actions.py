@@ -1,10 +1,14 @@
 """What the listener does with a batch of changes: the caller-ID index first, then the pairs' syncs.
 
 The index rows are rebuilt from the records as they are now (one query per batch), so replaying
-a batch after a crash, or events arriving out of order, changes nothing. Each changed contact's
-SyncPairWorkflow is signalled, or started with the signal (signal-with-start): edits arriving
-while a sync runs collapse into one more sync. Callbridge's own writes (changeOrigin names our
-Sforce-Call-Options client) aren't synced back; the stored base stays the last guard.
+a batch after a crash, or events arriving out of order, changes nothing. Call logging's own
+contact update (a new Last_Call_Date__c) is taken from its event instead of read again: the
+event carries all the rows need, and a row already showing a later change keeps it.
+
+Each changed contact's SyncPairWorkflow is signalled, or started with the signal
+(signal-with-start): edits arriving while a sync runs collapse into one more sync.
+Callbridge's own writes (changeOrigin names our Sforce-Call-Options client) aren't synced
+back; the stored base stays the last guard.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from temporalio.service import RPCError
 
 from callbridge.clients.salesforce.query import query_pages
 from callbridge.clients.salesforce.connection import SalesforceConnection
-from callbridge.domain.caller_id import INDEX_SOQL_FIELDS
+from callbridge.domain.caller_id import INDEX_SOQL_FIELDS, index_update_in_change
 from callbridge.clients.salesforce.pubsub import Change
 from callbridge.core.settings import Settings
 from callbridge.store import caller_index
@@ -30,6 +34,9 @@ log = structlog.get_logger("callbridge.listen")
 CHANGED_SIGNAL = "salesforce_changed"
 IDS_PER_QUERY = 200
 SIGNALS_AT_ONCE = 20  # a batch's signal-with-starts in flight together
+# An account's fields on its contacts' index rows and accounts row, or deciding their numbers'
+# region (an address's sub-field as the change event names it).
+ACCOUNT_INDEX_FIELDS = frozenset({"Name", "AccountNumber", "BillingCountry", "BillingAddress.Country"})
 
 
 def is_echo(change: Change, client_id: str) -> bool:
@@ -45,7 +52,8 @@ class ChangeActions:
         self.syncs_signalled = 0
 
     async def apply(self, changes: list[Change]) -> None:
-        contacts: set[str] = set()
+        contacts: set[str] = set()  # to read
+        from_events: dict[str, dict] = {}  # index columns the events carry, by contact
         accounts: set[str] = set()
         to_sync: set[str] = set()
         overflow = False
@@ -54,22 +62,33 @@ class ChangeActions:
                 overflow = True
                 continue
             if change.entity == "Contact":
-                contacts.update(change.record_ids)
+                carried = index_update_in_change(change.changed_fields, change.nulled_fields, change.values) \
+                    if change.change_type == "UPDATE" else None
+                for contact_id in change.record_ids:
+                    if carried is None or contact_id in contacts:
+                        contacts.add(contact_id)  # the read shows this change and any before it
+                        from_events.pop(contact_id, None)
+                    else:
+                        from_events[contact_id] = {**from_events.get(contact_id, {}), **carried}
                 if not is_echo(change, self._settings.salesforce_call_options_client):
                     to_sync.update(change.record_ids)
-            elif change.entity == "Account" and (change.change_type != "UPDATE" or "Name" in change.changed_fields
-                                                 or not change.changed_fields):
-                accounts.update(change.record_ids)  # the account's name is on its contacts' index rows
-        if contacts or accounts:
-            await asyncio.to_thread(self._refresh_index, contacts, accounts)
+            elif change.entity == "Account" and (change.change_type != "UPDATE" or not change.changed_fields
+                                                 or ACCOUNT_INDEX_FIELDS & set(change.changed_fields)
+                                                 or ACCOUNT_INDEX_FIELDS & set(change.nulled_fields)):
+                accounts.update(change.record_ids)
+        if contacts or from_events or accounts:
+            await asyncio.to_thread(self._refresh_index, contacts, accounts, from_events)
         if to_sync and self._settings.listen_sync_enabled:
             await self._sync(sorted(to_sync))
         if overflow:
             await self.full_pass("GAP_OVERFLOW")
 
-    def _refresh_index(self, contact_ids: set[str], account_ids: set[str]) -> None:
+    def _refresh_index(self, contact_ids: set[str], account_ids: set[str],
+                       from_events: dict[str, dict] | None = None) -> None:
         engine = get_engine(self._settings.database_url)
         region = self._settings.default_region
+        if from_events:
+            contact_ids = contact_ids | caller_index.update_contacts(engine, from_events)
         found: set[str] = set()
         for chunk in _chunks(sorted(contact_ids)):
             soql = format_soql(f"SELECT {INDEX_SOQL_FIELDS} FROM Contact WHERE Id IN {{}}", chunk)

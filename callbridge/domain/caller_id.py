@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from callbridge.domain.matching import PERSONAL_FIELDS, PHONE_FIELDS, contact_region, parse_sf_datetime
@@ -12,6 +13,9 @@ INDEX_SOQL_FIELDS = (
     "Phone, MobilePhone, HomePhone, OtherPhone, MailingCountry, Custom_Tier__c, Last_Call_Date__c, "
     "LastActivityDate, SystemModstamp"
 )
+# The contact's own fields its rows are built from (the account's come with Account changes).
+INDEX_CONTACT_FIELDS = frozenset(f.strip() for f in INDEX_SOQL_FIELDS.split(",") if "." not in f)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def index_rows(record: dict[str, Any], default_region: str) -> list[dict[str, Any]]:
@@ -32,6 +36,47 @@ def index_rows(record: dict[str, Any], default_region: str) -> list[dict[str, An
                 "modstamp": parse_sf_datetime(record.get("SystemModstamp")),
             })
     return rows
+
+
+def _contact_field(event_field: str) -> str | None:
+    """A change event's field name as the Contact field it is: a compound's sub-field
+    (Name.FirstName, MailingAddress.Country) flattened the way the REST API names it; None
+    for a compound we don't know."""
+    if "." not in event_field:
+        return event_field
+    parent, sub = event_field.split(".", 1)
+    if parent == "Name":
+        return sub
+    if parent.endswith("Address"):
+        return parent[: -len("Address")] + sub
+    return None
+
+
+def index_update_in_change(changed_fields: list[str], nulled_fields: list[str],
+                           values: dict[str, Any]) -> dict[str, Any] | None:
+    """The index columns a Contact UPDATE change event sets on every row of its contact, when the
+    event carries all the index needs; None when the record must be read instead.
+
+    That is call logging's own update: a new Last_Call_Date__c and no other field of the rows.
+    An update's event body holds the new values of the changed fields plus LastModifiedDate;
+    nulled fields are listed, not valued (Change Data Capture Developer Guide, "Change Event
+    Body Fields"). The rows' modstamp becomes that LastModifiedDate: change events don't carry
+    SystemModstamp, and a user's or API client's save sets both ("System Fields", SOAP API
+    Developer Guide). Anything else is read: a phone is normalised in the contact's or
+    account's country; a nulled Last_Call_Date__c falls back to LastActivityDate, not in the event.
+    """
+    modified, last_call = values.get("LastModifiedDate"), values.get("Last_Call_Date__c")
+    if "Last_Call_Date__c" not in changed_fields or not isinstance(last_call, int) or not isinstance(modified, int):
+        return None
+    touched = {_contact_field(f) for f in (*changed_fields, *nulled_fields)}
+    if touched & (INDEX_CONTACT_FIELDS | {None, "Name", "MailingAddress"}) != {"Last_Call_Date__c"}:
+        return None
+    return {"last_activity": _from_epoch_ms(last_call), "modstamp": _from_epoch_ms(modified)}
+
+
+def _from_epoch_ms(ms: int) -> datetime:
+    """A change event's dateTime (Avro long, milliseconds since the epoch, UTC)."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def account_row(record: dict[str, Any]) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callbridge.domain.caller_id import account_row, index_rows, rank_index_hits
@@ -48,6 +48,27 @@ def apply_contacts_in(conn, records: Iterable[dict[str, Any]], default_region: s
         conn.execute(_upsert(conn.engine, accounts, list(account_rows.values()), ["account_id"]))
     _bump_version(conn)
     return len(records)
+
+
+def update_contacts(engine: Engine, updates: dict[str, dict[str, Any]]) -> set[str]:
+    """Set columns on every row of these contacts, from a change event (a dict per contact id,
+    its `modstamp` the change's time); the ids left for a read of the record.
+
+    A contact whose rows already show a later change (a read after this event) is left as it
+    is, and so is one without rows (not indexed yet, or no number): both are read instead.
+    """
+    left: set[str] = set()
+    with engine.begin() as conn:
+        for contact_id, values in updates.items():
+            updated = conn.execute(update(caller_index).where(
+                caller_index.c.contact_id == contact_id,
+                or_(caller_index.c.modstamp.is_(None), caller_index.c.modstamp <= values["modstamp"]),
+            ).values(**values)).rowcount
+            if not updated:
+                left.add(contact_id)
+        if len(left) < len(updates):
+            _bump_version(conn)
+    return left
 
 
 def remove_contacts(engine: Engine, contact_ids: Iterable[str]) -> int:

@@ -26,6 +26,7 @@ import httpx
 
 from . import integrations
 from .velocity import TemplateError, render
+from .wire import tls
 
 DEFAULT_TIMEOUT = 30.0  # seconds, when the callData has none
 PRIMITIVES = {"integerVariable": int, "stringVariable": str, "booleanVariable": bool, "decimalVariable": float}
@@ -94,7 +95,7 @@ def call_data(store, action_spec: dict[str, Any], flow_vars: dict[str, Any]) -> 
     step.update(method=request["requestType"], url=url)
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, verify=tls()) as client:
             r = client.request(request["requestType"], url, content=body.encode("utf-8"), headers=headers, auth=basic)
         step["status"] = r.status_code
         r.json()  # successTemplate ${rawResult}: the answer must be JSON

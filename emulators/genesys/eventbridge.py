@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from .wire import iso, new_id, now
+from .wire import iso, new_id, now, tls
 
 log = logging.getLogger("emulators.genesys.eventbridge")
 
@@ -116,7 +116,7 @@ def deliver(context, config: dict[str, Any], env: dict[str, Any], conversation_i
     basic = (auth["basic"]["username"], auth["basic"]["password"]) if "basic" in auth else None
     body = httpx.Request("POST", "http://x", json=env).content  # the JSON as httpx encodes it
     started = time.monotonic()
-    with httpx.Client(timeout=ATTEMPT_TIMEOUT) as client:
+    with httpx.Client(timeout=ATTEMPT_TIMEOUT, verify=tls()) as client:
         while True:
             status["attempts"] += 1
             wait = None

@@ -63,7 +63,7 @@ from . import customer_end, eventbridge
 from .context import Context, ctx
 from .conversations import validate_attributes
 from .notifications import publish_conversation
-from .wire import iso, new_id, now, parse_iso
+from .wire import iso, new_id, now, parse_iso, tls
 
 router = APIRouter()
 log = logging.getLogger("emulators.genesys.simulator")
@@ -248,7 +248,7 @@ async def run_data_action(context: Context, ani: str) -> dict[str, Any]:
     started = time.monotonic()
     outcome: dict[str, Any] = {"result": "failure", "found": False, "status": None, "attributes": {}}
     try:
-        async with httpx.AsyncClient(timeout=DATA_ACTION_TIMEOUT) as client:
+        async with httpx.AsyncClient(timeout=DATA_ACTION_TIMEOUT, verify=tls()) as client:
             # Call.Ani is a tel: URI; the integration's requestTemplate sends it as is.
             r = await asyncio.wait_for(
                 client.post(url, json={"phoneNumber": f"tel:{ani}"}, headers=headers, auth=basic),
@@ -573,7 +573,7 @@ def deliver(context: Context, conversation_id: str) -> dict[str, Any]:
         return status
     status.update(state="delivering", delivered=False, url=url)
     store.put(DELIVERY_KIND, conversation_id, status)
-    with httpx.Client(timeout=ATTEMPT_TIMEOUT) as client:
+    with httpx.Client(timeout=ATTEMPT_TIMEOUT, verify=tls()) as client:
         for attempt in range(len(RETRY_DELAYS) + 1):
             if attempt:
                 time.sleep(RETRY_DELAYS[attempt - 1])

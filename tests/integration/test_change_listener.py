@@ -275,3 +275,81 @@ async def test_delete_undelete_and_a_dropped_stream(stack, sf, salesforce, quiet
         httpx.post(f"{salesforce.instance_url}/_emulator/undelete/Contact/{contact_id}",
                    verify=tls(salesforce)).raise_for_status()
         await until(lambda: index_holds(stack, contact_id, e164), "the undeleted contact back on the index")
+
+
+async def changes_after(settings, replay: int, contact_id: str, timeout: float = 60.0):
+    """The Contact change events after `replay` that name contact_id, read and decoded as the
+    listener does."""
+    from callbridge.clients.salesforce.connection import SalesforceConnection
+    from callbridge.clients.salesforce.pubsub import PubSubClient
+    from emulators.salesforce.pubsub.bus import replay_bytes
+
+    pubsub = PubSubClient(settings, SalesforceConnection(settings))
+    try:
+        meta = await pubsub.metadata()
+
+        async def first():
+            async for response in pubsub.subscribe("/data/ContactChangeEvent", replay_bytes(replay), meta):
+                ours = [c for c in [await pubsub.decode(e, meta) for e in response.events]
+                        if contact_id in c.record_ids]
+                if ours:
+                    return ours
+        return await asyncio.wait_for(first(), timeout)
+    finally:
+        await pubsub.close()
+
+
+def index_rows_of(stack, contact_id: str) -> list[dict]:
+    engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(caller_index.caller_index).where(
+            caller_index.caller_index.c.contact_id == contact_id).order_by(
+            caller_index.caller_index.c.phone_field)).mappings()]
+
+
+async def test_call_loggings_own_contact_update_reaches_the_index_from_its_event_without_a_query(
+        stack, sf, salesforce, temporal_client, quiet_polling):
+    """Call logging's contact update (Last_Call_Date__c, from Callbridge's client) carries all the
+    index needs: the listener asks Salesforce nothing, and the rows are the ones a read makes."""
+    from datetime import datetime, timezone
+
+    from callbridge.clients.metering import metering
+    from callbridge.clients.salesforce.connection import SalesforceConnection
+    from callbridge.cdc.actions import ChangeActions
+
+    settings = stack_settings(stack)
+    own = SalesforceConnection(settings)
+    actions = ChangeActions(settings, own, temporal_client)
+    e164, digits = unique_us_number()
+    contact_id = new_sf_contact(sf, Phone=_phone(digits), MobilePhone=_phone(unique_us_number()[1]))
+    await asyncio.to_thread(actions._refresh_index, {contact_id}, set())  # indexed, as its create was
+    assert index_holds(stack, contact_id, e164)
+    last = httpx.get(f"{salesforce.instance_url}/_emulator/pubsub", verify=tls(salesforce)).json()["last_replay"]
+    own.restful(f"sobjects/Contact/{contact_id}", method="PATCH",
+                json={"Last_Call_Date__c": "2026-03-14T10:00:00.000+0000", "Last_Call_Duration__c": 42})
+    changes = await changes_after(settings, last, contact_id)
+
+    with metering() as meter:
+        await actions.apply(changes)
+    assert meter.salesforce == 0
+    from_event = index_rows_of(stack, contact_id)
+    assert len(from_event) == 2
+    assert {r["last_activity"].replace(tzinfo=timezone.utc) for r in from_event} == {
+        datetime(2026, 3, 14, 10, 0, tzinfo=timezone.utc)}
+    await asyncio.to_thread(actions._refresh_index, {contact_id}, set())  # what a read makes of it
+    assert index_rows_of(stack, contact_id) == from_event
+
+
+async def test_an_account_number_change_reaches_the_index(stack, sf, quiet_polling):
+    """The account's number is on the index's accounts row (screen pop by account number): an
+    update of AccountNumber alone is acted on, not only a rename."""
+    engine = get_engine(stack.env["CALLBRIDGE_DATABASE_URL"])
+    async with listening(stack, sf, "listener-account-number"):
+        number = f"INI-{time.time_ns()}"
+        account = sf.Account.create({"Name": "Initech", "AccountNumber": number})["id"]
+        e164, digits = unique_us_number()
+        contact_id = sf.Contact.create({"LastName": "Bolton", "AccountId": account, "Phone": _phone(digits)})["id"]
+        await until(lambda: index_holds(stack, contact_id, e164), "the contact's row")
+        assert caller_index.lookup_account(engine, number)[0] is not None
+        sf.Account.update(account, {"AccountNumber": number + "-2"})
+        await until(lambda: caller_index.lookup_account(engine, number + "-2")[0], "the new account number")

@@ -6,6 +6,11 @@ the stack configures (the webhook's bodies signed, since an unsigned one stops a
 Asserted: no 5xx, and Temporal holds exactly the workflows the accepted (202) requests
 started: invalid input starts none. Bounded for CI: a fixed budget per operation and mode,
 derandomized, so the same requests run every time.
+
+The session's Genesys emulator ends other tests' simulated calls through its trigger, which
+starts their call logging in the same namespace: a call logging workflow started during the
+fuzz counts as the fuzz's unless its conversation is one Genesys knows and no fuzzed
+delivery named (counting every start in the namespace made the test flaky).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -22,6 +28,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from callbridge.domain import signature
+from tests.helpers import genesys_token
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +61,50 @@ def credentials(path: str) -> tuple[str, str] | dict[str, str] | None:
 async def counts(client) -> Counter:
     out = Counter()
     for wtype in (*STARTS, *OTHER_TYPES):
-        out[wtype] = (await client.count_workflows(f"WorkflowType = '{wtype}'")).count
+        if wtype != "CallLoggingWorkflow":  # see call_logging_started_by_the_fuzz
+            out[wtype] = (await client.count_workflows(f"WorkflowType = '{wtype}'")).count
     return out
+
+
+def strings_in(raw: bytes) -> set[str]:
+    """Every string a delivery's body holds, as sent and JSON-decoded: where a conversation id
+    the starter took from it must appear."""
+    text = raw.decode("utf-8", "replace")
+    found = {text}
+    try:
+        todo = [json.loads(text)]
+    except ValueError:
+        return found
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            todo += item
+        elif isinstance(item, str):
+            found.add(item)
+    return found
+
+
+async def call_logging_started_by_the_fuzz(client, genesys, since: datetime, accepted_ids: set[str],
+                                           delivered: list[set[str]]) -> tuple[set[str], list[str]]:
+    """(the accepted deliveries' workflows found, the call logging workflows started since
+    `since` that no 202 accounts for and that aren't another test's simulated call)."""
+    headers = {"Authorization": f"Bearer {genesys_token(genesys)}"}
+    found: set[str] = set()
+    unexplained: list[str] = []
+    query = f"WorkflowType = 'CallLoggingWorkflow' AND StartTime >= '{since.isoformat()}'"
+    async for wf in client.list_workflows(query):
+        if wf.id in accepted_ids:
+            found.add(wf.id)
+            continue
+        conversation_id = wf.id.removeprefix("call-log-")
+        named = any(conversation_id in text for strings in delivered for text in strings)
+        known = requests.get(f"{genesys.api_url}/api/v2/conversations/{conversation_id}", headers=headers,
+                             timeout=30).status_code == 200
+        if named or not known:
+            unexplained.append(wf.id)
+    return found, unexplained
 
 
 def send(stack, session: requests.Session, case) -> requests.Response:
@@ -85,7 +134,10 @@ async def test_no_5xx_and_invalid_input_starts_nothing(stack, genesys, temporal_
     AGENT["Authorization"] = f"Bearer {sign_in(genesys, stack, agents(genesys)[1]['username'])}"
     schema = schemathesis.openapi.from_url(f"{stack.starter_url}/openapi.json")
     before = await counts(temporal_client)
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
     accepted: Counter = Counter()  # 202s per starting workflow type
+    accepted_call_logging: set[str] = set()  # the workflowIds the 202s named
+    delivered: list[set[str]] = []  # the strings of every call-ended delivery sent, whatever its answer
     statuses: Counter = Counter()
     failures: list[str] = []
     unbreakable: list[str] = []
@@ -109,6 +161,11 @@ async def test_no_5xx_and_invalid_input_starts_nothing(stack, genesys, temporal_
                 for wtype, paths in STARTS.items():
                     if resp.status_code == 202 and op.path in paths:
                         accepted[wtype] += 1
+                if op.path in STARTS["CallLoggingWorkflow"]:
+                    body = resp.request.body or b""
+                    delivered.append(strings_in(body if isinstance(body, bytes) else body.encode()))
+                    if resp.status_code == 202:
+                        accepted_call_logging.add(resp.json()["workflowId"])
 
             try:
                 run()
@@ -120,7 +177,13 @@ async def test_no_5xx_and_invalid_input_starts_nothing(stack, genesys, temporal_
     assert not failures, "\n".join(failures[:20])
     after = await counts(temporal_client)
     for wtype in STARTS:
-        assert after[wtype] - before[wtype] == accepted[wtype], (wtype, dict(statuses))
+        if wtype != "CallLoggingWorkflow":
+            assert after[wtype] - before[wtype] == accepted[wtype], (wtype, dict(statuses))
+    assert len(accepted_call_logging) == accepted["CallLoggingWorkflow"]  # each 202 a new workflow
+    found, unexplained = await call_logging_started_by_the_fuzz(
+        temporal_client, genesys, since, accepted_call_logging, delivered)
+    assert found == accepted_call_logging, dict(statuses)
+    assert unexplained == [], dict(statuses)
     for wtype in OTHER_TYPES:
         assert after[wtype] == before[wtype], wtype
     # The fuzzer really got past authentication and validation somewhere.

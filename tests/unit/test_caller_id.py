@@ -47,3 +47,49 @@ def test_store_apply_replace_remove_and_version(tmp_path):
     caller_index.remove_contacts(engine, ["003000000000001AAA"])
     assert caller_index.lookup(engine, "+15125550202") == []
     assert caller_index.version(engine) == v0 + 3
+
+
+def test_call_loggings_update_is_taken_from_its_change_event_anything_else_is_read():
+    from datetime import datetime, timezone
+
+    from callbridge.domain.caller_id import index_update_in_change
+
+    at = int(datetime(2026, 3, 14, 10, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    values = {"Last_Call_Date__c": at, "Last_Call_Duration__c": 42.0, "LastModifiedDate": at + 5}
+    own = ["Last_Call_Date__c", "Last_Call_Duration__c", "LastModifiedDate"]
+    assert index_update_in_change(own, [], values) == {
+        "last_activity": datetime(2026, 3, 14, 10, 0, tzinfo=timezone.utc),
+        "modstamp": datetime(2026, 3, 14, 10, 0, 0, 5000, tzinfo=timezone.utc)}
+    assert index_update_in_change(own + ["Phone"], [], {**values, "Phone": "512-555-0101"}) is None
+    assert index_update_in_change(own + ["Name.FirstName"], [], values) is None
+    assert index_update_in_change(own, ["MailingAddress.Country"], values) is None
+    assert index_update_in_change(own, ["Custom_Tier__c"], values) is None
+    # A nulled Last_Call_Date__c: the row falls back to LastActivityDate, which isn't in the event.
+    assert index_update_in_change(["LastModifiedDate"], ["Last_Call_Date__c"], {"LastModifiedDate": at}) is None
+    # Nothing of the rows changed: read (the read also refreshes LastActivityDate, as before).
+    assert index_update_in_change(["Description", "LastModifiedDate"], [], {"LastModifiedDate": at}) is None
+
+
+def test_store_update_from_an_event_leaves_a_later_read_and_unindexed_contacts(tmp_path):
+    from datetime import datetime, timezone
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    cid = "003000000000001AAA"
+    caller_index.apply_contacts(engine, [contact(cid, Phone="512-555-0101", MobilePhone="512-555-0102",
+                                                 MailingCountry="USA")], "US")
+    v0 = caller_index.version(engine)
+    call = {"last_activity": datetime(2026, 3, 15, 9, 0, tzinfo=timezone.utc),
+            "modstamp": datetime(2026, 3, 15, 9, 0, 1, tzinfo=timezone.utc)}
+    assert caller_index.update_contacts(engine, {cid: call, "003000000000009AAA": call}) == {"003000000000009AAA"}
+    assert caller_index.version(engine) == v0 + 1
+    # The same rows a read of the updated record makes.
+    from_event = caller_index.lookup(engine, "+15125550101")
+    caller_index.apply_contacts(engine, [contact(cid, Phone="512-555-0101", MobilePhone="512-555-0102",
+                                                 MailingCountry="USA", Last_Call_Date__c="2026-03-15T09:00:00.000+0000",
+                                                 SystemModstamp="2026-03-15T09:00:01.000+0000")], "US")
+    assert caller_index.lookup(engine, "+15125550101") == from_event
+    # An older event (a replayed batch) doesn't undo it: left for a read.
+    older = {"last_activity": datetime(2026, 3, 1, tzinfo=timezone.utc),
+             "modstamp": datetime(2026, 3, 1, 0, 0, 1, tzinfo=timezone.utc)}
+    assert caller_index.update_contacts(engine, {cid: older}) == {cid}
+    assert caller_index.lookup(engine, "+15125550101") == from_event

@@ -30,13 +30,16 @@ TOPICS = ("/data/ContactChangeEvent", "/data/AccountChangeEvent")
 
 @dataclass
 class Change:
-    """One decoded change event: what changed, not the values (those are read when acted on)."""
+    """One decoded change event: what changed, and the new values the event carries (an
+    update's changed fields and LastModifiedDate; datetimes as epoch milliseconds)."""
 
     entity: str
     change_type: str
     record_ids: list[str]
     origin: str
     changed_fields: list[str] = field(default_factory=list)
+    nulled_fields: list[str] = field(default_factory=list)
+    values: dict = field(default_factory=dict)
 
 
 def replay_id_refused(err: grpc.aio.AioRpcError) -> bool:
@@ -82,10 +85,12 @@ class PubSubClient:
     async def decode(self, event: pb2.ConsumerEvent, meta) -> Change:
         schema_json, parsed = await self.schema(event.event.schema_id, meta)
         body = fastavro.schemaless_reader(io.BytesIO(event.event.payload), parsed)
-        header = body["ChangeEventHeader"]
+        header = body.pop("ChangeEventHeader")
         return Change(entity=header["entityName"], change_type=header["changeType"],
                       record_ids=list(header["recordIds"]), origin=header.get("changeOrigin") or "",
-                      changed_fields=field_names(schema_json, list(header.get("changedFields") or [])))
+                      changed_fields=field_names(schema_json, list(header.get("changedFields") or [])),
+                      nulled_fields=field_names(schema_json, list(header.get("nulledFields") or [])),
+                      values={k: v for k, v in body.items() if v is not None})
 
     async def subscribe(self, topic: str, replay_id: bytes | None, meta) -> AsyncIterator[pb2.FetchResponse]:
         """FetchResponses from after replay_id (LATEST without one); asks for more once a batch is done."""
