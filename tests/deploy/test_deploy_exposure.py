@@ -90,3 +90,30 @@ def test_production_image_installs_from_the_lock_without_demo_parts():
     assert "COPY emulators" not in production and "requirements-dev.lock" not in production
     makefile = (REPO / "Makefile").read_text()
     assert "--require-hashes -r requirements-dev.lock" in makefile
+
+
+def test_every_command_compose_runs_is_in_the_image_stage_it_runs_on(tmp_path):
+    """A console script needs its package copied into the stage (or an earlier one): the
+    emulators run `callbridge-dev`, whose package (devstack/) the production stage leaves out."""
+    done = compose_config(tmp_path, {k: "x" * 20 for k in REQUIRED_ENV})
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    stages, copied, current = {}, set(), None
+    for line in (REPO / "deploy" / "docker" / "Dockerfile").read_text().splitlines():
+        if m := re.match(r"FROM \S+ AS (\w+)", line):
+            current = m.group(1)
+        elif m := re.match(r"COPY (\w+) ", line):
+            copied.add(m.group(1))
+        if current:
+            stages[current] = set(copied)
+    checked = 0
+    for name, service in services.items():
+        command = service.get("command") or []
+        if "build" not in service or not command or command[0] not in scripts:
+            continue
+        package = scripts[command[0]].split(".")[0]
+        stage = service["build"].get("target", "production")
+        assert package in stages[stage], f"{name} runs {command[0]} ({package}/) but the {stage} stage has no {package}/"
+        checked += 1
+    assert checked >= 2
