@@ -47,7 +47,7 @@ def precompile_workflows() -> None:
     """Write the workflows' bytecode (__pycache__, git-ignored), as `pip install` does for the
     image. The workflow sandbox imports a workflow's module afresh for every run: without a .pyc
     (PYTHONDONTWRITEBYTECODE, a source checkout) each call's run compiled workflows/call_logging.py
-    again, ~2 ms of the worker's CPU per call (docs/benchmarks.md)."""
+    again, ~1.5 ms of the worker's CPU per call (tests/workflows/test_workflow_sandbox.py)."""
     compileall.compile_dir(REPO / "workflows", quiet=1)
 
 
