@@ -5,15 +5,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import temporalio.workflow
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 _EXECUTED: list[str] | None = None
+_COMPILED: list[str] | None = None
 
 
 def _audit(event: str, args: tuple) -> None:
     if _EXECUTED is not None and event == "exec":
         _EXECUTED.append(getattr(args[0], "co_filename", ""))
+    if _COMPILED is not None and event == "compile":
+        _COMPILED.append(str(args[1]))
 
 
 sys.addaudithook(_audit)  # audit hooks stay for the process: this one records only inside the test
@@ -38,3 +43,24 @@ async def test_a_call_logging_run_reimports_only_its_own_module():
     modules = sorted({Path(f).relative_to(Path(__file__).resolve().parents[2]).as_posix()
                       for f in executed if f.endswith(".py") and "/workflows/" in f})
     assert modules == ["workflows/__init__.py", "workflows/call_logging.py"]
+
+
+async def test_the_dev_stack_worker_compiles_no_workflow_source_per_run():
+    """An installed image has every module's .pyc (pip writes them); a checkout run with
+    PYTHONDONTWRITEBYTECODE has none, and the sandbox's fresh import of the workflow module
+    compiled workflows/call_logging.py again for every call. The dev stack writes them first."""
+    global _COMPILED
+    from devstack.stack import REPO, precompile_workflows
+    from workflows.call_logging import CallLoggingWorkflow
+
+    for module in ("__init__", "call_logging"):
+        Path(importlib.util.cache_from_source(str(REPO / "workflows" / f"{module}.py"))).unlink(missing_ok=True)
+    precompile_workflows()  # what LocalStack.start_worker does before the worker starts
+    runner = SandboxedWorkflowRunner()
+    defn = temporalio.workflow._Definition.must_from_class(CallLoggingWorkflow)
+    _COMPILED = []
+    try:
+        runner.prepare_workflow(defn)  # a call's run: the module imported afresh in its sandbox
+    finally:
+        compiled, _COMPILED = _COMPILED, None
+    assert [f for f in compiled if "/workflows/" in f] == []
