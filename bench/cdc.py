@@ -156,7 +156,7 @@ async def main(args: argparse.Namespace) -> None:
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
     mapping = var / "mapping.yaml"
-    default = Path(__file__).resolve().parent.parent / "callbridge" / "sync" / "default_mapping.yaml"
+    default = Path(__file__).resolve().parent.parent / "callbridge" / "domain" / "sync" / "default_mapping.yaml"
     mapping.write_text(default.read_text().replace("interval_minutes: 30", "interval_minutes: 1"))
     settings = bench_settings(var, "callbridge-bench-cdc", sync_config_path=str(mapping),
                               genesys_requests_per_minute=0)

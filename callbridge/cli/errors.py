@@ -100,6 +100,7 @@ async def start_or_join(client, workflow, arg, *, id: str, task_queue: str, wait
 def run(app, name: str) -> None:
     """Run a Typer app: an expected condition is one line on stderr and exit status 2; a bug keeps
     its traceback."""
+    import os
     import sys
 
     from rich.console import Console
@@ -113,4 +114,9 @@ def run(app, name: str) -> None:
         if message is None:
             raise
         Console(stderr=True, highlight=False).print(f"[red]{name}: {message}[/red]", soft_wrap=True)
-        sys.exit(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Not sys.exit: after a failed connect the Temporal SDK's Rust threads may still call
+        # back into Python while the interpreter finalizes, which aborts it ("PyGILState_Release
+        # … finalizing", exit 134, a core dump) about one run in six. Nothing is left to clean up.
+        os._exit(2)

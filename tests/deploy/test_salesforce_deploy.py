@@ -129,7 +129,7 @@ def custom_fields() -> list[tuple[str, str, ET.Element]]:
 
 def product_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for d in PRODUCT_CODE for p in d.rglob("*.py")) + \
-        (REPO / "callbridge" / "sync" / "default_mapping.yaml").read_text()
+        (REPO / "callbridge" / "domain" / "sync" / "default_mapping.yaml").read_text()
 
 
 def test_every_custom_field_is_used_by_callbridge():
