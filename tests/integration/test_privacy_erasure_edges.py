@@ -67,10 +67,16 @@ async def test_an_erasure_that_fails_is_stored_as_failed(stack, sf, account, gen
                                           "status": 404, "count": 1000}]})
     try:
         request_id = await start_request(temporal_client, stack, settings, person["contact_id"], max_rounds=1)
-        result = await temporal_client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id)).result()
+        handle = temporal_client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id))
+        result = await handle.result()
     finally:
         sf_faults(salesforce, None)
     assert result.status == "failed" and result.remaining["salesforce.contacts"] == 1
+    # Failed at once after its last round: no pause before a round that won't come (the only
+    # timer is the deadline watch's, days long).
+    timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+              async for e in handle.fetch_history_events() if e.HasField("timer_started_event_attributes")]
+    assert timers and all(t > timedelta(days=1) for t in timers)
 
     api = httpx.get(f"{stack.starter_url}/gdpr/erasures/{request_id}", auth=ADMIN).json()
     assert api["status"] == "failed" and api["certificate"] is None and api["completedAt"]
