@@ -24,7 +24,7 @@ from callbridge.store.sync_runs import audit_for_pair, list_review
 from tests.helpers import (
     tls,
     ADMIN, GENESYS_CONTACTS, TEST_EMAIL_DOMAIN, genesys_contacts_linked_to, genesys_token, make_person, new_sf_contact,
-    place_call, run_cli, run_sync, stack_settings, unique_us_number,
+    place_call, run_cli, run_sync, stack_settings, unique_us_number, SYNC_LOOKBACK_SECONDS,
 )
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 from workflows.retention import RetentionWorkflow
@@ -186,7 +186,8 @@ async def test_an_erasure_during_a_sync_run_leaves_the_person_nowhere(stack, sf,
     from workflows.contact_sync import ContactSyncWorkflow
 
     sync = await temporal_client.start_workflow(
-        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), mode="one_way", force_path="per_pair"),
+        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), mode="one_way", force_path="per_pair",
+                                                          lookback_seconds=SYNC_LOOKBACK_SECONDS),
         id="contact-sync", task_queue=stack.task_queue)
     pair = temporal_client.get_workflow_handle(f"sync-pair-{victim}")
     while True:  # until the pair's Genesys create is in flight
