@@ -78,6 +78,15 @@ def salesforce(test_var_dir) -> SalesforceEmulator:
     proc.stop()
 
 
+# The test org's per-token Genesys budget: Genesys's default is 300 requests a minute
+# (client.credentials.token.rate.per.minute), raised per org through a support case
+# (developer.genesys.cloud/organization/organization/limits). The whole suite shares one
+# worker token, so at 300 its sync runs waited on the budget, not on anything they test; the
+# pacing and the 429 are tested on their own (tests/unit/test_sync_health.py, the emulator's
+# --rate-limit 5 in tests/emulators/test_genesys_emulator.py).
+GENESYS_REQUESTS_PER_MINUTE = 3000
+
+
 @pytest.fixture(scope="session")
 def genesys(test_var_dir) -> GenesysEmulator:
     data_dir = test_var_dir / "genesys"
@@ -88,6 +97,7 @@ def genesys(test_var_dir) -> GenesysEmulator:
         argv=python_module(
             "emulators.genesys", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--data-dir", str(data_dir), "--client-id", client_id, "--client-secret", client_secret,
+            "--rate-limit", str(GENESYS_REQUESTS_PER_MINUTE),
             # Tests that need the call simulator's webhook point it at the starter at run time
             # through POST /_emulator/config.
         ),
@@ -134,6 +144,11 @@ async def temporal_env():
         data_converter=data_converter(Settings(payload_keys=PAYLOAD_KEYS)),
         ui=False,
         dev_server_log_level="error",
+        # A deleted closed history stays visible until the transfer queue's ack level moves,
+        # every 30 s by default (history.transferProcessorUpdateAckInterval; the server's
+        # deleteExecution waits for the close task to be acked): each erasure's verification
+        # waited that out in its 10 s + 20 s rounds. At 1 s a deletion shows within ~4 s here.
+        dev_server_extra_args=["--dynamic-config-value", 'history.transferProcessorUpdateAckInterval="1s"'],
     )
     yield env
     await env.shutdown()
@@ -181,6 +196,7 @@ def stack(temporal_env, salesforce, genesys, test_var_dir) -> Stack:
         "CALLBRIDGE_GENESYS_LOGIN_URL": genesys.api_url,
         "CALLBRIDGE_GENESYS_CLIENT_ID": genesys.client_id,
         "CALLBRIDGE_GENESYS_CLIENT_SECRET": genesys.client_secret,
+        "CALLBRIDGE_GENESYS_REQUESTS_PER_MINUTE": str(GENESYS_REQUESTS_PER_MINUTE),
         "CALLBRIDGE_WEBHOOK_SECRET": webhook_secret,
         "CALLBRIDGE_STARTER_HOST": "127.0.0.1",
         "CALLBRIDGE_STARTER_PORT": str(starter_port),

@@ -166,12 +166,21 @@ def new_sf_contact(sf: Salesforce, consent: bool = True, **fields: Any) -> str:
     return contact_id
 
 
+# The lookback of the tests' sync runs (the schedule's is 120 s, against clock skew and late
+# commits; the suite runs on one machine, one clock, and writes before it syncs). At 120 s every
+# run re-read two minutes of the whole session's changes: 60-100 pairs of other tests' contacts
+# (mostly call logging's) per run instead of the test's own few.
+SYNC_LOOKBACK_SECONDS = 5
+
+
 async def run_sync(client, stack, **overrides):
-    """One ContactSyncWorkflow run (id contact-sync) with the built-in mapping and these overrides."""
+    """One ContactSyncWorkflow run (id contact-sync) with the built-in mapping and these
+    overrides (the lookback SYNC_LOOKBACK_SECONDS unless given)."""
     from callbridge.domain.sync.config import load
     from callbridge.domain.sync.models import ContactSyncInput
     from workflows.contact_sync import ContactSyncWorkflow
 
+    overrides.setdefault("lookback_seconds", SYNC_LOOKBACK_SECONDS)
     return await client.execute_workflow(
         ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), **overrides),
         id="contact-sync", task_queue=stack.task_queue)

@@ -197,8 +197,9 @@ class GdprErasureWorkflow:
                 status.phase = "completed"
                 return ErasureResult(request_id=rid, status="completed", certificate=cert)
             # Something reappeared or isn't gone yet (a sync mid-flight, a history being
-            # deleted): go round again after a pause.
-            await workflow.sleep(timedelta(seconds=10 * round_no))
+            # deleted): go round again after a pause; after the last round, fail (and alert) now.
+            if round_no < inp.max_rounds or not workflow.patched("erasure-no-pause-after-last-round"):
+                await workflow.sleep(timedelta(seconds=10 * round_no))
 
         status.phase = "failed"
         await self._alert(inp, "failed", "critical",

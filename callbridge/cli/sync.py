@@ -88,9 +88,16 @@ def sync_run(
         task = progress.add_task("collecting changes", total=None)
         result_task = asyncio.ensure_future(handle.result())
         while not result_task.done():
+            # The run's own query: pairs settled so far (it follows continue-as-new). Raced with
+            # the result: a query no worker answers is held for Temporal's 30 s query timeout,
+            # even after the run has ended.
+            query = asyncio.ensure_future(client.get_workflow_handle(WORKFLOW_ID).query(ContactSyncWorkflow.progress))
+            await asyncio.wait([result_task, query], return_when=asyncio.FIRST_COMPLETED)
+            if not query.done():
+                query.cancel()
+                break
             try:
-                # The run's own query: pairs settled so far (it follows continue-as-new).
-                state = await client.get_workflow_handle(WORKFLOW_ID).query(ContactSyncWorkflow.progress)
+                state = query.result()
                 if state["total"]:
                     progress.update(task, description="settling pairs", total=state["total"], completed=state["done"])
             except RPCError:

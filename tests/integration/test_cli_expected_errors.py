@@ -63,7 +63,9 @@ async def test_sync_run_while_a_run_is_going_says_since_when_and_waits_with_wait
                 break
         assert waiting.poll() is None, waiting.communicate()
         await handle.terminate("test: the run the CLI waits for ends")
-        out, err = waiting.communicate(timeout=60)
+        # It ends with the run: its progress query (no worker answers one on this queue) would
+        # have held it for Temporal's 30 s query timeout.
+        out, err = waiting.communicate(timeout=20)
         out = getattr(waiting, "_peeked", "") + (out or "")
         done = subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err)
         assert "is already running (since" in out

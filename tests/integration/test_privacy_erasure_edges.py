@@ -24,7 +24,7 @@ from callbridge.store.sync_runs import audit_for_pair, list_review
 from tests.helpers import (
     tls,
     ADMIN, GENESYS_CONTACTS, TEST_EMAIL_DOMAIN, genesys_contacts_linked_to, genesys_token, make_person, new_sf_contact,
-    place_call, run_cli, run_sync, stack_settings, unique_us_number,
+    place_call, run_cli, run_sync, stack_settings, unique_us_number, SYNC_LOOKBACK_SECONDS,
 )
 from workflows.gdpr_erasure import GdprErasureWorkflow, workflow_id
 from workflows.retention import RetentionWorkflow
@@ -67,10 +67,16 @@ async def test_an_erasure_that_fails_is_stored_as_failed(stack, sf, account, gen
                                           "status": 404, "count": 1000}]})
     try:
         request_id = await start_request(temporal_client, stack, settings, person["contact_id"], max_rounds=1)
-        result = await temporal_client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id)).result()
+        handle = temporal_client.get_workflow_handle_for(GdprErasureWorkflow.run, workflow_id(request_id))
+        result = await handle.result()
     finally:
         sf_faults(salesforce, None)
     assert result.status == "failed" and result.remaining["salesforce.contacts"] == 1
+    # Failed at once after its last round: no pause before a round that won't come (the only
+    # timer is the deadline watch's, days long).
+    timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+              async for e in handle.fetch_history_events() if e.HasField("timer_started_event_attributes")]
+    assert timers and all(t > timedelta(days=1) for t in timers)
 
     api = httpx.get(f"{stack.starter_url}/gdpr/erasures/{request_id}", auth=ADMIN).json()
     assert api["status"] == "failed" and api["certificate"] is None and api["completedAt"]
@@ -180,7 +186,8 @@ async def test_an_erasure_during_a_sync_run_leaves_the_person_nowhere(stack, sf,
     from workflows.contact_sync import ContactSyncWorkflow
 
     sync = await temporal_client.start_workflow(
-        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), mode="one_way", force_path="per_pair"),
+        ContactSyncWorkflow.run, ContactSyncInput.from_config(load(), mode="one_way", force_path="per_pair",
+                                                          lookback_seconds=SYNC_LOOKBACK_SECONDS),
         id="contact-sync", task_queue=stack.task_queue)
     pair = temporal_client.get_workflow_handle(f"sync-pair-{victim}")
     while True:  # until the pair's Genesys create is in flight

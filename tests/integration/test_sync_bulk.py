@@ -24,6 +24,7 @@ from tests.helpers import (
     new_sf_contact,
     pause_schedule,
     refresh_index,
+    SYNC_LOOKBACK_SECONDS,
     run_sync,
     salesforce_client,
     stack_settings,
@@ -228,7 +229,8 @@ async def test_runs_leave_a_pair_waiting_for_a_decision_be_and_hand_a_manual_con
         assert time.monotonic() < deadline
         await asyncio.sleep(0.3)
 
-    inp = ContactSyncInput.from_config(load(), mode="bidirectional", force_path="bulk")
+    inp = ContactSyncInput.from_config(load(), mode="bidirectional", force_path="bulk",
+                                    lookback_seconds=SYNC_LOOKBACK_SECONDS)
     inp.rules = manual
     result = await asyncio.wait_for(temporal_client.execute_workflow(
         ContactSyncWorkflow.run, inp, id="contact-sync", task_queue=stack.task_queue), timeout=120)
