@@ -161,6 +161,8 @@ async def test_killed_mid_stream_and_restarted_loses_nothing_and_applies_nothing
             await until(lambda: genesys_contacts_linked_to(gc, contact_id), "every contact in Genesys")
         for contact_id in contacts:
             assert len(genesys_contacts_linked_to(gc, contact_id)) == 1
+            # The audit is the pair's last step (after the link is written back): wait for it.
+            await until(lambda: creations(stack, contact_id), "the creation in the sync audit")
             assert creations(stack, contact_id) == 1
     finally:
         listener.stop()
